@@ -1,0 +1,26 @@
+//! Wire types: every message of CONTRACT.md, decoded and validated at the boundary.
+//!
+//! Input records are decoded from the exact bytes Kafka (or a replay line) carries into
+//! owned, validated domain values (`Record`), or rejected with a typed [`Reject`] whose
+//! [`RejectReason`] name is the DLQ `reason` and the metric label.
+mod decode;
+mod ident;
+mod input;
+mod output;
+mod reject;
+mod time;
+
+pub use decode::{decode_record, DecodeContext};
+pub use ident::{is_valid_identifier, is_valid_plate, PlateKind};
+pub use input::{
+    AckStatus, CameraEvent, Detection, DetectionClass, DispatchAck, PatrolPosition, PlateColor,
+    PlateRead, Record, RoadSurfaceState, Stream, UnitStatus, VehicleClass, WeatherObservation,
+};
+pub use output::{
+    Alert, AlertDispatch, AlertKind, AlertLocation, AlertStatus, DlqRecord, DlqSource, Severity,
+};
+pub use reject::{Reject, RejectReason};
+pub use time::{format_rfc3339, parse_rfc3339_ms, EventTime, UtcOffset};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! Output documents: alerts (CONTRACT.md section 3) and dead-letter records (section 6).
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::input::{wire_enum, Stream};
+use super::reject::Reject;
+
+wire_enum!(AlertKind {
+    Pedestrian => "pedestrian",
+    IllegalRideHailing => "illegal_ride_hailing",
+    SevereWeather => "severe_weather",
+});
+
+wire_enum!(
+    /// Ordered: `info < warning < severe < critical`.
+    Severity {
+        Info => "info",
+        Warning => "warning",
+        Severe => "severe",
+        Critical => "critical",
+    }
+);
+
+wire_enum!(AlertStatus {
+    New => "new",
+    Update => "update",
+    Redispatch => "redispatch",
+    Escalated => "escalated",
+    Cleared => "cleared",
+});
+
+/// Where an alert happened. Road fields are `null` when the point is off every road.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertLocation {
+    pub lon: f64,
+    pub lat: f64,
+    pub road_id: Option<String>,
+    pub road_name: Option<String>,
+    pub direction: Option<String>,
+    pub stake: Option<String>,
+    pub stake_m: Option<i64>,
+    pub structure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDispatch {
+    pub unit_id: String,
+    pub eta_s: i64,
+    pub route_m: i64,
+    pub attempt: u32,
+}
+
+/// One alert document, identical on `alerts` and `dispatch.<unit_id>`; key = `alert_id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub alert_id: String,
+    pub kind: AlertKind,
+    pub subtype: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub event_ts: String,
+    /// Set by the adapter that produces the alert: the core has no clock. The core fills
+    /// it with `event_ts` so that a value is always present.
+    pub emitted_ts: String,
+    pub location: AlertLocation,
+    pub summary: String,
+    pub details: serde_json::Map<String, serde_json::Value>,
+    pub dispatch: Option<AlertDispatch>,
+    pub source_event_ids: Vec<String>,
+}
+
+/// Where a refused record came from. Kafka fills topic/partition/offset; replay fills
+/// `line` (1-based) and the topic the stream is configured to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DlqSource {
+    pub topic: Option<String>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub line: Option<u64>,
+}
+
+/// A `roadwatch-dlq` document: the original bytes, where they came from, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DlqRecord {
+    pub reason: &'static str,
+    pub detail: String,
+    pub stream: Option<&'static str>,
+    pub source_topic: Option<String>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The original value as text when it is UTF-8 ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// ... and as standard base64 when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+}
+
+impl DlqRecord {
+    pub fn new(reject: &Reject, stream: Option<Stream>, source: DlqSource, value: &[u8]) -> Self {
+        let (text, b64) = match std::str::from_utf8(value) {
+            Ok(s) => (Some(s.to_owned()), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(value)),
+            ),
+        };
+        DlqRecord {
+            reason: reject.reason.as_str(),
+            detail: reject.detail.clone(),
+            stream: stream.map(Stream::as_str),
+            source_topic: source.topic,
+            partition: source.partition,
+            offset: source.offset,
+            line: source.line,
+            value: text,
+            value_base64: b64,
+        }
+    }
+}

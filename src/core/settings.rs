@@ -1,0 +1,97 @@
+//! Typed, validated settings the core runs on. Built by `crate::config` from the layered
+//! configuration; durations are event-time milliseconds so they add to timestamps directly.
+use super::model::UtcOffset;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeSettings {
+    /// Records up to this much older than the engine clock are still applied.
+    pub allowed_lateness_ms: i64,
+    /// A `ts` further than this ahead of the reference clock is bad input.
+    pub max_future_skew_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PedestrianSettings {
+    pub min_confidence: f64,
+    pub confirm_single_confidence: f64,
+    pub confirm_window_ms: i64,
+    pub confirm_distance_m: f64,
+    pub incident_radius_m: f64,
+    pub clear_after_ms: i64,
+    pub critical_fog_level: u8,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherSettings {
+    pub stretch_m: f64,
+    /// Thresholds of visibility levels 1..4, strictly decreasing.
+    pub visibility_levels_m: [f64; 4],
+    pub ice_surface_temp_c: f64,
+    /// Gust thresholds of Beaufort force 8, 10, 12, increasing.
+    pub wind_gust_levels_ms: [f64; 3],
+    /// Rain thresholds for warning and severe, increasing.
+    pub rain_levels_mm_h: [f64; 2],
+    pub enter_count: u32,
+    pub enter_count_critical: u32,
+    pub leave_count: u32,
+    pub leave_margin: f64,
+    pub forecast_enabled: bool,
+    pub forecast_visibility_m: f64,
+    pub forecast_horizon_ms: i64,
+    pub forecast_min_observations: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RideHailingSettings {
+    pub watchlist_cooldown_ms: i64,
+    pub trip_gap_ms: i64,
+    pub window_ms: i64,
+    pub daily_distance_km: f64,
+    pub score_threshold: f64,
+    pub pattern_cooldown_ms: i64,
+    pub max_tracked_plates: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchSettings {
+    pub max_position_age_ms: i64,
+    pub speed_ms: f64,
+    pub straight_line_factor: f64,
+    pub ack_timeout_ms: i64,
+    pub max_attempts: u32,
+    pub busy_after_arrived_ms: i64,
+    pub allow_median_uturn: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    ZhCn,
+    En,
+}
+
+impl Locale {
+    pub fn parse(s: &str) -> Option<Locale> {
+        match s {
+            "zh-CN" => Some(Locale::ZhCn),
+            "en" => Some(Locale::En),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSettings {
+    pub locale: Locale,
+    pub utc_offset: UtcOffset,
+}
+
+/// Everything the engine needs, in one value that tests can build by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    pub time: TimeSettings,
+    pub pedestrian: PedestrianSettings,
+    pub weather: WeatherSettings,
+    pub ride_hailing: RideHailingSettings,
+    pub dispatch: DispatchSettings,
+    pub output: OutputSettings,
+}

@@ -1,0 +1,15 @@
+//! roadwatch — an expressway event-perception stream processor.
+//!
+//! Map of the crate:
+//! - [`core`]: the I/O-free heart. Wire types ([`core::model`]), road geometry
+//!   ([`core::roads`]), detectors, dispatch and the engine. No tokio, rdkafka, prometheus,
+//!   files or clock: the same code runs live, in replay, in the demo and in benches.
+//! - [`config`]: layered configuration (defaults → file → environment) into typed settings.
+//! - [`io`]: adapters around the core — Kafka, replay files, HTTP, metrics.
+//! - [`cli`]: the command line (`run`, `replay`, `demo`, `simulate`, `check-config`, `roads`).
+//! - [`logging`]: tracing set-up (text or JSON, `RUST_LOG`).
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod io;
+pub mod logging;
