@@ -3,13 +3,20 @@
 //!
 //! Exit status: 0 success, 1 runtime or I/O failure, 2 bad arguments or configuration,
 //! 3 the command's capability is not part of this build yet (it says which issue adds it).
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io::{self as stdio, BufReader, BufWriter, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Settings};
+use crate::core::engine::Engine;
+use crate::core::roads::{LoadError, LoadOptions, RoadNetwork};
+use crate::io::{self, roads_cmd};
 use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -160,12 +167,12 @@ fn execute(command: Command) -> Result<(), Failure> {
                  The configuration is valid.",
             ))
         }
-        Command::Replay { config, .. } => {
-            load_settings(&config)?;
-            Err(Failure::NotYet(
-                "`replay` needs the detection engine, which is not built yet: see issue 4.",
-            ))
-        }
+        Command::Replay {
+            roads,
+            input,
+            output,
+            config,
+        } => replay(load_settings(&config)?, roads, &input, &output),
         Command::Demo { config, .. } => {
             load_settings(&config)?;
             Err(Failure::NotYet(
@@ -183,17 +190,109 @@ fn execute(command: Command) -> Result<(), Failure> {
 fn check_config(file: Option<&Path>) -> Result<(), Failure> {
     let merged = config::merged(file, std::env::vars()).map_err(Failure::Config)?;
     config::validate(&merged).map_err(Failure::Config)?;
-    let mut out = BufWriter::new(io::stdout().lock());
+    let mut out = BufWriter::new(stdio::stdout().lock());
     writeln!(out, "# effective roadwatch configuration (valid)")
         .and_then(|_| out.write_all(config::render_effective(&merged).as_bytes()))
         .and_then(|_| out.flush())
         .map_err(|e| Failure::Runtime(e.into()))
 }
 
+/// Loads the road network named by the settings. A file that cannot be read is an I/O
+/// failure (status 1); a file whose content is refused is a bad argument (status 2).
+fn load_roads(settings: &Settings) -> Result<RoadNetwork, Failure> {
+    let opts = LoadOptions {
+        max_snap_m: settings.roads.max_snap_m,
+        strict: settings.roads.strict,
+    };
+    roads_cmd::load_network_file(&settings.roads.file, &opts).map_err(|e| {
+        if e.chain().any(|c| c.is::<LoadError>()) {
+            Failure::Usage(format!("{e:#}"))
+        } else {
+            Failure::Runtime(e)
+        }
+    })
+}
+
+fn replay(
+    mut settings: Settings,
+    roads: Option<PathBuf>,
+    input: &Path,
+    output: &Path,
+) -> Result<(), Failure> {
+    if let Some(path) = roads {
+        settings.roads.file = path;
+    }
+    let network = Arc::new(load_roads(&settings)?);
+    let mut engine = Engine::new(settings.engine.clone(), network);
+    let in_file =
+        File::open(input).with_context(|| format!("opening replay input {}", input.display()))?;
+    let size = in_file.metadata().map(|m| m.len()).unwrap_or(0);
+    let out_file = File::create(output)
+        .with_context(|| format!("creating replay output {}", output.display()))?;
+    let bar = progress_bar(size);
+    let summary = io::replay::replay(
+        &settings,
+        &mut engine,
+        BufReader::with_capacity(1 << 20, in_file),
+        BufWriter::with_capacity(1 << 20, out_file),
+        |done| bar.set_position(done),
+    )
+    .with_context(|| format!("replaying {} into {}", input.display(), output.display()))?;
+    bar.finish_and_clear();
+    print!("{}", summary.render());
+    Ok(())
+}
+
+/// A progress bar on stderr for long files when a person is watching; hidden otherwise.
+fn progress_bar(total_bytes: u64) -> ProgressBar {
+    const WORTH_A_BAR: u64 = 16 << 20;
+    if total_bytes < WORTH_A_BAR || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_bytes);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 fn roads(cmd: RoadsCommand) -> Result<(), Failure> {
     match cmd {
-        RoadsCommand::Locate { .. } | RoadsCommand::Stats { .. } => Err(Failure::NotYet(
-            "`roads` needs the road-geometry module, which is not built yet: see issue 3.",
-        )),
+        RoadsCommand::Locate {
+            roads,
+            config,
+            lon,
+            lat,
+        } => {
+            let mut settings = load_settings(&config)?;
+            if let Some(path) = roads {
+                settings.roads.file = path;
+            }
+            let point = match (lon, lat) {
+                (Some(lon), Some(lat)) => Some((lon, lat)),
+                (None, None) => None,
+                _ => return Err(Failure::Usage("give both LON and LAT, or neither".into())),
+            };
+            let network = load_roads(&settings)?;
+            let stdin = std::io::stdin();
+            roads_cmd::locate_command(&network, point, stdin.lock(), std::io::stdout().lock())?;
+            Ok(())
+        }
+        RoadsCommand::Stats { file, config } => {
+            let settings = load_settings(&config)?;
+            let opts = LoadOptions {
+                max_snap_m: settings.roads.max_snap_m,
+                strict: settings.roads.strict,
+            };
+            roads_cmd::stats_command(&file, &opts, std::io::stdout().lock()).map_err(|e| {
+                if e.chain().any(|c| c.is::<LoadError>()) {
+                    Failure::Usage(format!("{e:#}"))
+                } else {
+                    Failure::Runtime(e)
+                }
+            })
+        }
     }
 }

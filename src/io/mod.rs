@@ -1,4 +1,6 @@
 //! Adapters around the core: Kafka, replay files, HTTP, metrics. They convert at the
 //! boundary (bytes in, owned core values; core outputs, bytes out) and stay thin.
 pub mod kafka;
+pub mod output;
+pub mod replay;
 pub mod roads_cmd;
