@@ -260,6 +260,16 @@ fn exercise(net: &RoadNetwork) {
         let _ = net.zones_at(lon, lat, 0);
     }
     for line in net.lines() {
+        for odd in [f64::NAN, f64::INFINITY, -1e300, 0.0] {
+            let _ = line.stake_at_along(odd);
+            let _ = line.point_at_along(odd);
+            let _ = line.along_at_stake(odd);
+            let _ = line.structure_at_along(odd);
+            let _ = net.point_at(line.id(), odd);
+            let _ = net.next_interchange(line.road_id(), line.direction(), odd, true);
+            let _ = net.distance_along(line.road_id(), line.direction(), odd, 0.0);
+            let _ = net.stretch(line.road_id(), odd, 10.0);
+        }
         let _ = net.point_at(line.id(), line.stake_start_m());
         let _ = net.carriageway_at(line.road_id(), Direction::Up, line.stake_end_m());
     }

@@ -170,8 +170,11 @@ fn write_dlq(
     output.write_all(b"\n")
 }
 
+/// A refused replay line, with the stream when the line named a known one.
+type BadLine = (Reject, Option<Stream>);
+
 /// Splits a replay line into its stream and the raw bytes of its value.
-fn envelope(line: &[u8]) -> Result<(Stream, &[u8]), (Reject, Option<Stream>)> {
+fn envelope(line: &[u8]) -> Result<(Stream, &[u8]), BadLine> {
     let env: Envelope = serde_json::from_slice(line).map_err(|e| {
         (
             Reject::new(RejectReason::InvalidJson, format!("replay line: {e}")),

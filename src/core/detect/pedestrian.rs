@@ -261,15 +261,16 @@ impl PedestrianDetector {
             self.pending.pop_front();
         }
         let clear_after = self.settings.clear_after_ms;
-        let mut i = 0;
-        while i < self.incidents.len() {
-            let deadline = self.incidents[i].last_ms + clear_after;
-            if deadline <= now {
-                let inc = self.incidents.remove(i);
-                out.push(self.draft(&inc, AlertStatus::Cleared, deadline));
-            } else {
-                i += 1;
-            }
+        let (due, open): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut self.incidents)
+            .into_iter()
+            .partition(|inc| inc.last_ms + clear_after <= now);
+        self.incidents = open;
+        // In deadline order, as they would have fired with a finer clock; the sort is
+        // stable, so equal deadlines keep their opening order.
+        let mut due = due;
+        due.sort_by_key(|inc| inc.last_ms);
+        for inc in due {
+            out.push(self.draft(&inc, AlertStatus::Cleared, inc.last_ms + clear_after));
         }
     }
 

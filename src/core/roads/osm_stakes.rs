@@ -9,7 +9,10 @@
 //!    of that road within that distance — a marker in the median serves both
 //!    carriageways, which share one stake series. A foot of the perpendicular
 //!    beyond a chain's end is not an anchor for that chain.
-//! 2. **Drop anchors that disagree.** Stakes must be monotone along a chain;
+//! 2. **Drop anchors that disagree.** Equal stakes within
+//!    `EQUAL_STAKE_MERGE_M` of each other (the markers on both sides of the
+//!    road) first merge into one at their mean position. Stakes must be
+//!    monotone along a chain;
 //!    the longest strictly monotone run of anchors is kept (increasing or
 //!    decreasing; on a tie, the one whose overall slope is nearer 1 m/m), so
 //!    a marker of a crossing road or a typo cannot bend the profile.

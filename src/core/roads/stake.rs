@@ -142,6 +142,9 @@ impl StakeProfile {
 
     /// Stake at `along_m` metres along the geometry.
     pub fn stake_at(&self, along_m: f64) -> f64 {
+        if along_m.is_nan() {
+            return f64::NAN;
+        }
         let first = self.anchors[0];
         let last = self.anchors[self.anchors.len() - 1];
         if along_m <= first[0] {
@@ -160,6 +163,9 @@ impl StakeProfile {
     /// Metres along the geometry where the stake is `stake_m` (extrapolating
     /// beyond the anchors like [`Self::stake_at`]; the caller clamps to the line).
     pub fn along_at(&self, stake_m: f64) -> f64 {
+        if stake_m.is_nan() {
+            return f64::NAN;
+        }
         let first = self.anchors[0];
         let last = self.anchors[self.anchors.len() - 1];
         let slope = self.outside_slope;
@@ -237,6 +243,13 @@ mod tests {
         assert!(StakeProfile::from_anchors(vec![[0.0, 1.0], [10.0, 2.0], [20.0, 1.5]]).is_none());
         assert!(StakeProfile::from_anchors(vec![[0.0, 1.0], [0.0, 2.0]]).is_none());
         assert!(StakeProfile::from_anchors(vec![[0.0, f64::NAN], [1.0, 2.0]]).is_none());
+    }
+
+    #[test]
+    fn nan_in_nan_out() {
+        let p = StakeProfile::from_anchors(vec![[0.0, 0.0], [10.0, 10.0], [20.0, 30.0]]).unwrap();
+        assert!(p.stake_at(f64::NAN).is_nan());
+        assert!(p.along_at(f64::NAN).is_nan());
     }
 
     #[test]
