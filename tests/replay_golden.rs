@@ -60,7 +60,12 @@ fn run_fixture(dir: &Path) {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "{}: output line {} differs", dir.display(), i + 1);
     }
-    assert_eq!(got.len(), want.len(), "{}: number of output lines", dir.display());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{}: number of output lines",
+        dir.display()
+    );
 }
 
 #[test]
@@ -121,7 +126,12 @@ fn bad_arguments_exit_2_and_missing_files_exit_1() {
         .arg(&bad_roads)
         .output()
         .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let no_input_flag = Command::new(env!("CARGO_BIN_EXE_roadwatch"))
         .args(["replay", "--output", "x"])
         .output()

@@ -85,9 +85,12 @@ fn sphere_distance(q: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
 
 /// Nearest motorway way to `q` by brute force over every segment of the
 /// fixture: (metres, road id).
+/// A fixture segment: its ends and its way's road id.
+type Segment = ((f64, f64), (f64, f64), String);
+
 fn brute_force_nearest(q: (f64, f64)) -> (f64, String) {
     // Every segment of the fixture with its way's road id, read once.
-    static SEGMENTS: OnceLock<Vec<((f64, f64), (f64, f64), String)>> = OnceLock::new();
+    static SEGMENTS: OnceLock<Vec<Segment>> = OnceLock::new();
     let segments = SEGMENTS.get_or_init(|| {
         features_with("motorway")
             .into_iter()

@@ -386,6 +386,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         max_attempts: r.int("dispatch.max_attempts", 1, 100) as u32,
         busy_after_arrived_ms: r.seconds_ms("dispatch.busy_after_arrived_s", 0),
         allow_median_uturn: r.boolean("dispatch.allow_median_uturn"),
+        intercept_vehicle_speed_ms: r.positive("dispatch.intercept_vehicle_speed_ms"),
     };
 
     let locale_text = r.string("output.locale");

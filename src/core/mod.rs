@@ -3,6 +3,7 @@
 //! hand it bytes and event time, and take its outputs.
 pub mod alert;
 pub mod detect;
+pub mod dispatch;
 pub mod engine;
 pub mod model;
 pub mod roads;

@@ -61,6 +61,9 @@ pub struct DispatchSettings {
     pub max_attempts: u32,
     pub busy_after_arrived_ms: i64,
     pub allow_median_uturn: bool,
+    /// Speed assumed for a vehicle being intercepted, to tell whether a unit gets to the
+    /// interception point first.
+    pub intercept_vehicle_speed_ms: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,11 @@ const MAX_SOURCE_IDS: usize = 5;
 const MIN_TREND_CAPACITY: usize = 32;
 /// The longest ladder (fog has four visibility levels).
 const MAX_LEVELS: usize = 4;
+/// The early warning needs a fall distinguishable from sensor noise: the fitted slope at
+/// least this many standard errors below zero (a one-sided t-test, ~95% for a long fit).
+/// A method constant, not a weather threshold: visibility sensors scatter 10–20% in fog,
+/// and three noisy readings can tilt a line steeply.
+const TREND_MIN_T: f64 = 2.0;
 
 /// The four quantities a station is judged on; each is an alert `subtype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -241,7 +246,12 @@ impl Ladder {
     /// lands on the highest level not itself cleared (it may skip levels at once when the
     /// readings clear them too). Meet and clear runs of one level exclude each other, so
     /// up never undoes a drop made on the same readings.
-    fn step(&mut self, r: &Readings, severities: &[Severity], s: &WeatherSettings) -> Option<Change> {
+    fn step(
+        &mut self,
+        r: &Readings,
+        severities: &[Severity],
+        s: &WeatherSettings,
+    ) -> Option<Change> {
         let n = severities.len();
         for (k, reading) in r.iter().enumerate().take(n) {
             match reading {
@@ -492,12 +502,10 @@ fn record_visibility(
     }
 }
 
-/// Least-squares line through the readings within the horizon before `now`; a forecast
-/// when at least `forecast_min_observations` readings fall, the fitted slope is negative
-/// and the line is below `forecast_visibility_m` within `forecast_horizon_ms`.
-///
-/// The last reading must also be below the first: a few noisy readings around a steady
-/// value can tilt a short fit steeply, but they do not fall overall.
+/// The early warning: least-squares lines through the latest `k` readings within the
+/// horizon before `now`, for every `k` from `forecast_min_observations` up to all of
+/// them, longest first (the most evidence wins). Trying the shorter windows too means a
+/// fall that has just begun is not hidden by the steady readings before it.
 fn forecast(
     trend: &VecDeque<(EventTime, f64)>,
     now: EventTime,
@@ -510,18 +518,27 @@ fn forecast(
         .filter(|&&(t, _)| from <= t && t <= now)
         .map(|&(t, v)| ((t - now) as f64 / 60_000.0, v))
         .collect();
-    let n = window.len();
-    if n < s.forecast_min_observations as usize || n < 2 {
-        return None;
-    }
-    if window[n - 1].1 >= window[0].1 {
+    let min_n = (s.forecast_min_observations as usize).max(2);
+    (min_n..=window.len())
+        .rev()
+        .find_map(|k| fit_crossing(&window[window.len() - k..], s))
+}
+
+/// One fit: a forecast when the line falls and is below `forecast_visibility_m` within
+/// `forecast_horizon_ms` of now (t = 0). Noise guards: the last reading must be below the
+/// first, and with three or more readings the slope at least [`TREND_MIN_T`] standard
+/// errors below zero.
+fn fit_crossing(points: &[(f64, f64)], s: &WeatherSettings) -> Option<Forecast> {
+    let n = points.len();
+    let (first, last) = (points.first()?.1, points.last()?.1);
+    if n < 2 || last >= first {
         return None;
     }
     let count = n as f64;
-    let mean_t = window.iter().map(|p| p.0).sum::<f64>() / count;
-    let mean_v = window.iter().map(|p| p.1).sum::<f64>() / count;
+    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / count;
+    let mean_v = points.iter().map(|p| p.1).sum::<f64>() / count;
     let (mut sxx, mut sxy) = (0.0, 0.0);
-    for &(t, v) in &window {
+    for &(t, v) in points {
         sxx += (t - mean_t) * (t - mean_t);
         sxy += (t - mean_t) * (v - mean_v);
     }
@@ -531,6 +548,16 @@ fn forecast(
     let slope = sxy / sxx;
     if !slope.is_finite() || slope >= 0.0 {
         return None;
+    }
+    if n > 2 {
+        let sse: f64 = points
+            .iter()
+            .map(|&(t, v)| (v - (mean_v + slope * (t - mean_t))).powi(2))
+            .sum();
+        let std_err = (sse / (n - 2) as f64 / sxx).sqrt();
+        if slope > -TREND_MIN_T * std_err {
+            return None;
+        }
     }
     let fitted_now = mean_v - slope * mean_t;
     let horizon_min = s.forecast_horizon_ms as f64 / 60_000.0;
@@ -642,7 +669,12 @@ fn step_quantity(
     }
 
     let take = (run.max(1) as usize).min(q.recent_ids.len());
-    let source_event_ids = q.recent_ids.iter().skip(q.recent_ids.len() - take).cloned().collect();
+    let source_event_ids = q
+        .recent_ids
+        .iter()
+        .skip(q.recent_ids.len() - take)
+        .cloned()
+        .collect();
     Some(Emission {
         subtype,
         status,
@@ -956,12 +988,16 @@ fn summary(
     if zh {
         text.push_str(&format!(" ({}) {limit}", level_word_zh(e.level)));
         if let Some(mins) = mins {
-            text.push_str(&format!(" 能见度快速下降 预计 {mins} 分钟内低于 {thr:.0} 米"));
+            text.push_str(&format!(
+                " 能见度快速下降 预计 {mins} 分钟内低于 {thr:.0} 米"
+            ));
         }
     } else {
         text.push_str(&format!(" (level {}), {limit}", e.level));
         if let Some(mins) = mins {
-            text.push_str(&format!(", falling: below {thr:.0} m expected within {mins} min"));
+            text.push_str(&format!(
+                ", falling: below {thr:.0} m expected within {mins} min"
+            ));
         }
     }
     text
@@ -1047,7 +1083,10 @@ fn draft(
     if e.subtype == Subtype::Fog {
         d.insert("forecast".into(), json!(e.forecast.is_some()));
         if let Some(f) = e.forecast {
-            d.insert("forecast_visibility_m".into(), json!(s.forecast_visibility_m));
+            d.insert(
+                "forecast_visibility_m".into(),
+                json!(s.forecast_visibility_m),
+            );
             d.insert("forecast_within_s".into(), json!(f.within_ms / 1000));
             d.insert(
                 "trend_m_per_min".into(),

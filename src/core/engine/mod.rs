@@ -19,6 +19,7 @@ use super::alert::AlertDraft;
 use super::detect::pedestrian::PedestrianDetector;
 use super::detect::ride_hailing::RideHailingDetector;
 use super::detect::weather::WeatherDetector;
+use super::dispatch::{DispatchStats, Dispatcher};
 use super::model::{Alert, EventTime, Record};
 use super::roads::RoadNetwork;
 use super::settings::EngineSettings;
@@ -38,6 +39,7 @@ pub struct Engine {
     pedestrian: PedestrianDetector,
     weather: WeatherDetector,
     ride_hailing: RideHailingDetector,
+    dispatcher: Dispatcher,
     /// Reused between calls so the hot path does not allocate a buffer per record.
     drafts: Vec<AlertDraft>,
     stats: EngineStats,
@@ -49,7 +51,8 @@ impl Engine {
         Engine {
             pedestrian: PedestrianDetector::new(settings.pedestrian.clone(), output.clone()),
             weather: WeatherDetector::new(settings.weather.clone(), output.clone()),
-            ride_hailing: RideHailingDetector::new(settings.ride_hailing.clone(), output),
+            ride_hailing: RideHailingDetector::new(settings.ride_hailing.clone(), output.clone()),
+            dispatcher: Dispatcher::new(settings.dispatch.clone(), output, &roads),
             clock: EventClock::default(),
             drafts: Vec::new(),
             stats: EngineStats::default(),
@@ -76,7 +79,13 @@ impl Engine {
         s.open_incidents = self.pedestrian.open_incidents();
         s.weather_stations = self.weather.stations();
         s.tracked_plates = self.ride_hailing.tracked_plates();
+        s.units = self.dispatcher.units();
+        s.open_assignments = self.dispatcher.open_assignments();
         s
+    }
+
+    pub fn dispatch_stats(&self) -> &DispatchStats {
+        self.dispatcher.stats()
     }
 
     /// Applies one validated record; appends every alert it (and the timers due before
@@ -107,9 +116,11 @@ impl Engine {
             Record::Plate(read) => self
                 .ride_hailing
                 .on_plate_read(read, roads, &mut self.drafts),
-            // Patrol positions and acks feed flat dispatch (issue 5); until it lands they
-            // are validated and counted only.
-            Record::Patrol(_) | Record::Ack(_) => {}
+            Record::Patrol(p) => self.dispatcher.on_position(p, roads),
+            Record::Ack(ack) => {
+                self.dispatcher
+                    .on_ack(ack, ts.max(self.clock.now().unwrap_or(ts)), roads, out)
+            }
         }
         self.flush(out);
         Applied::Accepted
@@ -129,12 +140,16 @@ impl Engine {
         );
         self.ride_hailing.on_time(now, &mut self.drafts);
         self.flush(out);
+        self.dispatcher.on_time(now, &self.roads, out);
     }
 
+    /// Detector drafts → wire documents → dispatch, in the order the detectors decided.
     fn flush(&mut self, out: &mut Vec<Alert>) {
+        let now = self.clock.now().unwrap_or_default();
         for draft in self.drafts.drain(..) {
             self.stats.alerts += 1;
-            out.push(draft.build(&self.settings.output));
+            let alert = draft.build(&self.settings.output);
+            self.dispatcher.on_alert(alert, now, &self.roads, out);
         }
     }
 }

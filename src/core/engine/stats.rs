@@ -12,6 +12,9 @@ pub struct EngineStats {
     pub open_incidents: usize,
     pub weather_stations: usize,
     pub tracked_plates: usize,
+    /// Patrol units known to the dispatcher, and alerts assigned to one.
+    pub units: usize,
+    pub open_assignments: usize,
 }
 
 impl EngineStats {

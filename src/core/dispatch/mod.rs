@@ -1,0 +1,435 @@
+//! Flat dispatch (扁平化指挥, DOMAIN.md "Flat dispatch"): every alert goes straight to the
+//! patrol unit best placed to act, by road-aware ETA, with no dispatcher in between; acks
+//! drive re-dispatch and escalation.
+//!
+//! - Candidates: last position ≤ `max_position_age` old, reported `available`, holding no
+//!   assignment. Ranked by route metres (eta.rs) / `speed_ms`; ties to the smaller id.
+//! - The search visits units by increasing straight-line distance and stops once that
+//!   distance alone exceeds the best route found: a route is never shorter than the
+//!   straight line between the snapped points, so the choice is exact without computing
+//!   a route for every unit (an oracle property test checks this).
+//! - Pedestrian alerts go to the incident, weather alerts to the station's stretch,
+//!   ride-hailing alerts to the interception point ahead of the vehicle
+//!   (`details.intercept`) when a unit can be there first, else to the sighting.
+//! - No `accepted` within `ack_timeout`, or a `declined`, re-dispatches to the next best
+//!   unit (`redispatch`, attempt + 1, the refusing unit excluded); after `max_attempts`,
+//!   or with no candidate, the alert is `escalated` with `dispatch: null`.
+//! - A unit is busy from assignment until `resolved`, or `busy_after_arrived` after
+//!   `arrived`. Acks for unknown alerts or from units not assigned are counted, ignored.
+mod eta;
+mod registry;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub use eta::{route, OnRoad, Place, Route, RouteKind};
+pub use registry::{Registry, Unit};
+
+use crate::core::model::{
+    format_rfc3339, AckStatus, Alert, AlertDispatch, AlertKind, AlertStatus, DispatchAck,
+    EventTime, PatrolPosition, UnitStatus,
+};
+use crate::core::roads::{Direction, RoadNetwork};
+use crate::core::settings::{DispatchSettings, OutputSettings};
+
+/// Counters for metrics (`roadwatch_dispatch_total{outcome}`) and reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchStats {
+    pub assigned: u64,
+    pub redispatched: u64,
+    pub escalated: u64,
+    pub ack_timeouts: u64,
+    pub acks_accepted: u64,
+    pub acks_declined: u64,
+    pub acks_arrived: u64,
+    pub acks_resolved: u64,
+    /// Acks naming an alert with no open assignment.
+    pub acks_unknown_alert: u64,
+    /// Acks from a unit that does not hold the alert.
+    pub acks_wrong_unit: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Assignment {
+    /// The last document sent for this alert, re-sent on re-dispatch and escalation.
+    alert: Alert,
+    target: Place,
+    unit: Option<u32>,
+    attempt: u32,
+    assigned_ms: EventTime,
+    accepted: bool,
+    arrived_ms: Option<EventTime>,
+    cleared_ms: Option<EventTime>,
+    excluded: BTreeSet<u32>,
+}
+
+pub struct Dispatcher {
+    settings: DispatchSettings,
+    output: OutputSettings,
+    registry: Registry,
+    /// Open assignments by alert id (ordered, so timers fire deterministically).
+    assignments: BTreeMap<String, Assignment>,
+    stats: DispatchStats,
+    snap_m: f64,
+    /// Speed assumed for a vehicle to be intercepted (m/s).
+    vehicle_speed_ms: f64,
+}
+
+impl Dispatcher {
+    pub fn new(settings: DispatchSettings, output: OutputSettings, net: &RoadNetwork) -> Self {
+        let lat = reference_latitude(net);
+        let snap_m = net.max_snap_m();
+        Dispatcher {
+            vehicle_speed_ms: settings.intercept_vehicle_speed_ms,
+            settings,
+            output,
+            registry: Registry::new(lat, snap_m),
+            assignments: BTreeMap::new(),
+            stats: DispatchStats::default(),
+            snap_m,
+        }
+    }
+
+    pub fn stats(&self) -> &DispatchStats {
+        &self.stats
+    }
+
+    pub fn units(&self) -> usize {
+        self.registry.len()
+    }
+
+    pub fn open_assignments(&self) -> usize {
+        self.assignments.len()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn on_position(&mut self, p: &PatrolPosition, net: &RoadNetwork) {
+        self.registry.on_position(p, net);
+    }
+
+    /// Fills in `dispatch` (and possibly `status`) of an alert from a detector, and
+    /// appends the document(s) to send.
+    pub fn on_alert(
+        &mut self,
+        mut alert: Alert,
+        now: EventTime,
+        net: &RoadNetwork,
+        out: &mut Vec<Alert>,
+    ) {
+        let existing = self.assignments.remove(&alert.alert_id);
+        match (alert.status, existing) {
+            (AlertStatus::Cleared, Some(mut a)) => {
+                if let Some(u) = a.unit {
+                    alert.dispatch = a.alert.dispatch.clone();
+                    a.alert = alert.clone();
+                    if a.accepted {
+                        // The officer is on the way and hears it is over; the unit stays
+                        // busy until it reports, or is released by the timer.
+                        a.cleared_ms = Some(now);
+                        self.assignments.insert(alert.alert_id.clone(), a);
+                    } else {
+                        self.release(u);
+                    }
+                }
+                out.push(alert);
+            }
+            (AlertStatus::Cleared, None) => out.push(alert),
+            (_, Some(mut a)) if a.unit.is_some() => {
+                // An update of an assigned alert goes to the same unit.
+                alert.dispatch = a.alert.dispatch.clone();
+                a.alert = alert.clone();
+                self.assignments.insert(alert.alert_id.clone(), a);
+                out.push(alert);
+            }
+            (_, previous) => {
+                let target = self.target_for(&alert, net);
+                let attempt = previous.map_or(1, |p| p.attempt + 1);
+                let mut a = Assignment {
+                    alert,
+                    target,
+                    unit: None,
+                    attempt,
+                    assigned_ms: now,
+                    accepted: false,
+                    arrived_ms: None,
+                    cleared_ms: None,
+                    excluded: BTreeSet::new(),
+                };
+                self.assign(&mut a, now, net);
+                out.push(a.alert.clone());
+                if a.unit.is_some() {
+                    self.assignments.insert(a.alert.alert_id.clone(), a);
+                }
+            }
+        }
+    }
+
+    pub fn on_ack(
+        &mut self,
+        ack: &DispatchAck,
+        now: EventTime,
+        net: &RoadNetwork,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(mut a) = self.assignments.remove(&ack.alert_id) else {
+            self.stats.acks_unknown_alert += 1;
+            return;
+        };
+        let unit = self.registry.index_of(&ack.unit_id);
+        if unit.is_none() || a.unit != unit {
+            self.stats.acks_wrong_unit += 1;
+            self.assignments.insert(ack.alert_id.clone(), a);
+            return;
+        }
+        let unit = unit.expect("checked above");
+        match ack.status {
+            AckStatus::Accepted => {
+                self.stats.acks_accepted += 1;
+                a.accepted = true;
+            }
+            AckStatus::Arrived => {
+                self.stats.acks_arrived += 1;
+                a.accepted = true;
+                a.arrived_ms.get_or_insert(ack.ts);
+            }
+            AckStatus::Resolved => {
+                self.stats.acks_resolved += 1;
+                self.release(unit);
+                return;
+            }
+            AckStatus::Declined => {
+                self.stats.acks_declined += 1;
+                if a.arrived_ms.is_some() || a.cleared_ms.is_some() {
+                    // Declining after arriving, or once the alert is over, changes
+                    // nothing on the road: just free the unit.
+                    self.release(unit);
+                    return;
+                }
+                self.redispatch(a, now, net, out);
+                return;
+            }
+        }
+        self.assignments.insert(ack.alert_id.clone(), a);
+    }
+
+    /// Event time reached `now`: ack time-outs re-dispatch, busy periods end.
+    pub fn on_time(&mut self, now: EventTime, net: &RoadNetwork, out: &mut Vec<Alert>) {
+        let s = &self.settings;
+        let mut due: Vec<(EventTime, String, bool)> = Vec::new();
+        for (id, a) in &self.assignments {
+            if !a.accepted && a.cleared_ms.is_none() {
+                let deadline = a.assigned_ms + s.ack_timeout_ms;
+                if deadline <= now {
+                    due.push((deadline, id.clone(), true));
+                }
+            } else if let Some(t) = a.arrived_ms.or(a.cleared_ms) {
+                let release = t + s.busy_after_arrived_ms;
+                if release <= now {
+                    due.push((release, id.clone(), false));
+                }
+            }
+        }
+        due.sort();
+        for (deadline, id, timed_out) in due {
+            let Some(a) = self.assignments.remove(&id) else {
+                continue;
+            };
+            if timed_out {
+                self.stats.ack_timeouts += 1;
+                self.redispatch(a, deadline, net, out);
+            } else if let Some(u) = a.unit {
+                self.release(u);
+            }
+        }
+    }
+
+    fn release(&mut self, unit: u32) {
+        self.registry.get_mut(unit).assignment = None;
+    }
+
+    fn redispatch(
+        &mut self,
+        mut a: Assignment,
+        at: EventTime,
+        net: &RoadNetwork,
+        out: &mut Vec<Alert>,
+    ) {
+        if let Some(u) = a.unit.take() {
+            self.release(u);
+            a.excluded.insert(u);
+        }
+        a.alert.event_ts = format_rfc3339(at, self.output.utc_offset);
+        a.attempt += 1;
+        if a.attempt > self.settings.max_attempts {
+            self.escalate(&mut a);
+        } else {
+            a.assigned_ms = at;
+            a.accepted = false;
+            self.assign(&mut a, at, net);
+            if a.unit.is_some() {
+                a.alert.status = AlertStatus::Redispatch;
+                self.stats.redispatched += 1;
+            }
+        }
+        out.push(a.alert.clone());
+        if a.unit.is_some() {
+            self.assignments.insert(a.alert.alert_id.clone(), a);
+        }
+    }
+
+    fn escalate(&mut self, a: &mut Assignment) {
+        a.alert.status = AlertStatus::Escalated;
+        a.alert.dispatch = None;
+        a.unit = None;
+        self.stats.escalated += 1;
+    }
+
+    /// Picks the unit for an assignment and fills in the alert, or escalates.
+    fn assign(&mut self, a: &mut Assignment, now: EventTime, net: &RoadNetwork) {
+        let mut target = a.target.clone();
+        if let Some(intercept) = intercept_place(&a.alert, net) {
+            // A unit ahead of the vehicle wins when it can be at the interception
+            // point before the vehicle; otherwise the best unit goes to the sighting.
+            let vehicle_s = intercept.1 / self.vehicle_speed_ms;
+            if let Some((_, r)) = self.choose(&intercept.0, &a.excluded, now, net) {
+                if r.metres / self.settings.speed_ms < vehicle_s {
+                    target = intercept.0;
+                }
+            }
+        }
+        match self.choose(&target, &a.excluded, now, net) {
+            Some((unit, r)) => {
+                self.registry.get_mut(unit).assignment = Some(a.alert.alert_id.clone());
+                a.unit = Some(unit);
+                a.alert.dispatch = Some(AlertDispatch {
+                    unit_id: self.registry.get(unit).unit_id.to_string(),
+                    eta_s: (r.metres / self.settings.speed_ms).round() as i64,
+                    route_m: r.metres.round() as i64,
+                    attempt: a.attempt,
+                });
+                self.stats.assigned += 1;
+            }
+            None => self.escalate(a),
+        }
+    }
+
+    /// The eligible unit with the shortest route to `target` (ties: smaller id).
+    pub fn choose(
+        &self,
+        target: &Place,
+        excluded: &BTreeSet<u32>,
+        now: EventTime,
+        net: &RoadNetwork,
+    ) -> Option<(u32, Route)> {
+        let at = self.registry.project(target.lon, target.lat);
+        // The planar index is within ~2% of the true straight line near its reference
+        // latitude, and both ends may sit up to `snap_m` off their centre lines.
+        let slack = 2.0 * self.snap_m;
+        let mut best: Option<(u32, Route)> = None;
+        for (i, planar_m) in self.registry.nearest(at) {
+            if let Some((_, b)) = &best {
+                if planar_m * 0.98 - slack > b.metres {
+                    break;
+                }
+            }
+            let u = self.registry.get(i);
+            if !self.eligible(u, i, excluded, now) {
+                continue;
+            }
+            let r = route(net, &self.settings, &u.place, target);
+            let better = match &best {
+                None => true,
+                Some((bi, b)) => {
+                    r.metres < b.metres
+                        || (r.metres == b.metres && u.unit_id < self.registry.get(*bi).unit_id)
+                }
+            };
+            if better {
+                best = Some((i, r));
+            }
+        }
+        best
+    }
+
+    fn eligible(&self, u: &Unit, i: u32, excluded: &BTreeSet<u32>, now: EventTime) -> bool {
+        now - u.ts <= self.settings.max_position_age_ms
+            && u.status == UnitStatus::Available
+            && u.assignment.is_none()
+            && !excluded.contains(&i)
+    }
+
+    /// Where units go for an alert: its location, placed on the road when it has one.
+    fn target_for(&self, alert: &Alert, _net: &RoadNetwork) -> Place {
+        let loc = &alert.location;
+        let road = match (&loc.road_id, &loc.direction, loc.stake_m) {
+            (Some(road_id), Some(dir), Some(stake)) => {
+                parse_direction(dir).map(|direction| OnRoad {
+                    road_id: Arc::from(road_id.as_str()),
+                    direction,
+                    stake_m: stake as f64,
+                })
+            }
+            _ => None,
+        };
+        Place {
+            lon: loc.lon,
+            lat: loc.lat,
+            road,
+        }
+    }
+}
+
+fn parse_direction(s: &str) -> Option<Direction> {
+    match s {
+        "up" => Some(Direction::Up),
+        "down" => Some(Direction::Down),
+        "both" => Some(Direction::Both),
+        _ => None,
+    }
+}
+
+/// For ride-hailing alerts: the interception point from `details.intercept`
+/// (`road_id`, `direction`, `stake_m`, `distance_m` from the sighting) as a place, with
+/// the vehicle's distance to it.
+fn intercept_place(alert: &Alert, net: &RoadNetwork) -> Option<(Place, f64)> {
+    if alert.kind != AlertKind::IllegalRideHailing {
+        return None;
+    }
+    let i = alert.details.get("intercept")?;
+    let road_id = i.get("road_id")?.as_str()?;
+    let direction = parse_direction(i.get("direction")?.as_str()?)?;
+    let stake_m = i.get("stake_m")?.as_f64()?;
+    let distance_m = i.get("distance_m")?.as_f64()?;
+    let line = net.carriageway_at(road_id, direction, stake_m)?;
+    let (lon, lat) = net.point_at(line, stake_m)?;
+    let place = Place {
+        lon,
+        lat,
+        road: Some(OnRoad {
+            road_id: Arc::from(road_id),
+            direction,
+            stake_m,
+        }),
+    };
+    Some((place, distance_m))
+}
+
+/// The mean latitude of the network's vertices: the planar index is exact there.
+fn reference_latitude(net: &RoadNetwork) -> f64 {
+    let (sum, n) = net
+        .lines()
+        .iter()
+        .flat_map(|l| l.coords().first())
+        .fold((0.0, 0usize), |(s, n), c| (s + c[1], n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;
