@@ -342,6 +342,7 @@ impl PlateState {
 
     /// Bytes this plate costs: its map entry (key, value, control byte) at hashbrown's
     /// maximum load of 7/8, plus the key's and the trips' heap.
+    #[cfg(test)]
     fn bytes(&self, key: &str) -> usize {
         let entry = std::mem::size_of::<(Box<str>, PlateState)>() + 1;
         entry * 8 / 7 + key.len() + self.trips.capacity() * std::mem::size_of::<TripRec>()

@@ -446,7 +446,7 @@ fn an_operator_alerts_after_enough_days_and_once_per_24h() {
         .alert_id
         .starts_with(&format!("rh-pattern-{}-", opaque_hex(p))));
     let score = a.details["score"].as_f64().unwrap();
-    assert!(score >= 0.7 && score <= 1.0, "{score}");
+    assert!((0.7..=1.0).contains(&score), "{score}");
     assert_eq!(a.details["window_days"], 7);
     assert!(a.details["active_days"].as_u64().unwrap() >= 3);
     assert!(a.details["km_per_day"].as_f64().unwrap() > 128.0);

@@ -481,7 +481,10 @@ fn a_steady_fall_gives_one_early_warning_and_the_fog_updates_it() {
 fn a_flat_or_rising_series_gives_no_early_warning() {
     let mut rig = Rig::new();
     assert!(rig.vis_all(&[800.0; 12]).is_empty());
-    assert!(rig.vis_all(&[600.0, 700.0, 800.0, 900.0]).is_empty());
+    let mut rising = Rig::new();
+    assert!(rising
+        .vis_all(&[600.0, 700.0, 800.0, 900.0, 1000.0])
+        .is_empty());
     // Noise around a steady 370 m: a short fit tilts steeply, but not significantly.
     let mut noisy = Rig::new();
     let out = noisy.vis_all(&[400.0, 330.0, 400.0, 340.0, 400.0, 330.0, 410.0, 345.0]);
