@@ -74,6 +74,10 @@ const MAX_PLAUSIBLE_SPEED_MS: f64 = 200.0 / 3.6;
 /// Slack for the positions of two readers of the same spot (snapping, ramp readers).
 const POSITION_SLACK_M: f64 = 2_000.0;
 
+/// An intercept point nearer than this is passed (at 100 km/h, in 36 s) before a unit can
+/// act on the alert, so the next one ahead is named instead.
+const MIN_AHEAD_M: f64 = 1_000.0;
+
 /// At most this many closed trips per plate (an operator makes ~10 a day, so a week fits);
 /// beyond it the oldest go. Bounds the worst case of a plate seen by every gantry with
 /// > 30 min gaps (e.g. a cloned plate).
@@ -524,6 +528,13 @@ impl RideHailingDetector {
         operating_day(ms, self.offset_ms)
     }
 
+    /// When operating day `day` begins (04:00 local).
+    fn day_start_ms(&self, day: i64) -> EventTime {
+        day.saturating_mul(DAY_MS)
+            .saturating_add(DAY_START_MS)
+            .saturating_sub(self.offset_ms)
+    }
+
     // --- watchlist ---------------------------------------------------------------------
 
     fn watchlist_hit(
@@ -779,7 +790,7 @@ impl RideHailingDetector {
         details.insert(
             "since".into(),
             json!(format_rfc3339(
-                read.ts.saturating_sub(self.settings.window_ms),
+                self.day_start_ms(self.day_of(read.ts) - i64::from(ev.window_days) + 1),
                 self.output.utc_offset
             )),
         );
@@ -1165,15 +1176,25 @@ impl Ahead {
             let stake = z.road().map_or(pos.stake_m, |r| r.stake_m);
             waypoint("service_area", z.name(), stake, true)
         });
-        let interchange = roads
-            .next_interchange(road_id, dir, pos.stake_m, true)
-            .map(|ic| waypoint("interchange", &ic.name, ic.stake_m, false));
-        // The next service area ahead other than the one the vehicle is in (and its twin
-        // on the other carriageway, which has the same name): step past it and look again.
+        // Points closer than MIN_AHEAD_M are passed before anyone can act: step past them
+        // (and past the service area the vehicle is in, and its twin on the other
+        // carriageway, which has the same name) and look again.
         let step = if dir.ahead_is_increasing() { 1.0 } else { -1.0 };
         let mut from = pos.stake_m;
+        let mut interchange = None;
+        for _ in 0..8 {
+            let Some(ic) = roads.next_interchange(road_id, dir, from, true) else {
+                break;
+            };
+            if distance(ic.stake_m) >= MIN_AHEAD_M {
+                interchange = Some(waypoint("interchange", &ic.name, ic.stake_m, false));
+                break;
+            }
+            from = ic.stake_m + step;
+        }
+        let mut from = pos.stake_m;
         let mut service_area = None;
-        for _ in 0..4 {
+        for _ in 0..8 {
             let Some(z) = roads.next_service_area(road_id, dir, from, true) else {
                 break;
             };
@@ -1181,7 +1202,7 @@ impl Ahead {
                 break;
             };
             let same = current.is_some_and(|c| c.id() == z.id() || c.name() == z.name());
-            if !same {
+            if !same && distance(stake) >= MIN_AHEAD_M {
                 service_area = Some(waypoint("service_area", z.name(), stake, false));
                 break;
             }

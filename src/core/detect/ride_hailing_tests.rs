@@ -452,6 +452,12 @@ fn an_operator_alerts_after_enough_days_and_once_per_24h() {
     assert!(a.details["km_per_day"].as_f64().unwrap() > 128.0);
     assert_eq!(a.details["main_route"]["from"], "乙互通");
     assert_eq!(a.details["main_route"]["to"], "戊互通");
+    // The window starts at 04:00 local, six operating days before the alert's.
+    assert_eq!(a.details["since"], "2026-11-24T04:00:00.000+08:00");
+    // At 乙互通 now: the intercept is the next point at least 1 km ahead.
+    assert_eq!(a.details["position"]["stake"], "K10+000");
+    assert_eq!(a.details["next_interchange"]["name"], "丙互通");
+    assert_eq!(a.details["intercept"]["name"], "丙互通");
     let features = a.details["features"].as_object().unwrap();
     assert_eq!(features.len(), 6);
     let weights: f64 = features

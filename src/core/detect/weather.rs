@@ -431,13 +431,10 @@ impl WeatherDetector {
 
         let mut place: Option<Place> = None;
         for subtype in Subtype::ALL {
-            let forecast = if subtype == Subtype::Fog && finite(obs.visibility_m).is_some() {
-                forecast(&state.trend, obs.ts, settings)
-            } else {
-                None
-            };
+            let trend = &state.trend;
+            let fit = || forecast(trend, obs.ts, settings);
             let quantity = &mut state.quantities[subtype.index()];
-            let Some(emission) = step_quantity(quantity, subtype, obs, settings, forecast) else {
+            let Some(emission) = step_quantity(quantity, subtype, obs, settings, fit) else {
                 continue;
             };
             let place = place.get_or_insert_with(|| resolve_place(obs, roads, settings.stretch_m));
@@ -504,72 +501,70 @@ fn record_visibility(
 
 /// The early warning: least-squares lines through the latest `k` readings within the
 /// horizon before `now`, for every `k` from `forecast_min_observations` up to all of
-/// them, longest first (the most evidence wins). Trying the shorter windows too means a
-/// fall that has just begun is not hidden by the steady readings before it.
+/// them; the longest window that forecasts wins (the most evidence). Trying the shorter
+/// windows too means a fall that has just begun is not hidden by the steady readings
+/// before it. One pass from the newest reading back, with running sums: O(readings).
+///
+/// A window forecasts when its line falls and is below `forecast_visibility_m` within
+/// `forecast_horizon_ms` of now. Noise guards: its newest reading must be below its
+/// oldest, and with three or more readings the slope at least [`TREND_MIN_T`] standard
+/// errors below zero.
 fn forecast(
     trend: &VecDeque<(EventTime, f64)>,
     now: EventTime,
     s: &WeatherSettings,
 ) -> Option<Forecast> {
     let from = now.saturating_sub(s.forecast_horizon_ms);
-    // Minutes relative to `now` keep the sums small and well conditioned.
-    let window: Vec<(f64, f64)> = trend
-        .iter()
-        .filter(|&&(t, _)| from <= t && t <= now)
-        .map(|&(t, v)| ((t - now) as f64 / 60_000.0, v))
-        .collect();
     let min_n = (s.forecast_min_observations as usize).max(2);
-    (min_n..=window.len())
-        .rev()
-        .find_map(|k| fit_crossing(&window[window.len() - k..], s))
-}
-
-/// One fit: a forecast when the line falls and is below `forecast_visibility_m` within
-/// `forecast_horizon_ms` of now (t = 0). Noise guards: the last reading must be below the
-/// first, and with three or more readings the slope at least [`TREND_MIN_T`] standard
-/// errors below zero.
-fn fit_crossing(points: &[(f64, f64)], s: &WeatherSettings) -> Option<Forecast> {
-    let n = points.len();
-    let (first, last) = (points.first()?.1, points.last()?.1);
-    if n < 2 || last >= first {
-        return None;
-    }
-    let count = n as f64;
-    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / count;
-    let mean_v = points.iter().map(|p| p.1).sum::<f64>() / count;
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for &(t, v) in points {
-        sxx += (t - mean_t) * (t - mean_t);
-        sxy += (t - mean_t) * (v - mean_v);
-    }
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    if !slope.is_finite() || slope >= 0.0 {
-        return None;
-    }
-    if n > 2 {
-        let sse: f64 = points
-            .iter()
-            .map(|&(t, v)| (v - (mean_v + slope * (t - mean_t))).powi(2))
-            .sum();
-        let std_err = (sse / (n - 2) as f64 / sxx).sqrt();
-        if slope > -TREND_MIN_T * std_err {
-            return None;
-        }
-    }
-    let fitted_now = mean_v - slope * mean_t;
     let horizon_min = s.forecast_horizon_ms as f64 / 60_000.0;
-    if fitted_now + slope * horizon_min >= s.forecast_visibility_m {
-        return None;
+    let target = s.forecast_visibility_m;
+    let newest = trend.back().filter(|&&(t, _)| t <= now)?.1;
+    let (mut st, mut sv, mut stt, mut stv, mut svv) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut best = None;
+    let readings = trend
+        .iter()
+        .rev()
+        .filter(|&&(t, _)| t <= now)
+        .take_while(|&&(t, _)| t >= from);
+    for (i, &(t, v)) in readings.enumerate() {
+        // Minutes relative to `now` keep the sums small and well conditioned.
+        let t = (t - now) as f64 / 60_000.0;
+        (st, sv) = (st + t, sv + v);
+        (stt, stv, svv) = (stt + t * t, stv + t * v, svv + v * v);
+        let n = i + 1;
+        if n < min_n || newest >= v {
+            continue;
+        }
+        let k = n as f64;
+        let sxx = stt - st * st / k;
+        let sxy = stv - st * sv / k;
+        if sxx <= 0.0 {
+            continue;
+        }
+        let slope = sxy / sxx;
+        if !slope.is_finite() || slope >= 0.0 {
+            continue;
+        }
+        if n > 2 {
+            let syy = svv - sv * sv / k;
+            let sse = (syy - slope * sxy).max(0.0);
+            let std_err = (sse / (k - 2.0) / sxx).sqrt();
+            if slope > -TREND_MIN_T * std_err {
+                continue;
+            }
+        }
+        let fitted_now = sv / k - slope * st / k;
+        if fitted_now + slope * horizon_min >= target {
+            continue;
+        }
+        let minutes = ((fitted_now - target) / -slope).max(0.0);
+        best = Some(Forecast {
+            within_ms: (minutes * 60_000.0).round() as i64,
+            slope_m_per_min: slope,
+            readings: n,
+        });
     }
-    let minutes = ((fitted_now - s.forecast_visibility_m) / -slope).max(0.0);
-    Some(Forecast {
-        within_ms: (minutes * 60_000.0).round() as i64,
-        slope_m_per_min: slope,
-        readings: n,
-    })
+    best
 }
 
 /// Whether the early warning still matters at fog `level`: not once the active level
@@ -588,7 +583,7 @@ fn step_quantity(
     subtype: Subtype,
     obs: &WeatherObservation,
     s: &WeatherSettings,
-    fit: Option<Forecast>,
+    fit: impl FnOnce() -> Option<Forecast>,
 ) -> Option<Emission> {
     let severities = subtype.severities();
     let r = readings(subtype, obs, s);
@@ -610,7 +605,7 @@ fn step_quantity(
         match q.episode.as_mut() {
             Some(ep) if ep.forecast_fired => {
                 if level == 0 {
-                    if fit.is_some() {
+                    if fit().is_some() {
                         ep.withdraw_run = 0;
                     } else {
                         ep.withdraw_run = ep.withdraw_run.saturating_add(1);
@@ -620,26 +615,23 @@ fn step_quantity(
             }
             _ => {
                 if forecast_relevant(level, s) {
-                    forecast = fit;
+                    forecast = fit();
                 }
             }
         }
     }
 
+    // `run`: how many of the latest measured observations caused this message.
     let (status, run) = match change {
         Some(c) if c.to == 0 => (AlertStatus::Cleared, c.run),
         Some(c) if c.from == 0 && q.episode.is_none() => (AlertStatus::New, c.run),
         Some(c) => (AlertStatus::Update, c.run),
-        None if forecast.is_some() => match q.episode {
-            None => (AlertStatus::New, 0),
-            Some(_) => (AlertStatus::Update, 0),
+        None => match (forecast, &q.episode) {
+            (Some(f), None) => (AlertStatus::New, f.readings as u32),
+            (Some(f), Some(_)) => (AlertStatus::Update, f.readings as u32),
+            (None, _) if withdrawn => (AlertStatus::Cleared, s.leave_count),
+            (None, _) => return None,
         },
-        None if withdrawn => (AlertStatus::Cleared, s.leave_count),
-        None => return None,
-    };
-    let run = match forecast {
-        Some(f) if change.is_none() => f.readings as u32,
-        _ => run,
     };
 
     let severity = match (status, &q.episode) {
