@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{self, Settings};
 use crate::core::engine::Engine;
 use crate::core::roads::{LoadError, LoadOptions, RoadNetwork};
+use crate::io::plate_lists::PlateListFiles;
 use crate::io::{self, roads_cmd};
 use crate::logging::{self, LogFormat};
 
@@ -224,6 +225,9 @@ fn replay(
     }
     let network = Arc::new(load_roads(&settings)?);
     let mut engine = Engine::new(settings.engine.clone(), network);
+    let (_files, watchlist, whitelist) = PlateListFiles::load(&settings.ride_hailing_files)
+        .map_err(|e| Failure::Config(config::ConfigErrors::single(e.key, e.to_string())))?;
+    engine.set_plate_lists(watchlist, whitelist);
     let in_file =
         File::open(input).with_context(|| format!("opening replay input {}", input.display()))?;
     let size = in_file.metadata().map(|m| m.len()).unwrap_or(0);

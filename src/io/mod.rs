@@ -1,6 +1,9 @@
 //! Adapters around the core: Kafka, replay files, HTTP, metrics. They convert at the
 //! boundary (bytes in, owned core values; core outputs, bytes out) and stay thin.
+pub mod http;
 pub mod kafka;
+pub mod metrics;
 pub mod output;
+pub mod plate_lists;
 pub mod replay;
 pub mod roads_cmd;

@@ -108,9 +108,10 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             seed: 1,
-            // 2026-11-28T00:00:00+08:00: late November, the start of Bijie's fog and
-            // freezing season, while the shipped network's timed work zone is active.
-            start_ms: 1_795_795_200_000,
+            // 2026-11-30T00:00:00+08:00, a Monday (commuters commute) in late November:
+            // the start of Bijie's fog and freezing season, while the shipped network's
+            // timed work zone is active.
+            start_ms: 1_795_968_000_000,
             duration_ms: DAY_MS,
             warmup_ms: 0,
             batch_ms: 10_000,

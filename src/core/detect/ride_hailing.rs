@@ -80,7 +80,7 @@ const MIN_AHEAD_M: f64 = 1_000.0;
 
 /// At most this many closed trips per plate (an operator makes ~10 a day, so a week fits);
 /// beyond it the oldest go. Bounds the worst case of a plate seen by every gantry with
-/// > 30 min gaps (e.g. a cloned plate).
+/// gaps over 30 min (e.g. a cloned plate).
 const MAX_TRIPS_PER_PLATE: usize = 128;
 
 /// Expiry walks every plate, so it runs at most this often in event time (the engine calls
@@ -513,7 +513,7 @@ impl RideHailingDetector {
     }
 
     /// Estimated bytes of all per-plate state (map table included), for metrics and the
-    /// memory budget in docs/DETECTION.md.
+    /// memory budget in docs/DETECTION.md. Walks every plate: call it rarely (a scrape).
     pub fn approx_state_bytes(&self) -> usize {
         let table = self.plates.capacity() * (std::mem::size_of::<(Box<str>, PlateState)>() + 1);
         let heap: usize = self

@@ -19,7 +19,9 @@ use crate::core::model::{
     AlertKind, AlertLocation, AlertStatus, EventTime, RoadSurfaceState, Severity,
     WeatherObservation,
 };
-use crate::core::roads::{LineKind, RoadNetwork, RoadPosition, Stretch};
+use crate::core::roads::{
+    Direction, LineKind, RoadNetwork, RoadPosition, Stretch, CARRIAGEWAY_STAKE_TOLERANCE_M,
+};
 use crate::core::settings::{Locale, OutputSettings, WeatherSettings};
 
 /// Source event ids an alert names at most: the run that decided a change is 1–3
@@ -369,6 +371,47 @@ struct Emission {
     source_event_ids: Vec<String>,
 }
 
+/// The covered stake range of one carriageway, in whole metres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    direction: Direction,
+    from_m: i64,
+    to_m: i64,
+}
+
+/// One span per carriageway: a road file splits a carriageway into lines at tunnels,
+/// bridges and chain breaks, and [`RoadNetwork::stretch`] returns a piece per line.
+/// Pieces of one direction that meet (within the network's own tolerance for stake gaps
+/// where lines join) are one span; a real gap keeps two. Sorted by direction, then stake.
+fn spans(pieces: &[Stretch]) -> Vec<Span> {
+    let mut sorted = pieces.to_vec();
+    sorted.sort_by(|a, b| {
+        a.direction
+            .cmp(&b.direction)
+            .then(a.stake_from_m.total_cmp(&b.stake_from_m))
+    });
+    let mut merged: Vec<(Direction, f64, f64)> = Vec::new();
+    for p in sorted {
+        match merged.last_mut() {
+            Some(last)
+                if last.0 == p.direction
+                    && p.stake_from_m <= last.2 + CARRIAGEWAY_STAKE_TOLERANCE_M =>
+            {
+                last.2 = last.2.max(p.stake_to_m);
+            }
+            _ => merged.push((p.direction, p.stake_from_m, p.stake_to_m)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(direction, from, to)| Span {
+            direction,
+            from_m: from.round() as i64,
+            to_m: to.round() as i64,
+        })
+        .collect()
+}
+
 /// Where a station's alerts are placed and what road they cover.
 #[derive(Debug, Clone)]
 struct Place {
@@ -376,8 +419,8 @@ struct Place {
     station_name: Option<String>,
     /// The station's road; `None` off every road.
     road_id: Option<String>,
-    stretches: Vec<Stretch>,
-    /// Union of the stretches (integers: from floored, to ceiled, so it covers them).
+    stretches: Vec<Span>,
+    /// Union of the stretches, in whole metres.
     range: Option<(i64, i64)>,
 }
 
@@ -703,20 +746,23 @@ fn resolve_place(obs: &WeatherObservation, roads: &RoadNetwork, stretch_m: f64) 
             range: None,
         };
     };
-    let stretches = roads.stretch(&pos.road_id, pos.stake_m, stretch_m);
-    let (lo, hi) = stretches
+    let stretches = spans(&roads.stretch(&pos.road_id, pos.stake_m, stretch_m));
+    let range = stretches
         .iter()
-        .map(|st| (st.stake_from_m, st.stake_to_m))
+        .map(|sp| (sp.from_m, sp.to_m))
         .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
         // No carriageway of the road reaches the stake (a ramp-only match): the plain
         // ± stretch_m around the station still says where the warning applies.
-        .unwrap_or((pos.stake_m - stretch_m, pos.stake_m + stretch_m));
+        .unwrap_or((
+            (pos.stake_m - stretch_m).round() as i64,
+            (pos.stake_m + stretch_m).round() as i64,
+        ));
     Place {
         location: location(pos.snapped.0, pos.snapped.1, Some(&pos)),
         station_name,
         road_id: Some(pos.road_id.to_string()),
         stretches,
-        range: Some((lo.floor() as i64, hi.ceil() as i64)),
+        range: Some(range),
     }
 }
 
@@ -1046,11 +1092,11 @@ fn draft(
     let stretches: Vec<Value> = place
         .stretches
         .iter()
-        .map(|st| {
+        .map(|sp| {
             json!({
-                "direction": st.direction.as_str(),
-                "stake_from_m": st.stake_from_m.floor() as i64,
-                "stake_to_m": st.stake_to_m.ceil() as i64,
+                "direction": sp.direction.as_str(),
+                "stake_from_m": sp.from_m,
+                "stake_to_m": sp.to_m,
             })
         })
         .collect();

@@ -634,6 +634,38 @@ fn the_stretch_is_clipped_at_the_end_of_the_road() {
 }
 
 #[test]
+fn pieces_of_one_carriageway_are_one_span() {
+    use crate::core::roads::LineId;
+    let piece = |line: u32, direction, from: f64, to: f64| Stretch {
+        line: LineId(line),
+        direction,
+        stake_from_m: from,
+        stake_to_m: to,
+    };
+    let pieces = [
+        piece(3, Direction::Down, 1_000.0, 1_400.0),
+        piece(1, Direction::Up, 1_500.0, 2_000.4),
+        piece(0, Direction::Up, 1_000.0, 1_500.0),
+        // A stake gap where two lines join, within the network's tolerance: still one.
+        piece(2, Direction::Up, 2_150.0, 2_600.0),
+        // A real gap: a second span.
+        piece(4, Direction::Up, 3_000.0, 3_500.0),
+    ];
+    let got: Vec<(Direction, i64, i64)> = spans(&pieces)
+        .iter()
+        .map(|sp| (sp.direction, sp.from_m, sp.to_m))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Direction::Up, 1_000, 2_600),
+            (Direction::Up, 3_000, 3_500),
+            (Direction::Down, 1_000, 1_400),
+        ]
+    );
+}
+
+#[test]
 fn a_station_off_every_road_still_alerts() {
     let mut rig = Rig::new();
     rig.station = "wx-far".into();

@@ -17,7 +17,7 @@ pub use stats::EngineStats;
 
 use super::alert::AlertDraft;
 use super::detect::pedestrian::PedestrianDetector;
-use super::detect::ride_hailing::RideHailingDetector;
+use super::detect::ride_hailing::{PlateList, RideHailingDetector};
 use super::detect::weather::WeatherDetector;
 use super::dispatch::{DispatchStats, Dispatcher};
 use super::model::{Alert, EventTime, Record};
@@ -86,6 +86,11 @@ impl Engine {
 
     pub fn dispatch_stats(&self) -> &DispatchStats {
         self.dispatcher.stats()
+    }
+
+    /// Replaces the watchlist and whitelist (the adapter re-reads changed files).
+    pub fn set_plate_lists(&mut self, watchlist: PlateList, whitelist: PlateList) {
+        self.ride_hailing.set_lists(watchlist, whitelist);
     }
 
     /// Applies one validated record; appends every alert it (and the timers due before

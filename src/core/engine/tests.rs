@@ -155,9 +155,14 @@ fn one_confident_detection_alerts_at_once() {
     let out = run(&mut engine(), &[ped("a1", T0, 0.85, 105.03)]);
     assert_eq!(out.len(), 1);
     let a = &out[0];
+    // No patrol unit is known yet, so flat dispatch escalates it.
     assert_eq!(
         (a.kind, a.status, a.severity),
-        (AlertKind::Pedestrian, AlertStatus::New, Severity::Severe)
+        (
+            AlertKind::Pedestrian,
+            AlertStatus::Escalated,
+            Severity::Severe
+        )
     );
     assert_eq!(a.subtype, "pedestrian");
     assert_eq!(a.location.road_id.as_deref(), Some("G76"));
@@ -172,6 +177,67 @@ fn one_confident_detection_alerts_at_once() {
     assert_eq!(a.event_ts, "2026-11-28T12:00:00.000+08:00");
     assert!(a.summary.contains("G76 厦蓉高速 上行"), "{}", a.summary);
     assert!(a.dispatch.is_none());
+}
+
+#[test]
+fn a_fresh_available_unit_gets_the_alert() {
+    let mut unit = tick(T0 - 5_000);
+    if let Record::Patrol(p) = &mut unit {
+        p.lon = 105.02;
+    }
+    let out = run(&mut engine(), &[unit, ped("a1", T0, 0.9, 105.03)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status, AlertStatus::New);
+    let d = out[0].dispatch.as_ref().expect("dispatched");
+    assert_eq!(d.unit_id, "P-1");
+    // 105.02 → 105.03 on the same carriageway, behind the incident.
+    let expected = (stake_at(105.03) - stake_at(105.02)).round() as i64;
+    assert!((d.route_m - expected).abs() <= 2, "{d:?} vs {expected}");
+}
+
+#[test]
+fn fog_level_2_on_the_stretch_makes_a_pedestrian_critical() {
+    use crate::core::model::WeatherObservation;
+    let fog = |id: &str, ts: i64, vis: f64| {
+        Record::Weather(WeatherObservation {
+            event_id: id.into(),
+            station_id: "wx-01".into(),
+            ts,
+            lon: 105.03,
+            lat: LAT - 12.0 / ky(),
+            visibility_m: Some(vis),
+            precipitation_mm_h: None,
+            wind_speed_ms: None,
+            wind_gust_ms: None,
+            road_surface_temp_c: None,
+            road_surface_state: None,
+            air_temp_c: None,
+        })
+    };
+    let mut e = engine();
+    let out = run(
+        &mut e,
+        &[fog("w1", T0, 150.0), fog("w2", T0 + 60_000, 150.0)],
+    );
+    assert!(
+        out.iter().any(|a| a.kind == AlertKind::SevereWeather),
+        "{out:#?}"
+    );
+    // 2 km east of the station: inside the ±5 km stretch, open road (no tunnel).
+    let out = run(&mut e, &[ped("a1", T0 + 70_000, 0.9, 105.05 - 0.01)]);
+    let p = out
+        .iter()
+        .find(|a| a.kind == AlertKind::Pedestrian)
+        .unwrap();
+    assert_eq!(p.severity, Severity::Critical, "{}", p.summary);
+    // Outside the stretch (the road ends ~9.9 km from 105.0; the station is at ~3 km):
+    // 105.095 is ~6.4 km away.
+    let out = run(&mut e, &[ped("b1", T0 + 71_000, 0.9, 105.095)]);
+    let p = out
+        .iter()
+        .find(|a| a.kind == AlertKind::Pedestrian)
+        .unwrap();
+    assert_eq!(p.severity, Severity::Severe);
 }
 
 #[test]
