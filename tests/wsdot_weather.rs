@@ -172,8 +172,9 @@ fn wsdot_readings_dead_letter_the_dirty_rows_and_alert_as_their_values_imply() {
     let mut alerts = Vec::new();
     for m in &messages {
         let bytes = serde_json::to_vec(m).unwrap();
+        // As in replay and live mode, "future" is relative to the wall clock.
         let ctx = DecodeContext {
-            now_ms: engine.clock(),
+            now_ms: Some(chrono::Utc::now().timestamp_millis()),
             max_future_skew_ms: settings.engine.time.max_future_skew_ms,
         };
         match decode_record(Stream::Weather, &bytes, &ctx) {

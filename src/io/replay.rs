@@ -108,9 +108,11 @@ pub fn replay(
                 continue;
             }
         };
-        // Replay has no wall clock of its own: the engine's event clock is "now".
+        // "Future" means future to the wall clock, as in live mode: a replay file
+        // may legitimately jump hours ahead between records (a quiet night), so the
+        // event clock cannot tell a gap from a mistyped year.
         let ctx = DecodeContext {
-            now_ms: engine.clock(),
+            now_ms: Some(wall_clock_ms()),
             max_future_skew_ms: skew,
         };
         match decode_record(stream, value, &ctx) {
