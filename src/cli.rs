@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{self, Settings};
 use crate::core::engine::Engine;
 use crate::core::roads::{LoadError, LoadOptions, RoadNetwork};
+use crate::io::pipeline::Pipeline;
 use crate::io::plate_lists::PlateListFiles;
 use crate::io::{self, roads_cmd};
 use crate::logging::{self, LogFormat};
@@ -234,9 +235,9 @@ fn replay(
     let out_file = File::create(output)
         .with_context(|| format!("creating replay output {}", output.display()))?;
     let bar = progress_bar(size);
+    let mut pipeline = Pipeline::new(&settings, engine, None);
     let summary = io::replay::replay(
-        &settings,
-        &mut engine,
+        &mut pipeline,
         BufReader::with_capacity(1 << 20, in_file),
         BufWriter::with_capacity(1 << 20, out_file),
         |done| bar.set_position(done),

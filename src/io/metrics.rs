@@ -8,7 +8,7 @@ use prometheus::{
 
 use crate::core::dispatch::DispatchStats;
 use crate::core::engine::EngineStats;
-use crate::core::model::{Alert, AlertKind, AlertStatus, RejectReason, Severity, Stream};
+use crate::core::model::{AlertKind, AlertStatus, RejectReason, Severity, Stream};
 
 /// Latency buckets from 1 ms to 10 s (issue 7).
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -197,16 +197,11 @@ impl Metrics {
         }
     }
 
-    pub fn observe_alert(&self, alert: &Alert, latency_s: f64) {
-        self.alerts
-            .with_label_values(&[
-                alert.kind.as_str(),
-                alert.severity.as_str(),
-                alert.status.as_str(),
-            ])
-            .inc();
+    /// Event time of the triggering record → the alert out (produced, or committed
+    /// under exactly-once). Clock skew between devices and us can make it negative.
+    pub fn observe_latency(&self, kind: AlertKind, latency_s: f64) {
         self.event_to_alert
-            .with_label_values(&[alert.kind.as_str()])
+            .with_label_values(&[kind.as_str()])
             .observe(latency_s.max(0.0));
     }
 

@@ -4,6 +4,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod plate_lists;
 pub mod replay;
 pub mod roads_cmd;

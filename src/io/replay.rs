@@ -1,4 +1,4 @@
-//! `roadwatch replay` (CONTRACT.md section 5): the live engine over an NDJSON file.
+//! `roadwatch replay` (CONTRACT.md section 5): the live pipeline over an NDJSON file.
 //! Input lines are `{"stream":..,"value":{..}}` in processing order; output lines are
 //! `{"topic":..,"key":..,"value":{..}}`. Bad lines and bad records become DLQ lines and
 //! never stop the run.
@@ -9,12 +9,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::output::{alert_topics, dlq_line, stamp_emitted, wall_clock_ms, Produced};
-use crate::config::Settings;
-use crate::core::engine::{Applied, Engine};
-use crate::core::model::{
-    decode_record, Alert, DecodeContext, DlqRecord, DlqSource, Reject, RejectReason, Stream,
-};
+use super::output::wall_clock_ms;
+use super::pipeline::{Fate, Pipeline, Produced};
+use crate::core::model::{DlqSource, Reject, RejectReason, Stream};
 
 /// Counts for the closing summary.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,7 +19,7 @@ pub struct ReplaySummary {
     pub lines: u64,
     pub records_by_stream: BTreeMap<&'static str, u64>,
     pub alerts_by_kind: BTreeMap<String, u64>,
-    pub dlq_by_reason: BTreeMap<&'static str, u64>,
+    pub dlq_by_reason: BTreeMap<String, u64>,
     pub late_dropped: u64,
     pub elapsed: Duration,
 }
@@ -34,28 +31,43 @@ impl ReplaySummary {
 
     /// The human-readable closing summary.
     pub fn render(&self) -> String {
-        let join = |m: Vec<(String, u64)>| {
+        fn join<K: std::fmt::Display>(m: &BTreeMap<K, u64>) -> String {
             if m.is_empty() {
-                "none".to_owned()
-            } else {
-                m.iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                return "none".to_owned();
             }
-        };
-        let owned =
-            |m: &BTreeMap<&'static str, u64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         format!(
             "replayed {} lines in {:.2} s ({:.0} records/s)\n  records: {}\n  alerts: {}\n  dead-lettered: {}\n  dropped as late: {}\n",
             self.lines,
             self.elapsed.as_secs_f64(),
             self.records_per_second(),
-            join(owned(&self.records_by_stream)),
-            join(self.alerts_by_kind.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-            join(owned(&self.dlq_by_reason)),
+            join(&self.records_by_stream),
+            join(&self.alerts_by_kind),
+            join(&self.dlq_by_reason),
             self.late_dropped,
         )
+    }
+
+    fn count(&mut self, produced: &[Produced]) {
+        for p in produced {
+            if p.key.is_none() {
+                // DLQ documents are the only keyless ones; their reason is inside.
+                let reason = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                *self.dlq_by_reason.entry(reason).or_default() += 1;
+            } else if let Some((kind, _)) = p.alert {
+                *self
+                    .alerts_by_kind
+                    .entry(kind.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        }
     }
 }
 
@@ -69,18 +81,14 @@ struct Envelope<'a> {
 
 /// Replays `input` into `output`. `on_progress(bytes_read)` is called now and then.
 pub fn replay(
-    settings: &Settings,
-    engine: &mut Engine,
+    pipeline: &mut Pipeline,
     input: impl BufRead,
     mut output: impl Write,
     mut on_progress: impl FnMut(u64),
 ) -> std::io::Result<ReplaySummary> {
     let started = Instant::now();
     let mut summary = ReplaySummary::default();
-    let topics = &settings.kafka.topics;
-    let offset = settings.engine.output.utc_offset;
-    let skew = settings.engine.time.max_future_skew_ms;
-    let mut alerts: Vec<Alert> = Vec::new();
+    let mut produced: Vec<Produced> = Vec::new();
     let mut bytes_read = 0u64;
     for (n, line) in input.split(b'\n').enumerate() {
         let line = line?;
@@ -90,66 +98,49 @@ pub fn replay(
             continue;
         }
         summary.lines += 1;
-        let line_no = n as u64 + 1;
-        let (stream, value) = match envelope(line) {
-            Ok(ok) => ok,
+        let source = |topic: Option<&str>| DlqSource {
+            topic: topic.map(str::to_owned),
+            line: Some(n as u64 + 1),
+            ..DlqSource::default()
+        };
+        match envelope(line) {
             Err((reject, stream)) => {
-                let source = DlqSource {
-                    topic: stream.map(|s| topic_of(s, settings).to_owned()),
-                    line: Some(line_no),
-                    ..DlqSource::default()
-                };
-                write_dlq(
-                    &mut output,
-                    &mut summary,
-                    DlqRecord::new(&reject, stream, source, line),
-                    settings,
-                )?;
-                continue;
+                let topic = stream.map(|s| pipeline.topic_of(s).to_owned());
+                pipeline.dead_letter(
+                    &reject,
+                    stream,
+                    source(topic.as_deref()),
+                    line,
+                    &mut produced,
+                );
             }
-        };
-        // "Future" means future to the wall clock, as in live mode: a replay file
-        // may legitimately jump hours ahead between records (a quiet night), so the
-        // event clock cannot tell a gap from a mistyped year.
-        let ctx = DecodeContext {
-            now_ms: Some(wall_clock_ms()),
-            max_future_skew_ms: skew,
-        };
-        match decode_record(stream, value, &ctx) {
-            Ok(record) => {
-                *summary
-                    .records_by_stream
-                    .entry(stream.as_str())
-                    .or_default() += 1;
-                if engine.on_record(&record, &mut alerts) == Applied::Late {
-                    summary.late_dropped += 1;
+            Ok((stream, value)) => {
+                let src = source(Some(pipeline.topic_of(stream)));
+                // "Future" means future to the wall clock, as in live mode: a replay file
+                // may legitimately jump hours between records (a quiet night), so the
+                // event clock cannot tell a gap from a mistyped year.
+                let now = wall_clock_ms();
+                match pipeline.process(stream, value, src, Some(now), now, &mut produced) {
+                    Fate::Applied => {
+                        *summary
+                            .records_by_stream
+                            .entry(stream.as_str())
+                            .or_default() += 1
+                    }
+                    Fate::Late => {
+                        *summary
+                            .records_by_stream
+                            .entry(stream.as_str())
+                            .or_default() += 1;
+                        summary.late_dropped += 1;
+                    }
+                    Fate::DeadLettered => {}
                 }
             }
-            Err(reject) => {
-                let source = DlqSource {
-                    topic: Some(topic_of(stream, settings).to_owned()),
-                    line: Some(line_no),
-                    ..DlqSource::default()
-                };
-                let rec = DlqRecord::new(&reject, Some(stream), source, value);
-                write_dlq(&mut output, &mut summary, rec, settings)?;
-            }
         }
-        for mut alert in alerts.drain(..) {
-            stamp_emitted(&mut alert, wall_clock_ms(), offset);
-            *summary
-                .alerts_by_kind
-                .entry(alert.kind.as_str().to_owned())
-                .or_default() += 1;
-            for topic in alert_topics(&alert, topics) {
-                let line = Produced {
-                    topic: &topic,
-                    key: Some(&alert.alert_id),
-                    value: &alert,
-                };
-                serde_json::to_writer(&mut output, &line)?;
-                output.write_all(b"\n")?;
-            }
+        summary.count(&produced);
+        for p in produced.drain(..) {
+            write_line(&mut output, &p)?;
         }
         if summary.lines % 4096 == 0 {
             on_progress(bytes_read);
@@ -161,15 +152,15 @@ pub fn replay(
     Ok(summary)
 }
 
-fn write_dlq(
-    output: &mut impl Write,
-    summary: &mut ReplaySummary,
-    record: DlqRecord,
-    settings: &Settings,
-) -> std::io::Result<()> {
-    *summary.dlq_by_reason.entry(record.reason).or_default() += 1;
-    serde_json::to_writer(&mut *output, &dlq_line(&record, &settings.kafka.topics))?;
-    output.write_all(b"\n")
+/// `{"topic":..,"key":..,"value":<the document>}`, the document embedded as raw JSON.
+fn write_line(out: &mut impl Write, p: &Produced) -> std::io::Result<()> {
+    out.write_all(b"{\"topic\":")?;
+    serde_json::to_writer(&mut *out, &p.topic)?;
+    out.write_all(b",\"key\":")?;
+    serde_json::to_writer(&mut *out, &p.key)?;
+    out.write_all(b",\"value\":")?;
+    out.write_all(&p.payload)?;
+    out.write_all(b"}\n")
 }
 
 /// A refused replay line, with the stream when the line named a known one.
@@ -203,16 +194,4 @@ fn envelope(line: &[u8]) -> Result<(Stream, &[u8]), BadLine> {
         ));
     };
     Ok((stream, value.get().as_bytes()))
-}
-
-/// The topic a stream is read from live; named in DLQ records.
-pub fn topic_of(stream: Stream, settings: &Settings) -> &str {
-    let t = &settings.kafka.topics;
-    match stream {
-        Stream::Camera => &t.camera,
-        Stream::Plate => &t.plate,
-        Stream::Weather => &t.weather,
-        Stream::Patrol => &t.patrol,
-        Stream::Ack => &t.ack,
-    }
 }

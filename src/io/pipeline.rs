@@ -1,0 +1,199 @@
+//! The path every adapter shares: bytes of one record → decode → engine → the records to
+//! produce (alerts on `alerts` and `dispatch.<unit_id>`, refusals on the DLQ), serialized.
+//! Replay, the demo and the Kafka runtime all go through here, which is what makes replay
+//! equal live. Metrics are observed here when the caller supplies them.
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Settings, Topics};
+use crate::core::engine::{Applied, Engine};
+use crate::core::model::{
+    decode_record, format_rfc3339, Alert, AlertKind, DecodeContext, DlqRecord, DlqSource,
+    EventTime, Reject, Stream, UtcOffset,
+};
+use crate::io::metrics::{Metrics, Stage};
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Produced {
+    pub topic: String,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    /// For the first copy of an alert: its kind and triggering event time, so that the
+    /// adapter can observe event→alert latency once the record is really out.
+    pub alert: Option<(AlertKind, EventTime)>,
+}
+
+/// What became of one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Applied,
+    Late,
+    DeadLettered,
+}
+
+pub struct Pipeline {
+    engine: Engine,
+    topics: Topics,
+    offset: UtcOffset,
+    skew_ms: i64,
+    metrics: Option<Arc<Metrics>>,
+    alerts: Vec<Alert>,
+    /// Time one record in this many through the stage histograms: reading a clock per
+    /// record would cost more than decoding it.
+    sample_every: u64,
+    seen: u64,
+}
+
+impl Pipeline {
+    pub fn new(settings: &Settings, engine: Engine, metrics: Option<Arc<Metrics>>) -> Self {
+        Pipeline {
+            engine,
+            topics: settings.kafka.topics.clone(),
+            offset: settings.engine.output.utc_offset,
+            skew_ms: settings.engine.time.max_future_skew_ms,
+            metrics,
+            alerts: Vec::new(),
+            sample_every: 64,
+            seen: 0,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Decodes and applies one record. `now_ms` is the reference for the future-skew
+    /// check (wall clock live and in replay); `emitted_ms` stamps `emitted_ts`.
+    pub fn process(
+        &mut self,
+        stream: Stream,
+        value: &[u8],
+        source: DlqSource,
+        now_ms: Option<EventTime>,
+        emitted_ms: EventTime,
+        out: &mut Vec<Produced>,
+    ) -> Fate {
+        self.seen += 1;
+        let timed = self.metrics.is_some() && self.seen % self.sample_every == 0;
+        let started = timed.then(Instant::now);
+        let ctx = DecodeContext {
+            now_ms,
+            max_future_skew_ms: self.skew_ms,
+        };
+        let decoded = decode_record(stream, value, &ctx);
+        if let (Some(m), Some(t)) = (&self.metrics, started) {
+            m.observe_stage(Stage::Decode, t.elapsed().as_secs_f64());
+        }
+        let record = match decoded {
+            Ok(r) => r,
+            Err(reject) => {
+                self.dead_letter(&reject, Some(stream), source, value, out);
+                return Fate::DeadLettered;
+            }
+        };
+        let started = timed.then(Instant::now);
+        let applied = self.engine.on_record(&record, &mut self.alerts);
+        if let (Some(m), Some(t)) = (&self.metrics, started) {
+            m.observe_stage(Stage::Detect, t.elapsed().as_secs_f64());
+        }
+        if let Some(m) = &self.metrics {
+            match applied {
+                Applied::Accepted => m.record(stream),
+                Applied::Late => m.late_records.inc(),
+            }
+        }
+        self.emit(emitted_ms, out);
+        match applied {
+            Applied::Accepted => Fate::Applied,
+            Applied::Late => Fate::Late,
+        }
+    }
+
+    /// Advances event time without a record (idle input) and emits what timers produce.
+    pub fn advance_to(&mut self, now: EventTime, emitted_ms: EventTime, out: &mut Vec<Produced>) {
+        self.engine.advance_to(now, &mut self.alerts);
+        self.emit(emitted_ms, out);
+    }
+
+    /// A record refused before it reached the decoder (e.g. a malformed replay line).
+    pub fn dead_letter(
+        &mut self,
+        reject: &Reject,
+        stream: Option<Stream>,
+        source: DlqSource,
+        value: &[u8],
+        out: &mut Vec<Produced>,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.dlq(reject.reason.as_str());
+        }
+        let record = DlqRecord::new(reject, stream, source, value);
+        out.push(Produced {
+            topic: self.topics.dlq.clone(),
+            key: None,
+            payload: serde_json::to_vec(&record).expect("DLQ records serialize"),
+            alert: None,
+        });
+    }
+
+    fn emit(&mut self, emitted_ms: EventTime, out: &mut Vec<Produced>) {
+        for mut alert in self.alerts.drain(..) {
+            alert.emitted_ts = format_rfc3339(emitted_ms, self.offset);
+            let payload = serde_json::to_vec(&alert).expect("alerts serialize");
+            let event_ms = crate::core::model::parse_rfc3339_ms(&alert.event_ts);
+            let mut first = true;
+            for topic in alert_topics(&alert, &self.topics) {
+                out.push(Produced {
+                    topic,
+                    key: Some(alert.alert_id.clone()),
+                    payload: payload.clone(),
+                    alert: if first {
+                        event_ms.map(|ms| (alert.kind, ms))
+                    } else {
+                        None
+                    },
+                });
+                first = false;
+            }
+            if let Some(m) = &self.metrics {
+                m.alerts
+                    .with_label_values(&[
+                        alert.kind.as_str(),
+                        alert.severity.as_str(),
+                        alert.status.as_str(),
+                    ])
+                    .inc();
+            }
+        }
+        if let Some(m) = &self.metrics {
+            m.update_engine(&self.engine.stats(), self.engine.dispatch_stats());
+        }
+    }
+
+    /// The topic a stream is read from; named in DLQ records.
+    pub fn topic_of(&self, stream: Stream) -> &str {
+        let t = &self.topics;
+        match stream {
+            Stream::Camera => &t.camera,
+            Stream::Plate => &t.plate,
+            Stream::Weather => &t.weather,
+            Stream::Patrol => &t.patrol,
+            Stream::Ack => &t.ack,
+        }
+    }
+}
+
+/// The topics an alert goes to: always `alerts`, plus `dispatch.<unit_id>` when a unit
+/// was assigned. Key = `alert_id` on both.
+pub fn alert_topics(alert: &Alert, topics: &Topics) -> Vec<String> {
+    let mut out = vec![topics.alerts.clone()];
+    if let Some(d) = &alert.dispatch {
+        out.push(format!("{}{}", topics.dispatch_prefix, d.unit_id));
+    }
+    out
+}
