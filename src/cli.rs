@@ -16,10 +16,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{self, Settings};
 use crate::core::engine::Engine;
 use crate::core::roads::{LoadError, LoadOptions, RoadNetwork};
+use crate::io::demo::{DemoOptions, Speed};
 use crate::io::pipeline::Pipeline;
 use crate::io::plate_lists::PlateListFiles;
+use crate::io::simulate::SimulateOptions;
 use crate::io::{self, roads_cmd};
 use crate::logging::{self, LogFormat};
+
+/// Default start of simulated runs: Monday 2026-11-23, 00:00 China Standard Time — in the
+/// past, so that simulated files replay without tripping the future-timestamp check, and
+/// inside the shipped network's timed work zone.
+const DEFAULT_START: &str = "2026-11-23T00:00:00+08:00";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,9 +74,26 @@ pub enum Command {
     Demo {
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Simulated duration, e.g. 24h or 90m.
+        /// Simulated duration of the scored run, e.g. 24h, 90m, 2d.
         #[arg(long, default_value = "24h")]
         duration: String,
+        /// Simulated days of plate reads before the run, so that the ride-hailing
+        /// pattern detector has history (it needs 3 active days).
+        #[arg(long, default_value = "4d")]
+        warmup: String,
+        /// Start of the scored run (RFC 3339).
+        #[arg(long, default_value = DEFAULT_START)]
+        start: String,
+        /// Simulated seconds per wall second: `auto` (the run takes about a minute),
+        /// `max`, or a number.
+        #[arg(long, default_value = "auto")]
+        speed: String,
+        /// Keep serving /metrics this many seconds after the closing report.
+        #[arg(long, default_value_t = 0)]
+        linger: u64,
+        /// Do not print a line per alert.
+        #[arg(long)]
+        quiet: bool,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -77,12 +101,24 @@ pub enum Command {
     Simulate {
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Target records per second when producing to Kafka.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Write NDJSON in the replay format instead of producing to Kafka.
+        /// Simulated duration, e.g. 24h.
+        #[arg(long, default_value = "24h")]
+        duration: String,
+        /// Simulated days of plate reads before the run (pattern-detector history).
+        #[arg(long, default_value = "0s")]
+        warmup: String,
+        /// Start of the run (RFC 3339).
+        #[arg(long, default_value = DEFAULT_START)]
+        start: String,
+        /// Target records per second when producing to Kafka (0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Write NDJSON in the replay format to this file instead of producing to Kafka.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Write the ground truth (JSON) to this file.
+        #[arg(long, value_name = "FILE")]
+        truth: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -175,18 +211,77 @@ fn execute(command: Command) -> Result<(), Failure> {
             output,
             config,
         } => replay(load_settings(&config)?, roads, &input, &output),
-        Command::Demo { config, .. } => {
-            load_settings(&config)?;
-            Err(Failure::NotYet(
-                "`demo` needs the simulator and the engine, which are not built yet: see issues 4 and 8.",
-            ))
+        Command::Demo {
+            seed,
+            duration,
+            warmup,
+            start,
+            speed,
+            linger,
+            quiet,
+            config,
+        } => {
+            let settings = load_settings(&config)?;
+            let opts = DemoOptions {
+                seed,
+                start_ms: start_ms(&start)?,
+                duration_ms: duration_arg("--duration", &duration)?,
+                warmup_ms: duration_arg("--warmup", &warmup)?,
+                speed: Speed::parse(&speed).ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--speed {speed:?}: expected auto, max or a positive number"
+                    ))
+                })?,
+                linger: std::time::Duration::from_secs(linger),
+                print_alerts: !quiet,
+            };
+            let network = Arc::new(load_roads(&settings)?);
+            let mut out = stdio::stdout().lock();
+            io::demo::run_demo(&settings, network, &opts, &mut out)?;
+            Ok(())
         }
-        Command::Simulate { config, .. } => {
-            load_settings(&config)?;
-            Err(Failure::NotYet("`simulate` is not built yet: see issue 8."))
+        Command::Simulate {
+            seed,
+            duration,
+            warmup,
+            start,
+            rate,
+            output,
+            truth,
+            config,
+        } => {
+            let settings = load_settings(&config)?;
+            let opts = SimulateOptions {
+                seed,
+                start_ms: start_ms(&start)?,
+                duration_ms: duration_arg("--duration", &duration)?,
+                warmup_ms: duration_arg("--warmup", &warmup)?,
+                rate,
+                output,
+                truth,
+            };
+            let network = Arc::new(load_roads(&settings)?);
+            io::simulate::simulate(&settings, network, &opts)?;
+            Ok(())
         }
         Command::Roads(cmd) => roads(cmd),
     }
+}
+
+fn duration_arg(flag: &str, text: &str) -> Result<i64, Failure> {
+    io::demo::parse_duration_ms(text).ok_or_else(|| {
+        Failure::Usage(format!(
+            "{flag} {text:?}: expected a duration like 90m, 24h or 2d"
+        ))
+    })
+}
+
+fn start_ms(text: &str) -> Result<i64, Failure> {
+    crate::core::model::parse_rfc3339_ms(text).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--start {text:?}: expected RFC 3339 with an offset"
+        ))
+    })
 }
 
 fn check_config(file: Option<&Path>) -> Result<(), Failure> {

@@ -6,6 +6,8 @@
 //!   files or clock: the same code runs live, in replay, in the demo and in benches.
 //! - [`config`]: layered configuration (defaults → file → environment) into typed settings.
 //! - [`io`]: adapters around the core — Kafka, replay files, HTTP, metrics.
+//! - [`sim`]: the simulated expressway with ground truth (`simulate`, `demo`, benches);
+//!   a pure generator like the core: no I/O, no clock.
 //! - [`cli`]: the command line (`run`, `replay`, `demo`, `simulate`, `check-config`, `roads`).
 //! - [`logging`]: tracing set-up (text or JSON, `RUST_LOG`).
 pub mod cli;
@@ -13,3 +15,4 @@ pub mod config;
 pub mod core;
 pub mod io;
 pub mod logging;
+pub mod sim;

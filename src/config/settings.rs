@@ -40,6 +40,8 @@ pub struct KafkaSettings {
     pub topics: Topics,
     /// librdkafka properties by their dotted names, passed through verbatim.
     pub options: BTreeMap<String, String>,
+    /// Suffix of the transactional id; empty = the host name.
+    pub instance_id: String,
 }
 
 /// Written by hand so that secrets in `options` never reach a log line.
@@ -69,6 +71,7 @@ impl fmt::Debug for KafkaSettings {
             )
             .field("topics", &self.topics)
             .field("options", &options)
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }
@@ -80,6 +83,10 @@ pub struct ProcessingSettings {
     pub max_in_flight_records: usize,
     /// `None` when idle advance is disabled.
     pub idle_advance_after_ms: Option<u64>,
+    /// Input re-read before the committed offsets to rebuild detector state (wall-clock ms).
+    pub state_rebuild_window_ms: u64,
+    /// /readyz is false while the summed consumer lag exceeds this.
+    pub ready_max_lag_records: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -304,6 +311,16 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
                 .map(|(k, v)| (option_name(&k), v.to_string()))
                 .collect()
         },
+        instance_id: {
+            let id = r.string("kafka.instance_id");
+            if !id.is_empty() && !is_valid_topic_name(&id) {
+                r.fail(
+                    "kafka.instance_id",
+                    format!("{id:?} may hold only [A-Za-z0-9._-] (it becomes part of the transactional id)"),
+                );
+            }
+            id
+        },
     };
 
     let guarantee = match r.string("processing.guarantee").as_str() {
@@ -325,6 +342,9 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
             0 => None,
             s => Some(s as u64 * 1000),
         },
+        state_rebuild_window_ms: r.int("processing.state_rebuild_window_s", 0, 90 * 86_400) as u64
+            * 1000,
+        ready_max_lag_records: r.int("processing.ready_max_lag_records", 1, i64::MAX) as u64,
     };
 
     let time = TimeSettings {
@@ -360,6 +380,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         leave_margin: r.float("weather.leave_margin", 0.0, 0.99),
         forecast_enabled: r.boolean("weather.forecast_enabled"),
         forecast_visibility_m: r.positive("weather.forecast_visibility_m"),
+        forecast_max_visibility_m: r.positive("weather.forecast_max_visibility_m"),
         forecast_horizon_ms: r.seconds_ms("weather.forecast_horizon_s", 1),
         forecast_min_observations: r.int("weather.forecast_min_observations", 2, 1000) as u32,
     };

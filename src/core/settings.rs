@@ -37,6 +37,8 @@ pub struct WeatherSettings {
     pub leave_margin: f64,
     pub forecast_enabled: bool,
     pub forecast_visibility_m: f64,
+    /// Visibility below which a falling trend is considered at all (fog, WMO: < 1 km).
+    pub forecast_max_visibility_m: f64,
     pub forecast_horizon_ms: i64,
     pub forecast_min_observations: u32,
 }

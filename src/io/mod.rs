@@ -1,5 +1,6 @@
 //! Adapters around the core: Kafka, replay files, HTTP, metrics. They convert at the
 //! boundary (bytes in, owned core values; core outputs, bytes out) and stay thin.
+pub mod demo;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
@@ -8,3 +9,4 @@ pub mod pipeline;
 pub mod plate_lists;
 pub mod replay;
 pub mod roads_cmd;
+pub mod simulate;

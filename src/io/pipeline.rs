@@ -43,6 +43,10 @@ pub struct Pipeline {
     /// record would cost more than decoding it.
     sample_every: u64,
     seen: u64,
+    /// When set, every alert document emitted is also kept for [`Pipeline::take_alerts`]
+    /// (the demo prints and scores them).
+    keep_alerts: bool,
+    kept: Vec<Alert>,
 }
 
 impl Pipeline {
@@ -56,7 +60,20 @@ impl Pipeline {
             alerts: Vec::new(),
             sample_every: 64,
             seen: 0,
+            keep_alerts: false,
+            kept: Vec::new(),
         }
+    }
+
+    /// Keep a copy of every alert document for [`Pipeline::take_alerts`].
+    pub fn keep_alerts(mut self) -> Self {
+        self.keep_alerts = true;
+        self
+    }
+
+    /// The alert documents emitted since the last call (only with `keep_alerts`).
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.kept)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -142,6 +159,9 @@ impl Pipeline {
     }
 
     fn emit(&mut self, emitted_ms: EventTime, out: &mut Vec<Produced>) {
+        // Gauges and dispatch counters are refreshed when something happened, and now
+        // and then otherwise: reading them for every record would cost a lock each.
+        let refresh = !self.alerts.is_empty() || self.seen % 256 == 0;
         for mut alert in self.alerts.drain(..) {
             alert.emitted_ts = format_rfc3339(emitted_ms, self.offset);
             let payload = serde_json::to_vec(&alert).expect("alerts serialize");
@@ -169,8 +189,11 @@ impl Pipeline {
                     ])
                     .inc();
             }
+            if self.keep_alerts {
+                self.kept.push(alert);
+            }
         }
-        if let Some(m) = &self.metrics {
+        if let (Some(m), true) = (&self.metrics, refresh) {
             m.update_engine(&self.engine.stats(), self.engine.dispatch_stats());
         }
     }

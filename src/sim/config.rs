@@ -58,7 +58,8 @@ pub struct SimConfig {
     // ---- cameras and people -----------------------------------------------------------
     /// Spacing of roadside cameras on open road, metres.
     pub camera_spacing_m: f64,
-    /// Spacing of cameras inside tunnels, metres.
+    /// Spacing of cameras inside tunnels, metres (each sees half of it either way, so a
+    /// tube is covered end to end, as tunnel AID systems are).
     pub tunnel_camera_spacing_m: f64,
     /// Mean interval between a camera's routine events (vehicles and noise), seconds.
     pub camera_event_interval_s: f64,
@@ -131,7 +132,7 @@ impl Default for SimConfig {
             missed_read_rate: 0.015,
             misread_rate: 0.003,
             camera_spacing_m: 2_000.0,
-            tunnel_camera_spacing_m: 500.0,
+            tunnel_camera_spacing_m: 300.0,
             camera_event_interval_s: 60.0,
             pedestrian_incidents_per_day: 16.0,
             structure_incident_share: 0.45,

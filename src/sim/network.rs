@@ -23,7 +23,8 @@ const SAME_NODE_M: f64 = 300.0;
 const ODO_STEP_M: f64 = 100.0;
 /// How far a roadside camera sees up and down the road, metres.
 const ROAD_CAMERA_VIEW_M: f64 = 200.0;
-/// How far a tunnel camera sees along its tube, metres.
+/// How far a tunnel camera sees along its tube at least, metres; with the default
+/// spacing neighbouring views touch, so a tube is watched end to end.
 const TUNNEL_CAMERA_VIEW_M: f64 = 150.0;
 /// Spacing of the precomputed lane points of a camera's view, metres.
 const LANE_POINT_STEP_M: f64 = 25.0;
@@ -118,6 +119,9 @@ pub(crate) struct Node {
     pub boundary: bool,
     /// Links to another road.
     pub hub: bool,
+    /// An interchange of the file (not a road end the simulator added): only these
+    /// can link roads.
+    pub interchange: bool,
 }
 
 /// Part of a route on one carriageway.
@@ -153,12 +157,6 @@ pub(crate) struct Reader {
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceArea {
     pub zone: ZoneId,
-    pub name: String,
-    pub road: usize,
-    pub travel: Direction,
-    pub stake: f64,
-    pub reader: usize,
-    pub camera: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,14 +169,6 @@ pub(crate) enum CameraSite {
     ServiceArea(usize),
     /// A construction-site camera over a work zone.
     WorkZone(ZoneId),
-}
-
-/// A point of a camera's view on the carriageway, ready for detections.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LanePoint {
-    pub travel: Direction,
-    pub stake: f64,
-    pub frame: Frame,
 }
 
 #[derive(Debug, Clone)]
@@ -195,15 +185,18 @@ pub(crate) struct Camera {
     pub structure: Option<Structure>,
     /// This vendor sends `ts` as epoch milliseconds rather than RFC 3339.
     pub epoch_ts: bool,
-    pub lanes: Vec<LanePoint>,
+    /// Carriageway points in view every 25 m, ready for detections.
+    pub lanes: Vec<Frame>,
     /// Points inside the zone a service-area or work-zone camera watches.
     pub interior: Vec<(f64, f64)>,
 }
 
 impl Camera {
     pub fn sees(&self, travel: Direction, stake: f64) -> bool {
-        matches!(self.site, CameraSite::Road | CameraSite::Tunnel | CameraSite::WorkZone(_))
-            && self.travel.map_or(true, |t| t == travel)
+        matches!(
+            self.site,
+            CameraSite::Road | CameraSite::Tunnel | CameraSite::WorkZone(_)
+        ) && self.travel.map_or(true, |t| t == travel)
             && (self.lo..=self.hi).contains(&stake)
     }
 }
@@ -340,7 +333,13 @@ impl SimNetwork {
     }
 
     /// The centre-line point at a stake, fast (no structure lookup).
-    pub fn point(&self, net: &RoadNetwork, road: usize, travel: Direction, stake: f64) -> Option<(f64, f64)> {
+    pub fn point(
+        &self,
+        net: &RoadNetwork,
+        road: usize,
+        travel: Direction,
+        stake: f64,
+    ) -> Option<(f64, f64)> {
         let r = &self.roads[road];
         let id = net.carriageway_at(&r.id, r.line_dir(travel)?, stake)?;
         let line = net.line(id)?;
@@ -406,7 +405,13 @@ impl SimNetwork {
                 ramp_m: 0.0,
             };
             let d = self.roads[road].drive_m(travel, stake, t_stake);
-            best = Some((d, Route { legs: vec![leg], length_m: d }));
+            best = Some((
+                d,
+                Route {
+                    legs: vec![leg],
+                    length_m: d,
+                },
+            ));
         }
         // The first interchange ahead, where the car can leave or turn.
         let first = self.road_nodes[road]
@@ -469,7 +474,13 @@ impl SimNetwork {
                         ramp_m: 0.0,
                     },
                 );
-                best = Some((total, Route { legs, length_m: total }));
+                best = Some((
+                    total,
+                    Route {
+                        legs,
+                        length_m: total,
+                    },
+                ));
             }
         }
         best.map(|(_, r)| r)
@@ -494,6 +505,7 @@ impl SimNetwork {
                 lat: ic.lat,
                 boundary: false,
                 hub: false,
+                interchange: true,
             });
             self.road_nodes[road].push(self.nodes.len() - 1);
         }
@@ -535,6 +547,7 @@ impl SimNetwork {
                             lat,
                             boundary: true,
                             hub: false,
+                            interchange: false,
                         });
                         self.road_nodes[road].push(self.nodes.len() - 1);
                     }
@@ -555,7 +568,7 @@ impl SimNetwork {
             dist[i * n + i] = 0.0;
             next[i * n + i] = i;
         }
-        let mut link = |a: usize, b: usize, d: f64, dist: &mut Vec<f64>, next: &mut Vec<usize>| {
+        let link = |a: usize, b: usize, d: f64, dist: &mut Vec<f64>, next: &mut Vec<usize>| {
             if d < dist[a * n + b] {
                 dist[a * n + b] = d;
                 next[a * n + b] = b;
@@ -572,7 +585,8 @@ impl SimNetwork {
         }
         for a in 0..n {
             for b in 0..n {
-                if self.nodes[a].road != self.nodes[b].road {
+                let (x, y) = (&self.nodes[a], &self.nodes[b]);
+                if x.road != y.road && x.interchange && y.interchange {
                     let d = distance_m(
                         [self.nodes[a].lon, self.nodes[a].lat],
                         [self.nodes[b].lon, self.nodes[b].lat],
@@ -685,19 +699,18 @@ impl SimNetwork {
                 lanes: Vec::new(),
                 interior,
             });
-            self.service_areas.push(ServiceArea {
-                zone: zone.id(),
-                name: zone.name().to_owned(),
-                road,
-                travel,
-                stake: zr.stake_m,
-                reader: self.readers.len() - 1,
-                camera: self.cameras.len() - 1,
-            });
+            self.service_areas.push(ServiceArea { zone: zone.id() });
         }
     }
 
-    fn structure_at(&self, net: &RoadNetwork, road: usize, travel: Direction, stake: f64, at_ms: i64) -> Option<Structure> {
+    fn structure_at(
+        &self,
+        net: &RoadNetwork,
+        road: usize,
+        travel: Direction,
+        stake: f64,
+        at_ms: i64,
+    ) -> Option<Structure> {
         let r = &self.roads[road];
         let id = net.carriageway_at(&r.id, r.line_dir(travel)?, stake)?;
         let line = net.line(id)?;
@@ -770,7 +783,12 @@ impl SimNetwork {
         }
         for list in &mut self.readers_by_way {
             let readers = &self.readers;
-            list.sort_by(|&a, &b| readers[a].stake.total_cmp(&readers[b].stake).then(a.cmp(&b)));
+            list.sort_by(|&a, &b| {
+                readers[a]
+                    .stake
+                    .total_cmp(&readers[b].stake)
+                    .then(a.cmp(&b))
+            });
         }
     }
 
@@ -782,8 +800,7 @@ impl SimNetwork {
             let mut s = lo + rng.range(300.0, cfg.camera_spacing_m);
             while s < hi - 100.0 {
                 if !self.in_tunnel(net, road, s, at) {
-                    let structure = self
-                        .roads[road]
+                    let structure = self.roads[road]
                         .travels()
                         .find_map(|t| self.structure_at(net, road, t, s, at));
                     self.cameras.push(Camera {
@@ -804,17 +821,22 @@ impl SimNetwork {
             }
             // Tunnel cameras, one series per tube.
             let travels: Vec<Direction> = self.roads[road].travels().collect();
+            let view = TUNNEL_CAMERA_VIEW_M.max(cfg.tunnel_camera_spacing_m / 2.0);
             for travel in travels {
                 for (a, b) in self.tunnel_runs(net, road, travel, at) {
-                    let mut x = if b - a < 250.0 { (a + b) / 2.0 } else { a + 100.0 };
+                    let mut x = if b - a < 250.0 {
+                        (a + b) / 2.0
+                    } else {
+                        a + 100.0
+                    };
                     while x <= b {
                         self.cameras.push(Camera {
                             id: String::new(),
                             road,
                             travel: Some(travel),
                             stake: x,
-                            lo: (x - TUNNEL_CAMERA_VIEW_M).max(a),
-                            hi: (x + TUNNEL_CAMERA_VIEW_M).min(b),
+                            lo: (x - view).max(a),
+                            hi: (x + view).min(b),
                             site: CameraSite::Tunnel,
                             structure: Some(Structure::Tunnel),
                             epoch_ts: false,
@@ -883,11 +905,7 @@ impl SimNetwork {
                     let mut s = c.lo;
                     while s <= c.hi {
                         if let Some(frame) = self.frame(net, c.road, t, s, at) {
-                            lanes.push(LanePoint {
-                                travel: t,
-                                stake: s,
-                                frame,
-                            });
+                            lanes.push(frame);
                         }
                         s += LANE_POINT_STEP_M;
                     }
@@ -909,7 +927,13 @@ impl SimNetwork {
     }
 
     /// Stake runs `[a, b]` inside tunnels on one carriageway (50 m resolution).
-    fn tunnel_runs(&self, net: &RoadNetwork, road: usize, travel: Direction, at: i64) -> Vec<(f64, f64)> {
+    fn tunnel_runs(
+        &self,
+        net: &RoadNetwork,
+        road: usize,
+        travel: Direction,
+        at: i64,
+    ) -> Vec<(f64, f64)> {
         let (lo, hi) = (self.roads[road].lo, self.roads[road].hi);
         let mut runs = Vec::new();
         let mut start: Option<f64> = None;
@@ -940,7 +964,11 @@ fn push_leg(legs: &mut Vec<Leg>, leg: Leg) {
         return;
     }
     if let Some(last) = legs.last_mut() {
-        if last.road == leg.road && last.travel == leg.travel && last.to == leg.from && leg.ramp_m == 0.0 {
+        if last.road == leg.road
+            && last.travel == leg.travel
+            && last.to == leg.from
+            && leg.ramp_m == 0.0
+        {
             last.to = leg.to;
             return;
         }
@@ -1019,7 +1047,9 @@ fn build_roads(net: &RoadNetwork) -> Vec<SimRoad> {
             for k in 1..=steps {
                 let a = lo + (k - 1) as f64 * ODO_STEP_M;
                 let b = (lo + k as f64 * ODO_STEP_M).min(hi);
-                total += net.distance_along(road.road_id(), dir, a, b).unwrap_or(b - a);
+                total += net
+                    .distance_along(road.road_id(), dir, a, b)
+                    .unwrap_or(b - a);
                 odo.push(total);
             }
             odo

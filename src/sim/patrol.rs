@@ -49,7 +49,10 @@ enum SegKind {
     },
     Park(Place),
     /// Straight line between two points (where the network does not connect).
-    Straight { from: (f64, f64), to: (f64, f64) },
+    Straight {
+        from: (f64, f64),
+        to: (f64, f64),
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,6 +75,8 @@ struct Unit {
     interval_ms: i64,
     next_report: i64,
     plan: Vec<Seg>,
+    /// The unit's own generator: how a run is cut into batches changes nothing.
+    rng: Rng,
 }
 
 /// One patrol position before rendering.
@@ -95,7 +100,6 @@ pub(crate) struct AckOut {
 
 pub(crate) struct Patrol {
     units: Vec<Unit>,
-    rng: Rng,
     answers_rng: Rng,
     utc_offset_s: i32,
     accept_share: f64,
@@ -105,7 +109,12 @@ pub(crate) struct Patrol {
 }
 
 impl Patrol {
-    pub fn new(net: &RoadNetwork, sim: &SimNetwork, cfg: &SimConfig, truth: &mut GroundTruth) -> Patrol {
+    pub fn new(
+        net: &RoadNetwork,
+        sim: &SimNetwork,
+        cfg: &SimConfig,
+        truth: &mut GroundTruth,
+    ) -> Patrol {
         let mut rng = Rng::derive(cfg.seed, TAG_PATROL, 0);
         let mut units = Vec::new();
         let lengths: Vec<f64> = sim.roads.iter().map(|r| r.hi - r.lo).collect();
@@ -114,7 +123,10 @@ impl Patrol {
         if total > 0.0 && n > 0 {
             // Units per road in proportion to its length (largest remainder), then each
             // road cut into that many sections ending at interchanges.
-            let mut per_road: Vec<usize> = lengths.iter().map(|l| (l / total * n as f64).floor() as usize).collect();
+            let mut per_road: Vec<usize> = lengths
+                .iter()
+                .map(|l| (l / total * n as f64).floor() as usize)
+                .collect();
             let mut rema: Vec<(f64, usize)> = lengths
                 .iter()
                 .enumerate()
@@ -142,14 +154,11 @@ impl Patrol {
                     if hi - lo < 3_000.0 {
                         (lo, hi) = (raw_lo, raw_hi);
                     }
-                    let base_node = sim.road_nodes[road]
-                        .iter()
-                        .copied()
-                        .min_by(|&a, &b| {
-                            (sim.nodes[a].stake - lo)
-                                .abs()
-                                .total_cmp(&(sim.nodes[b].stake - lo).abs())
-                        });
+                    let base_node = sim.road_nodes[road].iter().copied().min_by(|&a, &b| {
+                        (sim.nodes[a].stake - lo)
+                            .abs()
+                            .total_cmp(&(sim.nodes[b].stake - lo).abs())
+                    });
                     let travels: Vec<Direction> = r.travels().collect();
                     let travel = *rng.pick(&travels);
                     let stake = rng.range(lo, hi);
@@ -169,10 +178,15 @@ impl Patrol {
                         silent_off_duty: rng.chance(0.5),
                         interval_ms: rng.int(10_000, 30_000),
                         next_report: 0,
+                        rng: Rng::derive(cfg.seed, TAG_PATROL, 1 + idx as u64),
                         plan: vec![Seg {
                             t0: cfg.start_ms,
                             t1: cfg.start_ms,
-                            kind: SegKind::Park(Place::Road { road, travel, stake }),
+                            kind: SegKind::Park(Place::Road {
+                                road,
+                                travel,
+                                stake,
+                            }),
                             status: UnitStatus::Available,
                         }],
                     });
@@ -194,7 +208,6 @@ impl Patrol {
         }
         Patrol {
             units,
-            rng,
             answers_rng: Rng::derive(cfg.seed, TAG_ANSWERS, 0),
             utc_offset_s: cfg.utc_offset_s,
             accept_share: cfg.accept_share,
@@ -207,40 +220,44 @@ impl Patrol {
         &self.units[i].id
     }
 
-    pub fn len(&self) -> usize {
-        self.units.len()
-    }
-
     fn off_hours(&self, t: i64) -> bool {
         let h = (t + i64::from(self.utc_offset_s) * 1000).rem_euclid(86_400_000) / 3_600_000;
         !(7..23).contains(&h)
     }
 
     /// Position reports in `[t0, t1)`.
-    pub fn reports(&mut self, net: &RoadNetwork, sim: &SimNetwork, t0: i64, t1: i64, out: &mut Vec<(i64, PatrolFix)>) {
+    pub fn reports(
+        &mut self,
+        net: &RoadNetwork,
+        sim: &SimNetwork,
+        t0: i64,
+        t1: i64,
+        out: &mut Vec<(i64, PatrolFix)>,
+    ) {
         for i in 0..self.units.len() {
             while self.units[i].next_report < t1 {
                 let t = self.units[i].next_report;
                 self.extend_plan(net, sim, i, t);
                 let seg = *self.seg_at(i, t);
                 let off = seg.status == UnitStatus::OffDuty;
-                let step = if off { 60_000 } else { self.units[i].interval_ms };
-                self.units[i].next_report = t + step + self.rng.int(-1_000, 1_000);
-                if t < t0 || (off && self.units[i].silent_off_duty) {
+                let (lon, lat) = self.place_at(net, sim, &seg, t);
+                let u = &mut self.units[i];
+                let step = if off { 60_000 } else { u.interval_ms };
+                u.next_report = t + step + u.rng.int(-1_000, 1_000);
+                if t < t0 || (off && u.silent_off_duty) {
                     continue;
                 }
-                let (lon, lat) = self.place_at(net, sim, &seg, t);
                 let speed = seg_speed_kmh(&seg);
                 let noise = 0.00003; // ~3 m of GPS scatter
                 out.push((
                     t,
                     PatrolFix {
                         unit: i,
-                        lon: round6(lon + self.rng.normal(0.0, noise)),
-                        lat: round6(lat + self.rng.normal(0.0, noise)),
+                        lon: round6(lon + u.rng.normal(0.0, noise)),
+                        lat: round6(lat + u.rng.normal(0.0, noise)),
                         status: seg.status,
                         speed_kmh: if speed > 0.0 {
-                            ((speed + self.rng.normal(0.0, 3.0)).max(0.0) * 10.0).round() / 10.0
+                            ((speed + u.rng.normal(0.0, 3.0)).max(0.0) * 10.0).round() / 10.0
                         } else {
                             0.0
                         },
@@ -280,7 +297,11 @@ impl Patrol {
                 let stake = from + (to - from) * frac;
                 sim.point(net, road, travel, stake).unwrap_or((0.0, 0.0))
             }
-            SegKind::Park(Place::Road { road, travel, stake }) => {
+            SegKind::Park(Place::Road {
+                road,
+                travel,
+                stake,
+            }) => {
                 // On the shoulder.
                 match sim.frame(net, road, travel, stake, t) {
                     Some(f) => f.offset(f.half_width_m - 1.5),
@@ -298,7 +319,9 @@ impl Patrol {
     /// Where a segment ends.
     fn end_place(net: &RoadNetwork, sim: &SimNetwork, seg: &Seg) -> Place {
         match seg.kind {
-            SegKind::Drive { road, travel, to, .. } => Place::Road {
+            SegKind::Drive {
+                road, travel, to, ..
+            } => Place::Road {
                 road,
                 travel,
                 stake: to,
@@ -317,9 +340,15 @@ impl Patrol {
                             },
                             stake: pos.stake_m,
                         },
-                        None => Place::At { lon: to.0, lat: to.1 },
+                        None => Place::At {
+                            lon: to.0,
+                            lat: to.1,
+                        },
                     },
-                    None => Place::At { lon: to.0, lat: to.1 },
+                    None => Place::At {
+                        lon: to.0,
+                        lat: to.1,
+                    },
                 }
             }
         }
@@ -374,16 +403,27 @@ impl Patrol {
 
     fn place_coords(&self, net: &RoadNetwork, sim: &SimNetwork, p: Place) -> (f64, f64) {
         match p {
-            Place::Road { road, travel, stake } => sim.point(net, road, travel, stake).unwrap_or((0.0, 0.0)),
+            Place::Road {
+                road,
+                travel,
+                stake,
+            } => sim.point(net, road, travel, stake).unwrap_or((0.0, 0.0)),
             Place::At { lon, lat } => (lon, lat),
         }
     }
 
     /// One stretch of patrol from `place`: to the section end ahead (back into the
     /// section first if outside it), then turn at the interchange; sometimes a stop.
-    fn lap(&mut self, net: &RoadNetwork, sim: &SimNetwork, i: usize, place: Place, now: i64) -> Vec<Seg> {
+    fn lap(
+        &mut self,
+        net: &RoadNetwork,
+        sim: &SimNetwork,
+        i: usize,
+        place: Place,
+        now: i64,
+    ) -> Vec<Seg> {
         let (home, lo, hi) = (self.units[i].road, self.units[i].lo, self.units[i].hi);
-        let speed = self.rng.range(70.0, 100.0) / 3.6;
+        let speed = self.units[i].rng.range(70.0, 100.0) / 3.6;
         let mut segs = Vec::new();
         match place {
             Place::At { lon, lat } => {
@@ -394,7 +434,10 @@ impl Patrol {
                 segs.push(Seg {
                     t0: now,
                     t1: now + (d / speed * 1000.0) as i64 + 1_000,
-                    kind: SegKind::Straight { from: (lon, lat), to },
+                    kind: SegKind::Straight {
+                        from: (lon, lat),
+                        to,
+                    },
                     status: UnitStatus::Available,
                 });
                 segs.push(Seg {
@@ -408,12 +451,23 @@ impl Patrol {
                     status: UnitStatus::Available,
                 });
             }
-            Place::Road { road, travel, stake } => {
+            Place::Road {
+                road,
+                travel,
+                stake,
+            } => {
                 let inside = road == home && stake >= lo - 1.0 && stake <= hi + 1.0;
                 if !inside {
                     let target = (home, Direction::Up, lo);
                     match sim.route_between_points((road, travel, stake), target) {
-                        Some(route) => append_route(&mut segs, sim, &route.legs, now, speed, UnitStatus::Available),
+                        Some(route) => append_route(
+                            &mut segs,
+                            sim,
+                            &route.legs,
+                            now,
+                            speed,
+                            UnitStatus::Available,
+                        ),
                         None => {
                             let from = sim.point(net, road, travel, stake).unwrap_or((0.0, 0.0));
                             let to = sim.point(net, home, Direction::Up, lo).unwrap_or(from);
@@ -429,19 +483,30 @@ impl Patrol {
                     return segs;
                 }
                 let end = if travel == Direction::Down { lo } else { hi };
-                let stop_at = self
-                    .rng
-                    .chance(0.3)
-                    .then(|| stake + (end - stake) * self.rng.range(0.2, 0.8));
+                let rng = &mut self.units[i].rng;
+                let stop_at = if rng.chance(0.3) {
+                    Some(stake + (end - stake) * rng.range(0.2, 0.8))
+                } else {
+                    None
+                };
                 let mut t = now;
                 let mut pos = stake;
                 if let Some(s) = stop_at {
                     let m = sim.roads[road].drive_m(travel, pos, s);
                     let t1 = t + (m / speed * 1000.0) as i64 + 1;
-                    segs.push(drive_seg(t, t1, road, travel, pos, s, m, UnitStatus::Available));
+                    segs.push(drive_seg(
+                        t,
+                        t1,
+                        road,
+                        travel,
+                        pos,
+                        s,
+                        m,
+                        UnitStatus::Available,
+                    ));
                     t = t1;
                     pos = s;
-                    let t1 = t + self.rng.int(5 * 60_000, 15 * 60_000);
+                    let t1 = t + self.units[i].rng.int(5 * 60_000, 15 * 60_000);
                     segs.push(Seg {
                         t0: t,
                         t1,
@@ -456,7 +521,16 @@ impl Patrol {
                 }
                 let m = sim.roads[road].drive_m(travel, pos, end);
                 let t1 = t + (m / speed * 1000.0) as i64 + 1;
-                segs.push(drive_seg(t, t1, road, travel, pos, end, m, UnitStatus::Available));
+                segs.push(drive_seg(
+                    t,
+                    t1,
+                    road,
+                    travel,
+                    pos,
+                    end,
+                    m,
+                    UnitStatus::Available,
+                ));
                 // Turning at the interchange: off, round and back on the other side.
                 let other = if travel == Direction::Down {
                     Direction::Up
@@ -470,7 +544,7 @@ impl Patrol {
                 };
                 segs.push(Seg {
                     t0: t1,
-                    t1: t1 + self.rng.int(60_000, 120_000),
+                    t1: t1 + self.units[i].rng.int(60_000, 120_000),
                     kind: SegKind::Park(Place::Road {
                         road,
                         travel: other,
@@ -580,14 +654,15 @@ impl Patrol {
                 let (arrive, metres) = self.respond(net, sim, i, alert, t_ack, speed);
                 let done = arrive + on_scene;
                 // The job: parked on scene, busy, then back to patrol.
+                let scene = Self::end_place(
+                    net,
+                    sim,
+                    self.units[i].plan.last().expect("plan is never empty"),
+                );
                 self.units[i].plan.push(Seg {
                     t0: arrive,
                     t1: done,
-                    kind: SegKind::Park(Self::end_place(
-                        net,
-                        sim,
-                        self.units[i].plan.last().expect("plan is never empty"),
-                    )),
+                    kind: SegKind::Park(scene),
                     status: UnitStatus::Busy,
                 });
                 answer.route_m = Some(metres.round());
@@ -618,7 +693,15 @@ impl Patrol {
 
     /// Replaces the plan from `t` with the drive to the alert; returns arrival time and
     /// metres driven.
-    fn respond(&mut self, net: &RoadNetwork, sim: &SimNetwork, i: usize, alert: &Alert, t: i64, speed: f64) -> (i64, f64) {
+    fn respond(
+        &mut self,
+        net: &RoadNetwork,
+        sim: &SimNetwork,
+        i: usize,
+        alert: &Alert,
+        t: i64,
+        speed: f64,
+    ) -> (i64, f64) {
         self.extend_plan(net, sim, i, t);
         let seg = *self.seg_at(i, t);
         let (lon, lat) = self.place_at(net, sim, &seg, t);
@@ -654,7 +737,9 @@ impl Patrol {
                     t0: last.t0,
                     t1: t,
                     kind: match last.kind {
-                        SegKind::Drive { road, travel, from, .. } => match here {
+                        SegKind::Drive {
+                            road, travel, from, ..
+                        } => match here {
                             Place::Road { stake, .. } => SegKind::Drive {
                                 road,
                                 travel,
@@ -664,7 +749,10 @@ impl Patrol {
                             },
                             Place::At { .. } => last.kind,
                         },
-                        SegKind::Straight { from, .. } => SegKind::Straight { from, to: (lon, lat) },
+                        SegKind::Straight { from, .. } => SegKind::Straight {
+                            from,
+                            to: (lon, lat),
+                        },
                         other => other,
                     },
                     status: last.status,
@@ -672,15 +760,25 @@ impl Patrol {
                 *last = cut;
             }
         }
-        let target_road = alert.location.road_id.as_deref().and_then(|r| sim.road_index(r));
+        let target_road = alert
+            .location
+            .road_id
+            .as_deref()
+            .and_then(|r| sim.road_index(r));
         let target_travel = match alert.location.direction.as_deref() {
             Some("down") => Direction::Down,
             _ => Direction::Up,
         };
         let route = match (here, target_road, alert.location.stake_m) {
-            (Place::Road { road, travel, stake }, Some(tr), Some(ts)) => {
-                sim.route_between_points((road, travel, stake), (tr, target_travel, ts as f64))
-            }
+            (
+                Place::Road {
+                    road,
+                    travel,
+                    stake,
+                },
+                Some(tr),
+                Some(ts),
+            ) => sim.route_between_points((road, travel, stake), (tr, target_travel, ts as f64)),
             _ => None,
         };
         let mut segs = Vec::new();
@@ -695,7 +793,10 @@ impl Patrol {
                 segs.push(Seg {
                     t0: t,
                     t1: t + (d / speed * 1000.0) as i64 + 1_000,
-                    kind: SegKind::Straight { from: (lon, lat), to },
+                    kind: SegKind::Straight {
+                        from: (lon, lat),
+                        to,
+                    },
                     status: UnitStatus::Busy,
                 });
                 d
@@ -716,7 +817,16 @@ impl Patrol {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn drive_seg(t0: i64, t1: i64, road: usize, travel: Direction, from: f64, to: f64, metres: f64, status: UnitStatus) -> Seg {
+fn drive_seg(
+    t0: i64,
+    t1: i64,
+    road: usize,
+    travel: Direction,
+    from: f64,
+    to: f64,
+    metres: f64,
+    status: UnitStatus,
+) -> Seg {
     Seg {
         t0,
         t1,
@@ -759,7 +869,9 @@ fn append_route(
                 status,
             });
         }
-        segs.push(drive_seg(t0, t1, leg.road, leg.travel, leg.from, leg.to, m, status));
+        segs.push(drive_seg(
+            t0, t1, leg.road, leg.travel, leg.from, leg.to, m, status,
+        ));
         t = t1;
     }
 }

@@ -53,7 +53,7 @@ pub(crate) struct Det {
     pub confidence: f64,
     pub lon: f64,
     pub lat: f64,
-    pub track: Option<u32>,
+    pub track: Option<u64>,
 }
 
 /// One camera event before rendering.
@@ -102,37 +102,37 @@ impl PeopleActivity {
 pub(crate) struct People {
     /// Next routine event per camera.
     next_routine: Vec<i64>,
-    /// Next track id per camera.
+    /// Next track id per camera (routine events; activities bring their own).
     next_track: Vec<u32>,
-    rng: Rng,
+    /// One generator per camera for routine events.
+    routine_rng: Vec<Rng>,
     utc_offset_s: i32,
 }
 
 impl People {
     pub fn new(sim: &SimNetwork, cfg: &SimConfig) -> People {
-        let mut rng = Rng::derive(cfg.seed, TAG_ROUTINE, 0);
         let period = (cfg.camera_event_interval_s * 1000.0) as i64;
-        let next_routine = sim
-            .cameras
-            .iter()
-            .map(|_| cfg.start_ms + rng.int(0, period.max(1) - 1))
+        let mut routine_rng: Vec<Rng> = (0..sim.cameras.len())
+            .map(|c| Rng::derive(cfg.seed, TAG_ROUTINE, c as u64))
+            .collect();
+        let next_routine = routine_rng
+            .iter_mut()
+            .map(|rng| cfg.start_ms + rng.int(0, period.max(1) - 1))
             .collect();
         People {
             next_routine,
             next_track: vec![1; sim.cameras.len()],
-            rng,
+            routine_rng,
             utc_offset_s: cfg.utc_offset_s,
         }
     }
 
-    fn track(&mut self, camera: usize) -> u32 {
-        let t = self.next_track[camera];
-        self.next_track[camera] = t.wrapping_add(1).max(1);
-        t
-    }
-
     fn local_hour(&self, t: i64) -> usize {
         ((t + i64::from(self.utc_offset_s) * 1000).rem_euclid(86_400_000) / 3_600_000) as usize
+    }
+
+    fn hour_factor(&self, t: i64) -> f64 {
+        TRAFFIC_BY_HOUR[self.local_hour(t)]
     }
 
     /// Plans one local day of people; those starting outside `[from_ms, to_ms)` are
@@ -168,11 +168,12 @@ impl People {
         if !road_cams.is_empty() {
             let n = rng.stratified_count(cfg.pedestrian_incidents_per_day);
             for _ in 0..n {
-                let camera = if !structure_cams.is_empty() && rng.chance(cfg.structure_incident_share) {
-                    *rng.pick(&structure_cams)
-                } else {
-                    *rng.pick(&road_cams)
-                };
+                let camera =
+                    if !structure_cams.is_empty() && rng.chance(cfg.structure_incident_share) {
+                        *rng.pick(&structure_cams)
+                    } else {
+                        *rng.pick(&road_cams)
+                    };
                 let class = match rng.weighted(&[0.65, 0.25, 0.10]) {
                     0 => DetectionClass::Pedestrian,
                     1 => DetectionClass::Bicycle,
@@ -235,11 +236,14 @@ impl People {
     }
 
     /// All camera events of one activity. Events at or after `end_ms` are not made.
+    #[allow(clippy::too_many_arguments)]
     pub fn expand(
-        &mut self,
+        &self,
         net: &RoadNetwork,
         sim: &SimNetwork,
         act: &PeopleActivity,
+        rng: &mut Rng,
+        track_base: u64,
         end_ms: i64,
         truth: &mut GroundTruth,
         out: &mut Vec<CamEvent>,
@@ -250,27 +254,33 @@ impl People {
                 camera,
                 class,
                 hard,
-            } => self.incident(net, sim, start_ms, camera, class, hard, end_ms, truth, out),
-            PeopleActivity::ServiceArea { start_ms, camera } => {
-                self.service_area_walker(net, sim, start_ms, camera, end_ms, truth, out)
-            }
-            PeopleActivity::Roadside { start_ms, camera } => {
-                self.roadside(net, sim, start_ms, camera, end_ms, truth, out)
-            }
+            } => self.incident(
+                net, sim, rng, track_base, start_ms, camera, class, hard, end_ms, truth, out,
+            ),
+            PeopleActivity::ServiceArea { start_ms, camera } => self.service_area_walker(
+                net, sim, rng, track_base, start_ms, camera, end_ms, truth, out,
+            ),
+            PeopleActivity::Roadside { start_ms, camera } => self.roadside(
+                net, sim, rng, track_base, start_ms, camera, end_ms, truth, out,
+            ),
             PeopleActivity::WorkCrew {
                 start_ms,
                 end_ms: crew_end,
                 camera,
                 workers,
-            } => self.work_crew(net, sim, start_ms, crew_end, camera, workers, end_ms, truth, out),
+            } => self.work_crew(
+                net, sim, rng, track_base, start_ms, crew_end, camera, workers, end_ms, truth, out,
+            ),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn incident(
-        &mut self,
+        &self,
         net: &RoadNetwork,
         sim: &SimNetwork,
+        rng: &mut Rng,
+        track_base: u64,
         start_ms: i64,
         camera: usize,
         class: DetectionClass,
@@ -285,16 +295,16 @@ impl People {
         if travels.is_empty() {
             return;
         }
-        let travel = cam.travel.unwrap_or_else(|| *self.rng.pick(&travels));
+        let travel = cam.travel.unwrap_or_else(|| *rng.pick(&travels));
         // Somewhere in view, on the shoulder, not where people are allowed.
-        let right_side = self.rng.chance(0.85);
+        let right_side = rng.chance(0.85);
         let mut start = None;
         for _ in 0..8 {
-            let s0 = self.rng.range(cam.lo, cam.hi);
+            let s0 = rng.range(cam.lo, cam.hi);
             let Some(frame) = sim.frame(net, road, travel, s0, start_ms) else {
                 continue;
             };
-            let lateral = shoulder_offset(&mut self.rng, &frame, right_side);
+            let lateral = shoulder_offset(rng, &frame, right_side);
             let (lon, lat) = frame.offset(lateral);
             if in_excluding_zone(net, lon, lat, start_ms) {
                 continue;
@@ -306,31 +316,31 @@ impl People {
             return;
         };
         let (speed, minutes) = match class {
-            DetectionClass::Pedestrian => (self.rng.range(0.8, 1.5), self.rng.range(2.0, 15.0)),
-            DetectionClass::Bicycle => (self.rng.range(2.5, 5.0), self.rng.range(1.0, 6.0)),
-            _ => (self.rng.range(2.0, 4.0), self.rng.range(1.5, 8.0)),
+            DetectionClass::Pedestrian => (rng.range(0.8, 1.5), rng.range(2.0, 15.0)),
+            DetectionClass::Bicycle => (rng.range(2.5, 5.0), rng.range(1.0, 6.0)),
+            _ => (rng.range(2.0, 4.0), rng.range(1.5, 8.0)),
         };
         // Cyclists ride with the traffic; walkers go either way.
-        let with_traffic = class != DetectionClass::Pedestrian || self.rng.chance(0.5);
+        let with_traffic = class != DetectionClass::Pedestrian || rng.chance(0.5);
         let up = (travel == Direction::Up) == with_traffic;
         let sign = if up { 1.0 } else { -1.0 };
         let hour = self.local_hour(start_ms);
         let night = !(7..19).contains(&hour);
         let base = if hard {
-            self.rng.range(0.3, 0.5)
+            rng.range(0.3, 0.5)
         } else if frame0.structure == Some(crate::core::roads::Structure::Tunnel) {
             // Tunnels are lit day and night.
-            self.rng.range(0.6, 0.92)
+            rng.range(0.6, 0.92)
         } else if night {
-            self.rng.range(0.5, 0.85)
+            rng.range(0.5, 0.85)
         } else {
-            self.rng.range(0.6, 0.95)
+            rng.range(0.6, 0.95)
         };
         let duration_ms = (minutes * 60_000.0) as i64;
         let (lo, hi) = (sim.roads[road].lo, sim.roads[road].hi);
 
         // Per camera: next frame time and the track id it gave this person.
-        let mut tracking: Vec<(usize, i64, u32)> = Vec::new();
+        let mut tracking: Vec<(usize, i64, u64)> = Vec::new();
         let mut emitted: Vec<(i64, f64, f64, f64, usize)> = Vec::new(); // ts, conf, lon, lat, camera
         let mut last_t = start_ms;
         let mut stake = s0;
@@ -349,23 +359,23 @@ impl People {
                 let slot = match tracking.iter().position(|x| x.0 == c) {
                     Some(i) => i,
                     None => {
-                        let id = self.track(c);
-                        tracking.push((c, t, id));
+                        // One person, one track id, whichever camera sees them.
+                        tracking.push((c, t, track_base));
                         tracking.len() - 1
                     }
                 };
                 if tracking[slot].1 > t {
                     continue;
                 }
-                tracking[slot].1 = t + self.rng.int(1_700, 2_300);
-                if self.rng.chance(0.15) {
+                tracking[slot].1 = t + rng.int(1_700, 2_300);
+                if rng.chance(0.15) {
                     continue; // occluded by a truck, motion blur
                 }
                 let Some(frame) = sim.frame(net, road, travel, stake, t) else {
                     continue;
                 };
-                let conf = self.rng.normal(base, 0.07).clamp(0.05, 0.99);
-                let (lon, lat) = frame.offset(lateral + self.rng.normal(0.0, 0.4));
+                let conf = rng.normal(base, 0.07).clamp(0.05, 0.99);
+                let (lon, lat) = frame.offset(lateral + rng.normal(0.0, 0.4));
                 let mut dets = vec![Det {
                     class: Class::Known(class),
                     confidence: round2(conf),
@@ -373,7 +383,14 @@ impl People {
                     lat: round6(lat),
                     track: Some(tracking[slot].2),
                 }];
-                self.vehicles_in_view(sim, c, t, &mut dets, 0.6);
+                vehicles_in_view(
+                    rng,
+                    &sim.cameras[c].lanes,
+                    self.hour_factor(t),
+                    &mut dets,
+                    0.6,
+                    None,
+                );
                 emitted.push((t, round2(conf), round6(lon), round6(lat), c));
                 out.push(CamEvent {
                     ts: t,
@@ -393,7 +410,8 @@ impl People {
             }
             let confirmed = conf >= SINGLE_CONFIRM
                 || qualifying.iter().any(|&(t2, _, x, y)| {
-                    ts - t2 <= CONFIRM_WINDOW_MS && distance_m([x, y], [lon, lat]) <= CONFIRM_DISTANCE_M
+                    ts - t2 <= CONFIRM_WINDOW_MS
+                        && distance_m([x, y], [lon, lat]) <= CONFIRM_DISTANCE_M
                 });
             if confirmed && confirm.is_none() {
                 confirm = Some(ts);
@@ -432,9 +450,11 @@ impl People {
 
     #[allow(clippy::too_many_arguments)]
     fn service_area_walker(
-        &mut self,
+        &self,
         net: &RoadNetwork,
         sim: &SimNetwork,
+        rng: &mut Rng,
+        track_base: u64,
         start_ms: i64,
         camera: usize,
         end_ms: i64,
@@ -449,23 +469,23 @@ impl People {
             return;
         }
         let zone = net.zone(sim.service_areas[sa].zone);
-        let class = if self.rng.chance(0.9) {
+        let class = if rng.chance(0.9) {
             DetectionClass::Pedestrian
         } else {
             DetectionClass::Bicycle
         };
-        let track = self.track(camera);
-        let duration = self.rng.int(60_000, 300_000);
-        let mut spot = *self.rng.pick(&cam.interior);
+        let track = track_base;
+        let duration = rng.int(60_000, 300_000);
+        let mut spot = *rng.pick(&cam.interior);
         let mut t = start_ms;
         let mut n = 0;
         while t < start_ms + duration && t < end_ms {
-            if self.rng.chance(0.05) {
-                spot = *self.rng.pick(&cam.interior);
+            if rng.chance(0.05) {
+                spot = *rng.pick(&cam.interior);
             }
             let (mut lon, mut lat) = (
-                spot.0 + self.rng.normal(0.0, 0.00002),
-                spot.1 + self.rng.normal(0.0, 0.00002),
+                spot.0 + rng.normal(0.0, 0.00002),
+                spot.1 + rng.normal(0.0, 0.00002),
             );
             // Never let the jitter carry them out of the service area.
             if !zone.is_some_and(|z| z.contains(lon, lat)) {
@@ -473,15 +493,19 @@ impl People {
             }
             let mut dets = vec![Det {
                 class: Class::Known(class),
-                confidence: round2(self.rng.range(0.6, 0.95)),
+                confidence: round2(rng.range(0.6, 0.95)),
                 lon: round6(lon),
                 lat: round6(lat),
                 track: Some(track),
             }];
-            self.parked_cars(sim, camera, &mut dets);
-            out.push(CamEvent { ts: t, camera, dets });
+            parked_cars(rng, &sim.cameras[camera].interior, &mut dets, None);
+            out.push(CamEvent {
+                ts: t,
+                camera,
+                dets,
+            });
             n += 1;
-            t += self.rng.int(2_500, 3_500);
+            t += rng.int(2_500, 3_500);
         }
         truth.people_not_incidents.service_area += 1;
         truth.people_not_incidents.detections += n;
@@ -489,9 +513,11 @@ impl People {
 
     #[allow(clippy::too_many_arguments)]
     fn roadside(
-        &mut self,
+        &self,
         net: &RoadNetwork,
         sim: &SimNetwork,
+        rng: &mut Rng,
+        track_base: u64,
         start_ms: i64,
         camera: usize,
         end_ms: i64,
@@ -503,14 +529,14 @@ impl People {
         if travels.is_empty() {
             return;
         }
-        let travel = *self.rng.pick(&travels);
+        let travel = *rng.pick(&travels);
         // The right of a carriageway is the outer side: the other one is on its left.
-        let lateral = self.rng.range(20.0, 70.0);
-        let s0 = self.rng.range(cam.lo, cam.hi);
-        let sign = if self.rng.chance(0.5) { 1.0 } else { -1.0 };
-        let speed = self.rng.range(0.6, 1.3);
-        let duration = self.rng.int(60_000, 300_000);
-        let track = self.track(camera);
+        let lateral = rng.range(20.0, 70.0);
+        let s0 = rng.range(cam.lo, cam.hi);
+        let sign = if rng.chance(0.5) { 1.0 } else { -1.0 };
+        let speed = rng.range(0.6, 1.3);
+        let duration = rng.int(60_000, 300_000);
+        let track = track_base;
         let mut t = start_ms;
         let mut n = 0;
         while t < start_ms + duration && t < end_ms {
@@ -525,17 +551,28 @@ impl People {
                 if !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway) {
                     let mut dets = vec![Det {
                         class: Class::Known(DetectionClass::Pedestrian),
-                        confidence: round2(self.rng.range(0.55, 0.95)),
+                        confidence: round2(rng.range(0.55, 0.95)),
                         lon,
                         lat,
                         track: Some(track),
                     }];
-                    self.vehicles_in_view(sim, camera, t, &mut dets, 0.5);
-                    out.push(CamEvent { ts: t, camera, dets });
+                    vehicles_in_view(
+                        rng,
+                        &sim.cameras[camera].lanes,
+                        self.hour_factor(t),
+                        &mut dets,
+                        0.5,
+                        None,
+                    );
+                    out.push(CamEvent {
+                        ts: t,
+                        camera,
+                        dets,
+                    });
                     n += 1;
                 }
             }
-            t += self.rng.int(2_000, 3_000);
+            t += rng.int(2_000, 3_000);
         }
         truth.people_not_incidents.roadside += 1;
         truth.people_not_incidents.detections += n;
@@ -543,9 +580,11 @@ impl People {
 
     #[allow(clippy::too_many_arguments)]
     fn work_crew(
-        &mut self,
+        &self,
         net: &RoadNetwork,
         sim: &SimNetwork,
+        rng: &mut Rng,
+        track_base: u64,
         start_ms: i64,
         crew_end: i64,
         camera: usize,
@@ -558,53 +597,64 @@ impl People {
         let CameraSite::WorkZone(zone_id) = cam.site else {
             return;
         };
-        let Some(zone) = net.zone(zone_id) else { return };
+        let Some(zone) = net.zone(zone_id) else {
+            return;
+        };
         if cam.interior.is_empty() {
             return;
         }
-        let tracks: Vec<u32> = (0..workers).map(|_| self.track(camera)).collect();
-        let mut spots: Vec<(f64, f64)> = (0..workers).map(|_| *self.rng.pick(&cam.interior)).collect();
+        let tracks: Vec<u64> = (0..u64::from(workers)).map(|k| track_base + k).collect();
+        let mut spots: Vec<(f64, f64)> = (0..workers).map(|_| *rng.pick(&cam.interior)).collect();
         let mut t = start_ms;
         let mut n = 0;
         let mut last = start_ms;
         while t < crew_end && t < end_ms {
             if zone.is_active(t) {
                 for s in spots.iter_mut() {
-                    if self.rng.chance(0.03) {
-                        *s = *self.rng.pick(&cam.interior);
+                    if rng.chance(0.03) {
+                        *s = *rng.pick(&cam.interior);
                     }
                 }
                 let mut dets = Vec::with_capacity(workers as usize);
                 for (k, s) in spots.iter().enumerate() {
-                    if self.rng.chance(0.1) {
+                    if rng.chance(0.1) {
                         continue; // behind the machinery
                     }
                     dets.push(Det {
                         class: Class::Known(DetectionClass::Pedestrian),
-                        confidence: round2(self.rng.range(0.6, 0.95)),
+                        confidence: round2(rng.range(0.6, 0.95)),
                         lon: round6(s.0),
                         lat: round6(s.1),
                         track: Some(tracks[k]),
                     });
                 }
                 n += dets.len() as u64;
-                out.push(CamEvent { ts: t, camera, dets });
+                out.push(CamEvent {
+                    ts: t,
+                    camera,
+                    dets,
+                });
                 last = t;
             }
-            t += self.rng.int(15_000, 25_000);
+            t += rng.int(15_000, 25_000);
         }
         if n > 0 {
-            truth.people_not_incidents.work_zone_crews.push(WorkZoneCrew {
-                zone: zone.name().to_owned(),
-                workers,
-                start_ms,
-                end_ms: last,
-            });
+            truth
+                .people_not_incidents
+                .work_zone_crews
+                .push(WorkZoneCrew {
+                    zone: zone.name().to_owned(),
+                    workers,
+                    start_ms,
+                    end_ms: last,
+                });
             truth.people_not_incidents.detections += n;
         }
     }
 
-    /// Routine camera events in `[t0, t1)`: passing vehicles and the noise.
+    /// Routine camera events in `[t0, t1)`: passing vehicles and the noise. Each camera
+    /// draws from its own generator, so how the run is cut into batches changes nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn routine(
         &mut self,
         net: &RoadNetwork,
@@ -619,164 +669,194 @@ impl People {
         for c in 0..sim.cameras.len() {
             while self.next_routine[c] < t1 {
                 let t = self.next_routine[c];
-                self.next_routine[c] = t + (period * self.rng.range(0.5, 1.5)) as i64;
+                let factor = self.hour_factor(t);
+                let rng = &mut self.routine_rng[c];
+                self.next_routine[c] = t + (period * rng.range(0.5, 1.5)) as i64;
                 if t < t0 {
                     continue;
                 }
+                let cam = &sim.cameras[c];
                 let mut dets = Vec::new();
-                match sim.cameras[c].site {
-                    CameraSite::ServiceArea(_) => self.parked_cars(sim, c, &mut dets),
-                    _ => self.vehicles_in_view(sim, c, t, &mut dets, 2.0),
+                let track = &mut self.next_track[c];
+                match cam.site {
+                    CameraSite::ServiceArea(_) => {
+                        parked_cars(rng, &cam.interior, &mut dets, Some(track))
+                    }
+                    _ => vehicles_in_view(rng, &cam.lanes, factor, &mut dets, 2.0, Some(track)),
                 }
-                self.noise(net, sim, cfg, c, t, truth, &mut dets);
-                out.push(CamEvent { ts: t, camera: c, dets });
+                noise(net, sim, cfg, c, t, rng, truth, &mut dets);
+                out.push(CamEvent {
+                    ts: t,
+                    camera: c,
+                    dets,
+                });
             }
         }
     }
+}
 
-    /// Vehicles passing in a camera's view: Poisson around `mean`, scaled by the hour.
-    fn vehicles_in_view(&mut self, sim: &SimNetwork, c: usize, t: i64, dets: &mut Vec<Det>, mean: f64) {
-        let lanes = &sim.cameras[c].lanes;
-        if lanes.is_empty() {
-            return;
-        }
-        let factor = TRAFFIC_BY_HOUR[self.local_hour(t)];
-        let n = self.rng.poisson(mean * factor);
-        for _ in 0..n {
-            let lane = *self.rng.pick(lanes);
-            let lane_offset = self.rng.range(-3.5, 3.5);
-            let (lon, lat) = lane.frame.offset(lane_offset);
-            let class = if self.rng.chance(0.8) {
-                DetectionClass::Vehicle
-            } else {
-                DetectionClass::Other
-            };
-            let track = self.track(c);
-            dets.push(Det {
-                class: Class::Known(class),
-                confidence: round2(self.rng.range(0.7, 0.99)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: Some(track),
-            });
-        }
+fn next_track(counter: Option<&mut u32>) -> Option<u64> {
+    counter.map(|c| {
+        let t = *c;
+        *c = c.wrapping_add(1).max(1);
+        u64::from(t)
+    })
+}
+
+/// Vehicles passing in a camera's view: Poisson around `mean`, scaled by the hour.
+/// Track ids come from the camera's counter when given (routine events).
+fn vehicles_in_view(
+    rng: &mut Rng,
+    lanes: &[Frame],
+    hour_factor: f64,
+    dets: &mut Vec<Det>,
+    mean: f64,
+    mut track: Option<&mut u32>,
+) {
+    if lanes.is_empty() {
+        return;
     }
-
-    fn parked_cars(&mut self, sim: &SimNetwork, c: usize, dets: &mut Vec<Det>) {
-        let interior = &sim.cameras[c].interior;
-        if interior.is_empty() {
-            return;
-        }
-        let n = self.rng.poisson(1.5);
-        for _ in 0..n {
-            let (lon, lat) = *self.rng.pick(interior);
-            let track = self.track(c);
-            dets.push(Det {
-                class: Class::Known(DetectionClass::Vehicle),
-                confidence: round2(self.rng.range(0.7, 0.99)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: Some(track),
-            });
-        }
+    let n = rng.poisson(mean * hour_factor);
+    for _ in 0..n {
+        let lane = *rng.pick(lanes);
+        let (lon, lat) = lane.offset(rng.range(-3.5, 3.5));
+        let class = if rng.chance(0.8) {
+            DetectionClass::Vehicle
+        } else {
+            DetectionClass::Other
+        };
+        dets.push(Det {
+            class: Class::Known(class),
+            confidence: round2(rng.range(0.7, 0.99)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: next_track(track.as_deref_mut()),
+        });
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn noise(
-        &mut self,
-        net: &RoadNetwork,
-        sim: &SimNetwork,
-        cfg: &SimConfig,
-        c: usize,
-        t: i64,
-        truth: &mut GroundTruth,
-        dets: &mut Vec<Det>,
-    ) {
-        let cam = &sim.cameras[c];
-        let on_road = matches!(cam.site, CameraSite::Road | CameraSite::Tunnel);
-        if !on_road || cam.lanes.is_empty() {
-            return;
-        }
-        let lane = *self.rng.pick(&cam.lanes);
-        let hw = lane.frame.half_width_m;
-        let rng = &mut self.rng;
-        if rng.chance(cfg.low_confidence_noise_rate) {
-            let (lon, lat) = lane.frame.offset(rng.range(-hw + 0.5, hw - 0.5));
+/// Cars parked in a service area.
+fn parked_cars(
+    rng: &mut Rng,
+    interior: &[(f64, f64)],
+    dets: &mut Vec<Det>,
+    mut track: Option<&mut u32>,
+) {
+    if interior.is_empty() {
+        return;
+    }
+    let n = rng.poisson(1.5);
+    for _ in 0..n {
+        let (lon, lat) = *rng.pick(interior);
+        dets.push(Det {
+            class: Class::Known(DetectionClass::Vehicle),
+            confidence: round2(rng.range(0.7, 0.99)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: next_track(track.as_deref_mut()),
+        });
+    }
+}
+
+/// The noise of real video analytics in a routine frame of a road or tunnel camera.
+#[allow(clippy::too_many_arguments)]
+fn noise(
+    net: &RoadNetwork,
+    sim: &SimNetwork,
+    cfg: &SimConfig,
+    c: usize,
+    t: i64,
+    rng: &mut Rng,
+    truth: &mut GroundTruth,
+    dets: &mut Vec<Det>,
+) {
+    let cam = &sim.cameras[c];
+    let on_road = matches!(cam.site, CameraSite::Road | CameraSite::Tunnel);
+    if !on_road || cam.lanes.is_empty() {
+        return;
+    }
+    let lane = *rng.pick(&cam.lanes);
+    let hw = lane.half_width_m;
+    if rng.chance(cfg.low_confidence_noise_rate) {
+        let (lon, lat) = lane.offset(rng.range(-hw + 0.5, hw - 0.5));
+        dets.push(Det {
+            class: Class::Known(DetectionClass::Pedestrian),
+            confidence: round2(rng.range(0.1, 0.49)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: None,
+        });
+        truth.camera_noise.low_confidence += 1;
+    }
+    if rng.chance(cfg.phantom_noise_rate) {
+        let (lon, lat) = lane.offset(rng.range(-hw + 1.0, hw - 1.0));
+        let class = if rng.chance(0.8) {
+            DetectionClass::Pedestrian
+        } else {
+            DetectionClass::Bicycle
+        };
+        dets.push(Det {
+            class: Class::Known(class),
+            confidence: round2(rng.range(0.5, 0.8)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: None,
+        });
+        truth.camera_noise.phantom_single += 1;
+    }
+    if cam.site == CameraSite::Road && rng.chance(cfg.off_road_noise_rate) {
+        // A scarecrow on the hillside, a sign, a reflection: confident, but off the road.
+        let (lon, lat) = lane.offset(rng.range(25.0, 90.0));
+        let (lon, lat) = (round6(lon), round6(lat));
+        let confidence = round2(rng.range(0.5, 0.95));
+        if !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway) {
             dets.push(Det {
                 class: Class::Known(DetectionClass::Pedestrian),
-                confidence: round2(rng.range(0.1, 0.49)),
-                lon: round6(lon),
-                lat: round6(lat),
+                confidence,
+                lon,
+                lat,
                 track: None,
             });
-            truth.camera_noise.low_confidence += 1;
+            truth.camera_noise.off_road += 1;
         }
-        if rng.chance(cfg.phantom_noise_rate) {
-            let (lon, lat) = lane.frame.offset(rng.range(-hw + 1.0, hw - 1.0));
-            let class = if rng.chance(0.8) {
-                DetectionClass::Pedestrian
-            } else {
-                DetectionClass::Bicycle
-            };
-            dets.push(Det {
-                class: Class::Known(class),
-                confidence: round2(rng.range(0.5, 0.8)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: None,
-            });
-            truth.camera_noise.phantom_single += 1;
-        }
-        if cam.site == CameraSite::Road && rng.chance(cfg.off_road_noise_rate) {
-            // A scarecrow on the hillside, a sign, a reflection: confident, but off the road.
-            let (lon, lat) = lane.frame.offset(rng.range(25.0, 90.0));
-            let (lon, lat) = (round6(lon), round6(lat));
-            let confidence = round2(rng.range(0.5, 0.95));
-            if !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway) {
-                dets.push(Det {
-                    class: Class::Known(DetectionClass::Pedestrian),
-                    confidence,
-                    lon,
-                    lat,
-                    track: None,
-                });
-                truth.camera_noise.off_road += 1;
-            }
-        }
-        if rng.chance(0.005) {
-            let (lon, lat) = lane.frame.offset(rng.range(-hw, hw + 10.0));
-            dets.push(Det {
-                class: Class::Known(DetectionClass::Animal),
-                confidence: round2(rng.range(0.5, 0.9)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: None,
-            });
-            truth.camera_noise.animal += 1;
-        }
-        if rng.chance(0.01) {
-            let (lon, lat) = lane.frame.offset(rng.range(-hw, hw));
-            dets.push(Det {
-                class: Class::Known(DetectionClass::Other),
-                confidence: round2(rng.range(0.3, 0.8)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: None,
-            });
-            truth.camera_noise.other += 1;
-        }
-        if rng.chance(0.002) {
-            let (lon, lat) = lane.frame.offset(rng.range(-hw, hw));
-            let class = if rng.chance(0.5) { "traffic_cone" } else { "debris" };
-            dets.push(Det {
-                class: Class::Unknown(class),
-                confidence: round2(rng.range(0.4, 0.9)),
-                lon: round6(lon),
-                lat: round6(lat),
-                track: None,
-            });
-            truth.camera_noise.unknown_class += 1;
-        }
+    }
+    if rng.chance(0.005) {
+        let (lon, lat) = lane.offset(rng.range(-hw, hw + 10.0));
+        dets.push(Det {
+            class: Class::Known(DetectionClass::Animal),
+            confidence: round2(rng.range(0.5, 0.9)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: None,
+        });
+        truth.camera_noise.animal += 1;
+    }
+    if rng.chance(0.01) {
+        let (lon, lat) = lane.offset(rng.range(-hw, hw));
+        dets.push(Det {
+            class: Class::Known(DetectionClass::Other),
+            confidence: round2(rng.range(0.3, 0.8)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: None,
+        });
+        truth.camera_noise.other += 1;
+    }
+    if rng.chance(0.002) {
+        let (lon, lat) = lane.offset(rng.range(-hw, hw));
+        let class = if rng.chance(0.5) {
+            "traffic_cone"
+        } else {
+            "debris"
+        };
+        dets.push(Det {
+            class: Class::Unknown(class),
+            confidence: round2(rng.range(0.4, 0.9)),
+            lon: round6(lon),
+            lat: round6(lat),
+            track: None,
+        });
+        truth.camera_noise.unknown_class += 1;
     }
 }
 
@@ -803,7 +883,9 @@ fn in_excluding_zone(net: &RoadNetwork, lon: f64, lat: f64, at_ms: i64) -> bool 
 
 /// DOMAIN.md's place test for a qualifying detection.
 fn qualifies_at(net: &RoadNetwork, lon: f64, lat: f64, at_ms: i64) -> bool {
-    net.locate(lon, lat, at_ms).is_some_and(|p| p.on_carriageway) && !in_excluding_zone(net, lon, lat, at_ms)
+    net.locate(lon, lat, at_ms)
+        .is_some_and(|p| p.on_carriageway)
+        && !in_excluding_zone(net, lon, lat, at_ms)
 }
 
 fn round2(x: f64) -> f64 {

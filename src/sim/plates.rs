@@ -67,11 +67,6 @@ impl PlateFactory {
             }
         }
     }
-
-    /// Reserves a plate made elsewhere (e.g. a misread) so it is not handed out again.
-    pub fn reserve(&mut self, plate: &str) {
-        self.used.insert(plate.to_owned());
-    }
 }
 
 fn weighted_char(rng: &mut Rng, table: &[(char, f64)]) -> char {

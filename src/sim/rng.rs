@@ -105,11 +105,6 @@ impl Rng {
         mean + sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    /// Exponential with the given mean.
-    pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.f64()).ln()
-    }
-
     /// Poisson: Knuth's product method for small means, a rounded normal above 30
     /// (counts of that size are scale knobs, not statistics anyone tests).
     pub fn poisson(&mut self, mean: f64) -> u32 {
@@ -197,7 +192,6 @@ mod tests {
             let i = r.int(-3, 3);
             assert!((-3..=3).contains(&i));
             assert!(r.below(10) < 10);
-            assert!(r.exp(5.0) >= 0.0);
         }
         let mean: f64 = (0..20_000).map(|_| f64::from(r.poisson(4.0))).sum::<f64>() / 20_000.0;
         assert!((mean - 4.0).abs() < 0.1, "{mean}");

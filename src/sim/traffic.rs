@@ -68,6 +68,8 @@ pub(crate) struct Vehicle {
 /// One planned trip: when, who, where, how fast, and where it stops.
 #[derive(Debug, Clone)]
 pub(crate) struct TripPlan {
+    /// Number in planning order (set by the simulator): seeds the trip's generator.
+    pub id: u64,
     pub start_ms: i64,
     pub vehicle: u32,
     pub from: usize,
@@ -138,7 +140,9 @@ impl Traffic {
     pub fn new(sim: &SimNetwork, cfg: &SimConfig, truth: &mut GroundTruth) -> Traffic {
         let mut rng = Rng::derive(cfg.seed, TAG_POPULATION, 0);
         let ends: Vec<usize> = {
-            let non_hub: Vec<usize> = (0..sim.nodes.len()).filter(|&n| !sim.nodes[n].hub).collect();
+            let non_hub: Vec<usize> = (0..sim.nodes.len())
+                .filter(|&n| !sim.nodes[n].hub)
+                .collect();
             if non_hub.len() >= 2 {
                 non_hub
             } else {
@@ -186,11 +190,25 @@ impl Traffic {
         for _ in 0..cfg.private_commuters {
             let (a, b) = *rng.pick(&short);
             let local = rng.chance(0.9);
-            t.add_recurring(&mut rng, VehicleKind::PrivateCommuter, VehicleClass::Car, a, b, local);
+            t.add_recurring(
+                &mut rng,
+                VehicleKind::PrivateCommuter,
+                VehicleClass::Car,
+                a,
+                b,
+                local,
+            );
         }
         for _ in 0..cfg.long_distance_commuters {
             let (a, b) = *rng.pick(&long);
-            let v = t.add_recurring(&mut rng, VehicleKind::LongCommuter, VehicleClass::Car, a, b, true);
+            let v = t.add_recurring(
+                &mut rng,
+                VehicleKind::LongCommuter,
+                VehicleClass::Car,
+                a,
+                b,
+                true,
+            );
             truth.hard_negatives.push(RecurringVehicle {
                 plate: t.vehicles[v].plate.clone(),
                 kind: "long_distance_commuter",
@@ -208,11 +226,20 @@ impl Traffic {
         }
         for _ in 0..cfg.licensed_operators {
             let (a, b) = *rng.pick(&towns);
-            let v = t.add_recurring(&mut rng, VehicleKind::LicensedOperator, VehicleClass::Car, a, b, true);
+            let v = t.add_recurring(
+                &mut rng,
+                VehicleKind::LicensedOperator,
+                VehicleClass::Car,
+                a,
+                b,
+                true,
+            );
             t.vehicles[v].active_rate = rng.range(0.75, 0.95);
             t.vehicles[v].operator = Some(truth.licensed_operators.len());
             truth.whitelist_plates.push(t.vehicles[v].plate.clone());
-            truth.licensed_operators.push(operator_truth(sim, &t.vehicles[v], false));
+            truth
+                .licensed_operators
+                .push(operator_truth(sim, &t.vehicles[v], false));
         }
         for i in 0..cfg.illegal_operators {
             let (a, b) = *rng.pick(&towns);
@@ -225,7 +252,9 @@ impl Traffic {
             t.vehicles[v].active_rate = rng.range(0.75, 0.97);
             t.vehicles[v].operator = Some(truth.illegal_operators.len());
             let watched = i < cfg.watchlisted_operators;
-            truth.illegal_operators.push(operator_truth(sim, &t.vehicles[v], watched));
+            truth
+                .illegal_operators
+                .push(operator_truth(sim, &t.vehicles[v], watched));
             if watched {
                 t.vehicles[v].watch = Some(truth.watchlist.len());
                 truth.watchlist.push(WatchlistEntry {
@@ -239,7 +268,14 @@ impl Traffic {
         for _ in 0..cfg.watchlisted_suspects {
             let (a, b) = *rng.pick(&all_pairs);
             let local = rng.chance(0.5);
-            let v = t.add_recurring(&mut rng, VehicleKind::Suspect, VehicleClass::Car, a, b, local);
+            let v = t.add_recurring(
+                &mut rng,
+                VehicleKind::Suspect,
+                VehicleClass::Car,
+                a,
+                b,
+                local,
+            );
             t.vehicles[v].watch = Some(truth.watchlist.len());
             truth.watchlist.push(WatchlistEntry {
                 plate: t.vehicles[v].plate.clone(),
@@ -330,11 +366,6 @@ impl Traffic {
         (self.vehicles.len() - 1) as u32
     }
 
-    /// Marks a plate as taken (a misread produced it) so no vehicle gets it later.
-    pub fn reserve_plate(&mut self, plate: &str) {
-        self.plates.reserve(plate);
-    }
-
     /// Plans the trips of one local day. Recurring vehicles always; the one-off traffic
     /// only when `one_off` (the warm-up leaves it out: it adds load, not history).
     /// Trips starting outside `[from_ms, to_ms)` are dropped. Operator days are recorded
@@ -423,7 +454,9 @@ impl Traffic {
                 VehicleKind::IllegalOperator => &mut truth.illegal_operators,
                 _ => &mut truth.licensed_operators,
             };
-            let km = sim.route(trip.from, trip.to).map_or(0.0, |r| r.length_m / 1000.0);
+            let km = sim
+                .route(trip.from, trip.to)
+                .map_or(0.0, |r| r.length_m / 1000.0);
             let date = date_text(day);
             let days = &mut list[slot].days;
             match days.last_mut() {
@@ -456,7 +489,11 @@ impl Traffic {
         let hours = |h: f64| (h * 3_600_000.0) as i64;
         match kind {
             VehicleKind::PrivateCommuter | VehicleKind::LongCommuter => {
-                let works = if wd < 5 { rng.chance(0.95) } else { rng.chance(0.1) };
+                let works = if wd < 5 {
+                    rng.chance(0.95)
+                } else {
+                    rng.chance(0.1)
+                };
                 if !works {
                     return;
                 }
@@ -497,7 +534,11 @@ impl Traffic {
                     return;
                 }
                 let illegal = kind == VehicleKind::IllegalOperator;
-                let n = if illegal { rng.int(4, 8) } else { rng.int(3, 6) };
+                let n = if illegal {
+                    rng.int(4, 8)
+                } else {
+                    rng.int(3, 6)
+                };
                 let speed = rng.normal(95.0, 10.0).clamp(70.0, 125.0) / 3.6;
                 let stops = if illegal {
                     // Short stops to pick up passengers waiting at the service area.
@@ -595,6 +636,7 @@ impl Traffic {
             }
         }
         TripPlan {
+            id: 0,
             start_ms,
             vehicle,
             from,
@@ -606,7 +648,13 @@ impl Traffic {
 
     /// The reader passes of a trip, in time order: `(ts, reader)`. Speed varies by a
     /// few per cent between gantries, as real traffic does.
-    pub fn expand(&mut self, sim: &SimNetwork, trip: &TripPlan, rng: &mut Rng, out: &mut Vec<(i64, usize)>) {
+    pub fn expand(
+        &mut self,
+        sim: &SimNetwork,
+        trip: &TripPlan,
+        rng: &mut Rng,
+        out: &mut Vec<(i64, usize)>,
+    ) {
         out.clear();
         let Some(route) = sim.route(trip.from, trip.to) else {
             return;
@@ -632,6 +680,7 @@ impl Traffic {
                     t += dwell_s * 1000.0;
                 }
             }
+            t += road.drive_m(leg.travel, pos, leg.to) / v * 1000.0;
         }
     }
 }
@@ -647,7 +696,9 @@ fn round1(x: f64) -> f64 {
 fn passes_service_area(sim: &SimNetwork, route: &Route, scratch: &mut Vec<usize>) -> bool {
     route.legs.iter().any(|leg| {
         sim.readers_between(leg, scratch);
-        scratch.iter().any(|&r| sim.readers[r].service_area.is_some())
+        scratch
+            .iter()
+            .any(|&r| sim.readers[r].service_area.is_some())
     })
 }
 

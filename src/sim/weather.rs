@@ -131,10 +131,14 @@ struct StationSim {
     sensors: Sensors,
     temp_offset: f64,
     clear_visibility: f64,
+    /// Top of the visibility sensor's range: clear air reads as this (10 or 20 km).
+    visibility_range: f64,
     phase: f64,
     episodes: Vec<Episode>,
     dropouts: Vec<Dropout>,
     last_was_spike: bool,
+    /// The station's own generator: how a run is cut into batches changes nothing.
+    rng: Rng,
 }
 
 /// One weather report, ready to render.
@@ -164,7 +168,8 @@ struct TrueWeather {
 
 pub(crate) struct Weather {
     stations: Vec<StationSim>,
-    rng: Rng,
+    /// Single noisy readings emitted so far (truth: `weather_noise_readings`).
+    pub spikes: u64,
     utc_offset_s: i32,
     base_air_temp_c: f64,
 }
@@ -192,10 +197,12 @@ impl Weather {
                 },
                 temp_offset: rng.range(-2.0, 1.0),
                 clear_visibility: rng.range(8_000.0, 20_000.0),
+                visibility_range: if rng.chance(0.5) { 10_000.0 } else { 20_000.0 },
                 phase: rng.range(0.0, TAU),
                 episodes: Vec::new(),
                 dropouts: Vec::new(),
                 last_was_spike: false,
+                rng: Rng::derive(cfg.seed, TAG_REPORTS, i as u64),
             })
             .collect();
         // A few stations lack a sensor for good: two have no anemometer, one no road
@@ -219,14 +226,16 @@ impl Weather {
                     sensor,
                 });
             }
-            truth.missing_sensors.sort_by(|a, b| a.station_id.cmp(&b.station_id));
+            truth
+                .missing_sensors
+                .sort_by(|a, b| a.station_id.cmp(&b.station_id));
         }
         for s in &mut stations {
             s.next_ms = cfg.start_ms + rng.int(0, s.interval_ms - 1);
         }
         Weather {
             stations,
-            rng: Rng::derive(cfg.seed, TAG_REPORTS, 0),
+            spikes: 0,
             utc_offset_s: cfg.utc_offset_s,
             base_air_temp_c: cfg.base_air_temp_c,
         }
@@ -246,7 +255,14 @@ impl Weather {
 
     /// Plans the episodes and drop-outs of one local day; those starting outside
     /// `[from_ms, to_ms)` are left out.
-    pub fn plan_day(&mut self, cfg: &SimConfig, day: i64, from_ms: i64, to_ms: i64, truth: &mut GroundTruth) {
+    pub fn plan_day(
+        &mut self,
+        cfg: &SimConfig,
+        day: i64,
+        from_ms: i64,
+        to_ms: i64,
+        truth: &mut GroundTruth,
+    ) {
         if self.stations.is_empty() {
             return;
         }
@@ -266,7 +282,11 @@ impl Weather {
                 let (onset_h, up, hold, down) = match kind {
                     // Radiation fog: night and early morning, sometimes evening.
                     WxKind::Fog => (
-                        if rng.chance(0.8) { rng.range(0.0, 8.0) } else { rng.range(17.0, 22.0) },
+                        if rng.chance(0.8) {
+                            rng.range(0.0, 8.0)
+                        } else {
+                            rng.range(17.0, 22.0)
+                        },
                         rng.range(20.0, 60.0),
                         rng.range(40.0, 180.0),
                         rng.range(20.0, 60.0),
@@ -284,7 +304,11 @@ impl Weather {
                         rng.range(10.0, 30.0),
                     ),
                     WxKind::Rain => (
-                        if rng.chance(0.7) { rng.range(12.0, 20.0) } else { rng.range(0.0, 24.0) },
+                        if rng.chance(0.7) {
+                            rng.range(12.0, 20.0)
+                        } else {
+                            rng.range(0.0, 24.0)
+                        },
                         rng.range(10.0, 20.0),
                         rng.range(20.0, 60.0),
                         rng.range(10.0, 30.0),
@@ -315,7 +339,8 @@ impl Weather {
                     over,
                     peak,
                     rain_visibility: rng.range(800.0, 2000.0),
-                    ices: rng.chance(0.6),
+                    // Each day's first freezing episode ices over (level 2, critical).
+                    ices: k == 0 || rng.chance(0.6),
                 };
                 // A station that can measure it and has no such episode then.
                 let mut placed = None;
@@ -340,7 +365,9 @@ impl Weather {
                 if onset < from_ms || onset >= to_ms {
                     continue;
                 }
-                if let Some(t) = self.episode_truth(i, &episode, to_ms, truth.weather_episodes.len()) {
+                if let Some(t) =
+                    self.episode_truth(i, &episode, to_ms, truth.weather_episodes.len())
+                {
                     truth.weather_episodes.push(t);
                 }
                 self.stations[i].episodes.push(episode);
@@ -387,7 +414,13 @@ impl Weather {
 
     /// The truth of an episode from its noise-free values; `None` when it never
     /// reaches level 1 before the run ends.
-    fn episode_truth(&self, i: usize, e: &Episode, end_ms: i64, n: usize) -> Option<WeatherEpisode> {
+    fn episode_truth(
+        &self,
+        i: usize,
+        e: &Episode,
+        end_ms: i64,
+        n: usize,
+    ) -> Option<WeatherEpisode> {
         let s = &self.stations[i];
         let mut level_max = 0u8;
         let (mut start, mut end) = (None, None);
@@ -404,7 +437,10 @@ impl Weather {
                     w.gust,
                 ),
                 WxKind::Rain => (
-                    RAIN_LEVELS_MM_H.iter().filter(|r| w.precipitation >= **r).count() as u8,
+                    RAIN_LEVELS_MM_H
+                        .iter()
+                        .filter(|r| w.precipitation >= **r)
+                        .count() as u8,
                     w.precipitation,
                 ),
             };
@@ -454,7 +490,8 @@ impl Weather {
     }
 
     fn true_weather(&self, s: &StationSim, t: i64, episodes: &[Episode]) -> TrueWeather {
-        let local_h = ((t + i64::from(self.utc_offset_s) * 1000).rem_euclid(DAY_MS)) as f64 / 3_600_000.0;
+        let local_h =
+            ((t + i64::from(self.utc_offset_s) * 1000).rem_euclid(DAY_MS)) as f64 / 3_600_000.0;
         // Warmest around 15:00, coldest around 03:00.
         let diurnal = (TAU * (local_h - 9.0) / 24.0).sin();
         let slow = (TAU * t as f64 / (DAY_MS as f64 * 1.7) + s.phase).sin();
@@ -481,7 +518,8 @@ impl Weather {
                 }
                 WxKind::Rain => {
                     precipitation += e.peak * i;
-                    let v = (visibility.ln() + (e.rain_visibility.ln() - visibility.ln()) * i).exp();
+                    let v =
+                        (visibility.ln() + (e.rain_visibility.ln() - visibility.ln()) * i).exp();
                     visibility = visibility.min(v);
                     if i > 0.1 && state != RoadSurfaceState::Ice {
                         state = RoadSurfaceState::Wet;
@@ -521,15 +559,18 @@ impl Weather {
         for i in 0..self.stations.len() {
             while self.stations[i].next_ms < t1 {
                 let t = self.stations[i].next_ms;
-                let jitter = self.rng.int(-2_000, 2_000);
+                let jitter = self.stations[i].rng.int(-2_000, 2_000);
                 self.stations[i].next_ms = t + self.stations[i].interval_ms + jitter;
                 if t < t0 {
                     continue;
                 }
-                let s = &self.stations[i];
-                let silent = s.dropouts.iter().any(|d| d.sensor.is_none() && d.from <= t && t < d.to);
+                let s = &mut self.stations[i];
+                let silent = s
+                    .dropouts
+                    .iter()
+                    .any(|d| d.sensor.is_none() && d.from <= t && t < d.to);
                 // One report in a hundred simply never arrives.
-                if silent || self.rng.chance(0.01) {
+                if silent || s.rng.chance(0.01) {
                     continue;
                 }
                 let obs = self.observe(i, t);
@@ -543,16 +584,23 @@ impl Weather {
             let s = &self.stations[i];
             self.true_weather(s, t, &s.episodes)
         };
-        let rng = &mut self.rng;
-        let s = &self.stations[i];
+        let StationSim {
+            rng,
+            dropouts,
+            sensors,
+            last_was_spike,
+            visibility_range,
+            ..
+        } = &mut self.stations[i];
         let off = |sensor: Sensor| {
-            s.dropouts
+            dropouts
                 .iter()
                 .any(|d| d.sensor == Some(sensor) && d.from <= t && t < d.to)
         };
-        let mut visibility = (w.visibility * (1.0 + rng.normal(0.0, 0.05))).max(5.0);
+        let mut visibility =
+            (w.visibility * (1.0 + rng.normal(0.0, 0.03))).clamp(5.0, *visibility_range);
         let quiet = w.visibility > 3_000.0;
-        let spike = quiet && !s.last_was_spike && rng.chance(0.003);
+        let spike = quiet && !*last_was_spike && rng.chance(0.003);
         if spike {
             // A spider on the lens, a puff of steam: one reading, then gone.
             visibility = rng.range(250.0, 450.0);
@@ -566,24 +614,22 @@ impl Weather {
         let wind = (w.wind + rng.normal(0.0, 0.4)).clamp(0.0, gust);
         let surface = w.surface + rng.normal(0.0, 0.15);
         let air = w.air + rng.normal(0.0, 0.2);
-        let sensors = s.sensors;
+        let sensors = *sensors;
         let obs = Observation {
             station: i,
-            visibility_m: (sensors.visibility && !off(Sensor::Visibility)).then_some(round1(visibility)),
+            visibility_m: (sensors.visibility && !off(Sensor::Visibility))
+                .then_some(round1(visibility)),
             precipitation_mm_h: (!off(Sensor::Precipitation)).then_some(round1(precipitation)),
             wind_speed_ms: (sensors.wind && !off(Sensor::Wind)).then_some(round1(wind)),
             wind_gust_ms: (sensors.wind && !off(Sensor::Wind)).then_some(round1(gust)),
-            road_surface_temp_c: (sensors.surface && !off(Sensor::Surface)).then_some(round1(surface)),
+            road_surface_temp_c: (sensors.surface && !off(Sensor::Surface))
+                .then_some(round1(surface)),
             road_surface_state: (sensors.surface && !off(Sensor::Surface)).then_some(w.state),
             air_temp_c: (!off(Sensor::Air)).then_some(round1(air)),
         };
-        self.stations[i].last_was_spike = spike;
+        *last_was_spike = spike;
+        self.spikes += u64::from(spike);
         obs
-    }
-
-    /// Whether the last report of a station was a noise spike (for the truth count).
-    pub fn last_was_spike(&self, i: usize) -> bool {
-        self.stations[i].last_was_spike
     }
 }
 

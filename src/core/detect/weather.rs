@@ -562,6 +562,12 @@ fn forecast(
     let horizon_min = s.forecast_horizon_ms as f64 / 60_000.0;
     let target = s.forecast_visibility_m;
     let newest = trend.back().filter(|&&(t, _)| t <= now)?.1;
+    // Only a visibility already in fog (WMO: below 1 km) is trended: above it, sensors
+    // saturate and scatter by kilometres, and a noisy line through 15 km readings would
+    // "forecast" fog on a clear night.
+    if newest >= s.forecast_max_visibility_m {
+        return None;
+    }
     let (mut st, mut sv, mut stt, mut stv, mut svv) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut best = None;
     let readings = trend

@@ -51,6 +51,11 @@ impl UtcOffset {
         Self::from_seconds(sign * (h * 3600 + m * 60))
     }
 
+    /// Seconds east of UTC.
+    pub fn seconds(self) -> i32 {
+        self.0.local_minus_utc()
+    }
+
     pub fn china_standard_time() -> Self {
         UtcOffset(FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset"))
     }

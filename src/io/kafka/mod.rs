@@ -1,7 +1,16 @@
-//! Kafka adapter: client configuration from settings, topic administration, and the
-//! producer/consumer constructors the runtime and the tests share.
+//! Kafka adapter: client configuration from settings, topic administration, the
+//! producer/consumer constructors the runtime and the tests share, and the runtime of
+//! `roadwatch run` (docs/KAFKA_RUNTIME.md).
 mod admin;
 mod client;
+mod dispatch_topics;
+mod group;
+mod patrol;
+mod runtime;
+mod sink;
+mod startup;
+mod state_rebuild;
 
 pub use admin::{create_topics, delete_topics, topic_exists, TopicSpec};
 pub use client::{client_config, consumer, producer};
+pub use runtime::{run, run_command, Shutdown};

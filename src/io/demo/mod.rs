@@ -1,0 +1,289 @@
+//! `roadwatch demo`: the simulator and the engine in one process on the shipped network,
+//! no Kafka needed. A compressed scenario (a simulated day in about a minute by default),
+//! alerts printed as they happen, `/metrics` served while it runs, and a closing report
+//! scoring every detector against the simulator's ground truth.
+mod report;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+pub use report::{DemoReport, DetectorScore};
+
+use crate::config::Settings;
+use crate::core::detect::ride_hailing::PlateList;
+use crate::core::engine::Engine;
+use crate::core::model::{format_rfc3339, Alert, AlertStatus, DlqSource, UtcOffset};
+use crate::core::roads::RoadNetwork;
+use crate::io::http::{self, Readiness};
+use crate::io::metrics::Metrics;
+use crate::io::pipeline::{Pipeline, Produced};
+use crate::sim::{SimConfig, Simulator};
+
+/// How fast simulated time runs against the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// The scored run lasts about a minute, whatever its simulated duration.
+    Auto,
+    /// As fast as the machine goes.
+    Max,
+    /// Simulated seconds per wall second.
+    Factor(f64),
+}
+
+impl Speed {
+    pub fn parse(s: &str) -> Option<Speed> {
+        match s {
+            "auto" => Some(Speed::Auto),
+            "max" => Some(Speed::Max),
+            x => x
+                .parse::<f64>()
+                .ok()
+                .filter(|f| *f > 0.0)
+                .map(Speed::Factor),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub seed: u64,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    /// Days of plate reads before the scored run, so the pattern detector has history.
+    pub warmup_ms: i64,
+    pub speed: Speed,
+    /// Keep serving /metrics this long after the report (operators, Prometheus tests).
+    pub linger: Duration,
+    /// Print one line per alert as it happens.
+    pub print_alerts: bool,
+}
+
+/// Wall time the scored run should take at `Speed::Auto`.
+const AUTO_WALL: Duration = Duration::from_secs(60);
+
+pub fn run_demo(
+    settings: &Settings,
+    roads: Arc<RoadNetwork>,
+    opts: &DemoOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<DemoReport> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the metrics listener's runtime")?;
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let addr = runtime.block_on(http::serve(
+        settings.metrics.listen,
+        metrics.clone(),
+        readiness.clone(),
+    ))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+
+    let cfg = SimConfig {
+        seed: opts.seed,
+        start_ms: opts.start_ms,
+        duration_ms: opts.duration_ms,
+        warmup_ms: opts.warmup_ms,
+        utc_offset_s: settings.engine.output.utc_offset.seconds(),
+        ..SimConfig::default()
+    };
+    let mut sim = Simulator::try_new(cfg, roads.clone())
+        .map_err(|problems| anyhow::anyhow!("simulator: {}", problems.join("; ")))?;
+    let mut engine = Engine::new(settings.engine.clone(), roads);
+    let truth = sim.truth();
+    let (watch, _) = PlateList::parse(&truth.watchlist_plates.join("\n"));
+    let (white, _) = PlateList::parse(&truth.whitelist_plates.join("\n"));
+    engine.set_plate_lists(watch, white);
+    let mut pipeline = Pipeline::new(settings, engine, Some(metrics.clone())).keep_alerts();
+    readiness.set(true, "demo running");
+
+    let offset = settings.engine.output.utc_offset;
+    let factor = match opts.speed {
+        Speed::Auto => Some(opts.duration_ms as f64 / 1000.0 / AUTO_WALL.as_secs_f64()),
+        Speed::Max => None,
+        Speed::Factor(f) => Some(f),
+    };
+    writeln!(
+        out,
+        "roadwatch demo: seed {}, {} simulated from {} ({} of warm-up first), network {} km",
+        opts.seed,
+        human_duration(opts.duration_ms),
+        format_rfc3339(opts.start_ms, offset),
+        human_duration(opts.warmup_ms),
+        (pipeline
+            .engine()
+            .roads()
+            .lines()
+            .iter()
+            .map(|l| l.length_m())
+            .sum::<f64>()
+            / 1000.0)
+            .round(),
+    )?;
+
+    let mut batch = Vec::new();
+    let mut produced: Vec<Produced> = Vec::new();
+    let mut all_alerts: Vec<Alert> = Vec::new();
+    let mut records = 0u64;
+    let mut busy = Duration::ZERO;
+    let mut per_record_us: Vec<f64> = Vec::new();
+    let mut scored_started: Option<Instant> = None;
+    let mut last_progress = Instant::now();
+    while sim.next_batch(&mut batch) {
+        let sim_now = sim.now_ms();
+        let t = Instant::now();
+        for (i, r) in batch.iter().enumerate() {
+            let source = DlqSource {
+                topic: Some(pipeline.topic_of(r.stream).to_owned()),
+                ..DlqSource::default()
+            };
+            // In the demo the world's clock is the simulated one.
+            let timed = i % 32 == 0;
+            let t0 = timed.then(Instant::now);
+            pipeline.process(
+                r.stream,
+                &r.value,
+                source,
+                Some(sim_now),
+                r.ts,
+                &mut produced,
+            );
+            if let Some(t0) = t0 {
+                per_record_us.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+            produced.clear();
+            for alert in pipeline.take_alerts() {
+                sim.on_alert(&alert);
+                if opts.print_alerts && sim_now > opts.start_ms {
+                    writeln!(out, "{}", alert_line(&alert, offset))?;
+                }
+                all_alerts.push(alert);
+            }
+        }
+        records += batch.len() as u64;
+        busy += t.elapsed();
+        batch.clear();
+        if sim_now <= opts.start_ms {
+            if last_progress.elapsed() > Duration::from_secs(2) {
+                writeln!(out, "  warming up: {} ...", format_rfc3339(sim_now, offset))?;
+                last_progress = Instant::now();
+            }
+            continue;
+        }
+        let started = *scored_started.get_or_insert_with(Instant::now);
+        if let Some(f) = factor {
+            let due =
+                Duration::from_secs_f64(((sim_now - opts.start_ms) as f64 / 1000.0 / f).max(0.0));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let engine_stats = pipeline.engine().stats();
+    metrics.update_engine(&engine_stats, pipeline.engine().dispatch_stats());
+    let report = DemoReport::build(
+        sim.truth(),
+        &all_alerts,
+        &engine_stats,
+        pipeline.engine().dispatch_stats(),
+        records,
+        busy,
+        &mut per_record_us,
+    );
+    write!(out, "{}", report.render())?;
+    if !opts.linger.is_zero() {
+        writeln!(
+            out,
+            "serving /metrics on {addr} for {} s more",
+            opts.linger.as_secs()
+        )?;
+        out.flush()?;
+        std::thread::sleep(opts.linger);
+    }
+    readiness.set(false, "demo finished");
+    Ok(report)
+}
+
+/// One readable line per alert: time, status, kind, severity, place, unit.
+fn alert_line(a: &Alert, offset: UtcOffset) -> String {
+    let time = crate::core::model::parse_rfc3339_ms(&a.event_ts)
+        .map(|ms| format_rfc3339(ms, offset))
+        .unwrap_or_else(|| a.event_ts.clone());
+    let clock = time.get(11..19).unwrap_or(&time);
+    let day = time.get(5..10).unwrap_or("");
+    let place = match (
+        &a.location.road_id,
+        &a.location.direction,
+        &a.location.stake,
+    ) {
+        (Some(r), Some(d), Some(s)) => format!("{r} {d} {s}"),
+        _ => format!("{:.4},{:.4}", a.location.lon, a.location.lat),
+    };
+    let unit = match (&a.dispatch, a.status) {
+        (Some(d), _) => format!("→ {} (eta {} s, attempt {})", d.unit_id, d.eta_s, d.attempt),
+        (None, AlertStatus::Escalated) => "→ command center (no unit)".to_owned(),
+        (None, _) => String::new(),
+    };
+    format!(
+        "{day} {clock}  {:<10} {:<28} {:<8} {:<22} {unit}",
+        a.status.as_str(),
+        format!("{}/{}", a.kind.as_str(), a.subtype),
+        a.severity.as_str(),
+        place,
+    )
+}
+
+pub fn human_duration(ms: i64) -> String {
+    let s = ms / 1000;
+    match (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+/// Parses `90m`, `24h`, `3d`, `45s` (or a plain number of seconds).
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit {
+        "" | "s" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = n * scale;
+    (ms.is_finite() && ms >= 0.0).then_some(ms as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("24h"), Some(86_400_000));
+        assert_eq!(parse_duration_ms("90m"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("2d"), Some(172_800_000));
+        assert_eq!(parse_duration_ms("30"), Some(30_000));
+        assert_eq!(parse_duration_ms("1.5h"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+        assert_eq!(parse_duration_ms("5y"), None);
+        assert_eq!(human_duration(86_400_000), "1 d");
+        assert_eq!(human_duration(5_400_000), "1 h 30 min");
+        assert_eq!(Speed::parse("max"), Some(Speed::Max));
+        assert_eq!(Speed::parse("0"), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! The consumer-group member's librdkafka context: rebalance callbacks, offset-commit
+//! callbacks and statistics. librdkafka runs all of them inside `poll` on the runtime's
+//! own thread, so the sink they touch is never used by two threads at once; the mutexes
+//! only satisfy the `Send + Sync` bound of a context (and are never held across `poll`).
+//!
+//! Rebalances follow librdkafka's examples/transactions.c: on revoke, the open
+//! transaction is committed (or aborted, if the assignment was lost) *before* the
+//! partitions are given up, so the next owner starts exactly after what this one
+//! committed; on assign, the new partitions are added paused, because the engine must be
+//! rebuilt before any record of theirs reaches it (docs/KAFKA_RUNTIME.md).
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use super::sink::{Sink, SinkError};
+use crate::io::metrics::Metrics;
+
+/// What a rebalance changed, for the runtime to act on after `poll` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupEvent {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+/// The consumer statistics /readyz and the metrics use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupStats {
+    pub received: Option<Instant>,
+    /// Summed lag of the assigned partitions whose lag librdkafka knows.
+    pub total_lag: i64,
+    pub brokers_up: usize,
+    pub brokers: usize,
+    /// Worst broker round trip p99 seen by the consumer, µs.
+    pub rtt_p99_us: i64,
+}
+
+pub(crate) struct GroupContext {
+    pub(crate) sink: Mutex<Sink>,
+    events: Mutex<Vec<GroupEvent>>,
+    /// A fatal error raised inside a callback; the runtime returns it after `poll`.
+    failure: Mutex<Option<anyhow::Error>>,
+    /// A rewind needed because a revoke-time commit failed.
+    rewind: Mutex<Option<String>>,
+    pub(crate) stats: Mutex<GroupStats>,
+    metrics: Arc<Metrics>,
+    /// The (topic, partition) labels of the lag gauge currently set.
+    lag_labels: Mutex<BTreeSet<(String, i32)>>,
+}
+
+fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl GroupContext {
+    pub(crate) fn new(sink: Sink, metrics: Arc<Metrics>) -> Self {
+        GroupContext {
+            sink: Mutex::new(sink),
+            events: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
+            rewind: Mutex::new(None),
+            stats: Mutex::new(GroupStats::default()),
+            metrics,
+            lag_labels: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub(crate) fn take_events(&self) -> Vec<GroupEvent> {
+        self.events
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn take_failure(&self) -> Option<anyhow::Error> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
+    }
+
+    pub(crate) fn take_rewind(&self) -> Option<String> {
+        self.rewind.lock().ok().and_then(|mut r| r.take())
+    }
+
+    fn push(&self, event: GroupEvent) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event);
+        }
+    }
+
+    fn fail(&self, error: anyhow::Error) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(error);
+        }
+    }
+
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let result = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+            _ => consumer.assign(tpl),
+        };
+        if let Err(e) = result {
+            self.fail(anyhow::anyhow!(
+                "assigning partitions {:?}: {e}",
+                pairs(tpl)
+            ));
+            return;
+        }
+        // Paused until the engine is rebuilt for the new assignment.
+        if let Err(e) = consumer.pause(tpl) {
+            tracing::warn!(error = %e, "pausing newly assigned partitions");
+        }
+        tracing::info!(partitions = ?pairs(tpl), "partitions assigned");
+        self.push(GroupEvent::Assigned(pairs(tpl)));
+    }
+
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let lost = consumer.assignment_lost();
+        let revoked = pairs(tpl);
+        if let Ok(mut sink) = self.sink.lock() {
+            match sink.settle(consumer, lost) {
+                Ok(()) => {}
+                Err(SinkError::Fatal(e)) => self.fail(e),
+                Err(SinkError::Rewind(why)) => {
+                    if let Ok(mut r) = self.rewind.lock() {
+                        r.get_or_insert(why);
+                    }
+                }
+            }
+            let keys: Vec<_> = revoked
+                .iter()
+                .filter_map(|(topic, p)| sink.key_of(topic, *p))
+                .collect();
+            sink.forget(&keys);
+        }
+        let result = match consumer.rebalance_protocol() {
+            RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
+            _ => consumer.unassign(),
+        };
+        if let Err(e) = result {
+            self.fail(anyhow::anyhow!("giving up partitions {revoked:?}: {e}"));
+        }
+        tracing::info!(partitions = ?revoked, lost, "partitions revoked");
+        self.push(GroupEvent::Revoked(revoked));
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, s: Statistics) {
+        let mut view = GroupStats {
+            received: Some(Instant::now()),
+            ..GroupStats::default()
+        };
+        for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
+            view.brokers += 1;
+            if b.state == "UP" {
+                view.brokers_up += 1;
+            }
+            if let Some(w) = &b.rtt {
+                view.rtt_p99_us = view.rtt_p99_us.max(w.p99);
+            }
+        }
+        let mut lags = BTreeMap::new();
+        for (topic, t) in &s.topics {
+            for (id, p) in &t.partitions {
+                // -1 is librdkafka's internal unassigned partition; `desired` marks the
+                // assigned ones; a negative lag is "not known yet".
+                if *id < 0 || !p.desired || p.consumer_lag < 0 {
+                    continue;
+                }
+                lags.insert((topic.clone(), *id), p.consumer_lag);
+                view.total_lag += p.consumer_lag;
+            }
+        }
+        if let Ok(mut labels) = self.lag_labels.lock() {
+            for gone in labels.iter().filter(|l| !lags.contains_key(*l)) {
+                let _ = self
+                    .metrics
+                    .consumer_lag
+                    .remove_label_values(&[&gone.0, &gone.1.to_string()]);
+            }
+            for ((topic, p), lag) in &lags {
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &p.to_string()])
+                    .set(*lag);
+            }
+            *labels = lags.into_keys().collect();
+        }
+        if let Ok(mut st) = self.stats.lock() {
+            *st = view;
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.on_assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.on_revoke(consumer, tpl),
+            other => {
+                // librdkafka asks for the whole assignment to be dropped on a rebalance
+                // error; the group then assigns again.
+                tracing::warn!(error = ?other, "rebalance error; giving up the assignment");
+                if let Ok(current) = consumer.assignment() {
+                    self.on_revoke(consumer, &current);
+                }
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        // Only at-least-once commits asynchronously; time the round trip it took.
+        if let Ok(mut sink) = self.sink.lock() {
+            if let Some(sent) = sink.async_commit_sent.take() {
+                self.metrics
+                    .transaction_commit
+                    .with_label_values(&["at_least_once"])
+                    .observe(sent.elapsed().as_secs_f64());
+            }
+        }
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "offset commit failed; the next interval commits again");
+        }
+    }
+}
+
+/// librdkafka's cached high watermark of a partition, refreshed by every fetch response
+/// (no network call). `None` until the first fetch.
+pub(crate) fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka reads the
+    // NUL-terminated topic name and writes the two integers, keeping no reference.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}

@@ -1,0 +1,880 @@
+//! `roadwatch run`: the production path (docs/KAFKA_RUNTIME.md).
+//!
+//! One thread drives everything, because the engine is one synchronous state machine:
+//!
+//! ```text
+//!  group consumer (camera, plate, weather, ack) ──┐   poll a batch
+//!  side consumer (patrol-positions, all of it) ───┤   held back to the group's time
+//!                                                 ▼
+//!                                  Pipeline (decode → engine → records)
+//!                                                 ▼
+//!                 Sink: transactional producer + offsets (exactly-once)
+//!                       or delivery-confirmed offsets (at-least-once)
+//! ```
+//!
+//! librdkafka runs rebalance, commit and statistics callbacks inside `poll` on this same
+//! thread ([`super::group`]). Whenever the assignment changes or open work is dropped, the
+//! engine is rebuilt from the input window ([`super::state_rebuild`]) before any further
+//! record is applied, and the consumers go back to the committed offsets.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::dispatch_topics::DispatchTopics;
+use super::group::{cached_high_watermark, GroupContext, GroupEvent};
+use super::patrol::PatrolBuffer;
+use super::sink::{clock_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError};
+use super::startup::{self, StreamTopics};
+use super::state_rebuild::{self, GroupPartition, RebuildRequest};
+use crate::config::{Guarantee, Settings};
+use crate::core::detect::ride_hailing::PlateList;
+use crate::core::engine::Engine;
+use crate::core::model::{DlqSource, EventTime};
+use crate::core::roads::RoadNetwork;
+use crate::io::http::Readiness;
+use crate::io::metrics::{Metrics, Stage};
+use crate::io::output::wall_clock_ms;
+use crate::io::pipeline::{Pipeline, Produced};
+use crate::io::plate_lists::PlateListFiles;
+
+/// Records taken from the group consumer per batch before the loop looks around.
+const MAX_BATCH: usize = 5_000;
+/// Longest wait in `poll` when nothing arrives: bounds shutdown and patrol latency.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+const PLATE_LIST_EVERY: Duration = Duration::from_secs(5);
+const READINESS_EVERY: Duration = Duration::from_secs(1);
+const STATS_LOG_EVERY: Duration = Duration::from_secs(30);
+/// Without a first assignment by then, state is built for patrol positions alone (an
+/// instance that gets no partitions still serves /readyz and keeps its units current).
+const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+const INIT_TRANSACTIONS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Asks `run` to stop: finish and commit the open work, leave the group, return `Ok`.
+/// Cloned into signal handlers; the runtime looks at it at least every 50 ms.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What `Command::Run` does: metrics listener, SIGINT/SIGTERM handling, then [`run`].
+pub fn run_command(settings: Settings, network: impl Into<Arc<RoadNetwork>>) -> anyhow::Result<()> {
+    // The HTTP listener and the signal handlers live on a small tokio runtime; the
+    // Kafka loop runs on this thread.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("roadwatch-http")
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime for the metrics listener")?;
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let addr = tokio.block_on(crate::io::http::serve(
+        settings.metrics.listen,
+        metrics.clone(),
+        readiness.clone(),
+    ))?;
+    tracing::info!(%addr, "metrics listener: /metrics /healthz /readyz");
+    let shutdown = Shutdown::new();
+    let on_signal = shutdown.clone();
+    tokio.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested: committing the open work and leaving the group");
+        on_signal.trigger();
+        // A second signal means "now": the open transaction is simply never committed
+        // (the broker aborts it) and its input is consumed again after the restart.
+        wait_for_signal().await;
+        tracing::warn!("second stop signal: exiting at once");
+        std::process::exit(130);
+    });
+    let result = run(settings, network.into(), metrics, readiness, shutdown);
+    tokio.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Consumes the input topics and produces alerts, dispatches and DLQ records until
+/// `shutdown` is triggered (then returns `Ok` after committing) or a fatal error occurs.
+pub fn run(
+    settings: Settings,
+    network: Arc<RoadNetwork>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    readiness.set(false, "starting");
+    let k = &settings.kafka;
+    let cluster = startup::ensure_topics(k)?;
+    let instance = startup::instance_id(k);
+    let transactional_id = startup::transactional_id(k, &instance);
+    let topics = StreamTopics::new(k);
+
+    let producer: BaseProducer<ProducerCtx> = BaseProducer::from_config_and_context(
+        &startup::producer_config(&settings, &transactional_id),
+        ProducerCtx::default(),
+    )
+    .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
+    if settings.processing.guarantee == Guarantee::ExactlyOnce {
+        // Fences any earlier producer with this id (a crashed or hung predecessor) and
+        // aborts its open transaction before we write anything.
+        producer
+            .init_transactions(INIT_TRANSACTIONS_TIMEOUT)
+            .map_err(|e| {
+                anyhow!(
+                    "initialising transactions for transactional.id {transactional_id} on {}: {e} \
+                     (the broker must allow transactions: transaction.state.log.* settings)",
+                    k.bootstrap_servers
+                )
+            })?;
+    }
+    let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
+    let sink = Sink::new(
+        settings.processing.guarantee,
+        producer,
+        dispatch_topics,
+        topics.clone(),
+        metrics.clone(),
+        Duration::from_millis(settings.processing.commit_interval_ms),
+    );
+    let group: BaseConsumer<GroupContext> = BaseConsumer::from_config_and_context(
+        &startup::group_consumer_config(&settings),
+        GroupContext::new(sink, metrics.clone()),
+    )
+    .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?;
+    let side: BaseConsumer = startup::side_consumer_config(&settings, &instance)
+        .create()
+        .with_context(|| format!("creating the patrol consumer for {}", k.bootstrap_servers))?;
+
+    let (plate_files, watchlist, whitelist) =
+        PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
+    let mut engine = Engine::new(settings.engine.clone(), network.clone());
+    engine.set_plate_lists(watchlist.clone(), whitelist.clone());
+    let pipeline = Pipeline::new(&settings, engine, Some(metrics.clone()));
+
+    group
+        .subscribe(&topics.group_topics())
+        .context("subscribing to the input topics")?;
+    tracing::info!(
+        transactional_id = %transactional_id,
+        guarantee = ?settings.processing.guarantee,
+        group = %k.group_id,
+        "Kafka runtime started"
+    );
+
+    let patrol = PatrolBuffer::new(k.topics.patrol.clone());
+    let now = Instant::now();
+    let mut runtime = Runtime {
+        settings,
+        network,
+        metrics,
+        readiness,
+        shutdown,
+        group,
+        side,
+        topics,
+        pipeline,
+        out: Vec::new(),
+        plate_files,
+        lists: (watchlist, whitelist),
+        patrol,
+        group_hwm_ts: i64::MIN,
+        last_input: now,
+        rebuilt_once: false,
+        needs_rebuild: false,
+        started: now,
+        backpressure: false,
+        next_plate_check: now + PLATE_LIST_EVERY,
+        next_readiness: now,
+        next_stats_log: now + STATS_LOG_EVERY,
+        error_logged_at: None,
+    };
+    let result = runtime.main_loop();
+    let closed = runtime.close(result.is_ok());
+    result.and(closed)
+}
+
+struct Runtime {
+    settings: Settings,
+    network: Arc<RoadNetwork>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    shutdown: Shutdown,
+    group: BaseConsumer<GroupContext>,
+    side: BaseConsumer,
+    topics: StreamTopics,
+    pipeline: Pipeline,
+    out: Vec<Produced>,
+    plate_files: PlateListFiles,
+    lists: (PlateList, PlateList),
+    patrol: PatrolBuffer,
+    /// Largest Kafka timestamp of a group record applied: patrol records up to it are
+    /// released (positions stay in step with the records they serve).
+    group_hwm_ts: i64,
+    last_input: Instant,
+    rebuilt_once: bool,
+    needs_rebuild: bool,
+    started: Instant,
+    backpressure: bool,
+    next_plate_check: Instant,
+    next_readiness: Instant,
+    next_stats_log: Instant,
+    error_logged_at: Option<Instant>,
+}
+
+impl Runtime {
+    fn main_loop(&mut self) -> anyhow::Result<()> {
+        loop {
+            if self.shutdown.is_triggered() {
+                return Ok(());
+            }
+            self.take_callbacks()?;
+            if !self.rebuilt_once && self.started.elapsed() >= FIRST_ASSIGNMENT_WAIT {
+                self.needs_rebuild = true;
+            }
+            if self.needs_rebuild {
+                self.rebuild()?;
+                continue;
+            }
+            self.housekeeping();
+            self.apply_backpressure()?;
+            self.fill_patrol()?;
+            let wait = self.poll_wait();
+            self.poll_group_batch(wait)?;
+            self.take_callbacks()?;
+            if self.needs_rebuild {
+                continue;
+            }
+            if self.rebuilt_once {
+                self.release_patrol()?;
+                self.idle_advance()?;
+            }
+            self.serve_sink()?;
+        }
+    }
+
+    /// Acts on what librdkafka's callbacks recorded during the last `poll`.
+    fn take_callbacks(&mut self) -> anyhow::Result<()> {
+        let ctx = self.group.context();
+        if let Some(e) = ctx.take_failure() {
+            return Err(e);
+        }
+        if let Some(why) = ctx.take_rewind() {
+            tracing::warn!(reason = %why, "open work dropped during a rebalance; rebuilding");
+            self.needs_rebuild = true;
+        }
+        for event in ctx.take_events() {
+            match event {
+                GroupEvent::Assigned(p) | GroupEvent::Revoked(p) => {
+                    tracing::debug!(partitions = ?p, "assignment changed");
+                    self.needs_rebuild = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_wait(&self) -> Duration {
+        let mut wait = MAX_WAIT;
+        if let Ok(sink) = self.group.context().sink.lock() {
+            if let Some(due) = sink.until_due() {
+                wait = wait.min(due);
+            }
+        }
+        if !self.patrol.is_empty() {
+            wait = wait.min(Duration::from_millis(5));
+        }
+        wait
+    }
+
+    /// Takes up to a batch of records from the group consumer and applies them. The
+    /// first `poll` waits up to `wait`; the rest only drain what librdkafka has fetched.
+    fn poll_group_batch(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let Runtime {
+            group,
+            pipeline,
+            out,
+            topics,
+            patrol,
+            group_hwm_ts,
+            last_input,
+            needs_rebuild,
+            error_logged_at,
+            ..
+        } = self;
+        let now_ms = wall_clock_ms();
+        let mut timeout = wait;
+        let mut taken = 0;
+        // Time spent handing a batch's output to librdkafka (Stage::Produce).
+        let mut produce_time = Duration::ZERO;
+        let mut produced = 0usize;
+        while taken < MAX_BATCH {
+            let message = match group.poll(timeout) {
+                None => break,
+                Some(Err(e)) => {
+                    consumer_error(e, error_logged_at)?;
+                    break;
+                }
+                Some(Ok(m)) => m,
+            };
+            timeout = Duration::ZERO;
+            taken += 1;
+            let Some(stream) = topics.stream_of(message.topic()) else {
+                continue;
+            };
+            let ts = message.timestamp().to_millis();
+            let mut sink = group.context().sink.lock().expect("sink lock");
+            if let Some(ts) = ts {
+                // Positions reported before this record first (patrol.rs).
+                if !patrol.is_empty() {
+                    if let Err(e) = patrol.apply_upto(ts, pipeline, out, &mut sink, now_ms) {
+                        drop(sink);
+                        handle_sink_error(e, needs_rebuild)?;
+                        break;
+                    }
+                }
+                *group_hwm_ts = (*group_hwm_ts).max(ts);
+            }
+            let source = DlqSource {
+                topic: Some(message.topic().to_owned()),
+                partition: Some(message.partition()),
+                offset: Some(message.offset()),
+                line: None,
+            };
+            pipeline.process(
+                stream,
+                message.payload().unwrap_or_default(),
+                source,
+                Some(now_ms),
+                now_ms,
+                out,
+            );
+            sink.consumed(
+                (stream, message.partition()),
+                message.offset(),
+                pipeline.engine().clock(),
+            );
+            if !out.is_empty() {
+                produced += out.len();
+                let t = Instant::now();
+                let sent = send_all(&mut sink, out);
+                produce_time += t.elapsed();
+                if let Err(e) = sent {
+                    drop(sink);
+                    handle_sink_error(e, needs_rebuild)?;
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            *last_input = Instant::now();
+        }
+        if produced > 0 {
+            self.metrics
+                .observe_stage(Stage::Produce, produce_time.as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Applies the held patrol positions once the group records have caught up with
+    /// them, or every one when the group partitions are read to their end.
+    fn release_patrol(&mut self) -> anyhow::Result<()> {
+        if self.patrol.is_empty() {
+            return Ok(());
+        }
+        let bound = if self.group_caught_up() {
+            i64::MAX
+        } else {
+            self.group_hwm_ts
+        };
+        let now_ms = wall_clock_ms();
+        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        let result =
+            self.patrol
+                .apply_upto(bound, &mut self.pipeline, &mut self.out, &mut sink, now_ms);
+        drop(sink);
+        match result {
+            Ok(0) => Ok(()),
+            Ok(_) => {
+                self.last_input = Instant::now();
+                Ok(())
+            }
+            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+        }
+    }
+
+    fn fill_patrol(&mut self) -> anyhow::Result<()> {
+        for e in self.patrol.fill(&self.side, self.group_hwm_ts) {
+            consumer_error(e, &mut self.error_logged_at)?;
+        }
+        Ok(())
+    }
+
+    /// Whether every assigned partition has been read to librdkafka's last known end.
+    fn group_caught_up(&self) -> bool {
+        let positions: Vec<(PartitionKey, i64)> = match self.group.context().sink.lock() {
+            Ok(sink) => sink.positions().iter().map(|(k, v)| (*k, *v)).collect(),
+            Err(_) => return false,
+        };
+        positions.iter().all(|((stream, partition), next)| {
+            let topic = self.topics.topic_of(*stream);
+            cached_high_watermark(&self.group, topic, *partition).is_some_and(|high| *next >= high)
+        })
+    }
+
+    /// Live mode: with every partition read to its end and no record for
+    /// `time.idle_advance_after_s`, event time follows the wall clock so that acks still
+    /// time out and incidents still clear on a quiet night.
+    fn idle_advance(&mut self) -> anyhow::Result<()> {
+        let Some(after) = self.settings.processing.idle_advance_after_ms else {
+            return Ok(());
+        };
+        if self.last_input.elapsed() < Duration::from_millis(after) {
+            return Ok(());
+        }
+        let has_partitions = self
+            .group
+            .context()
+            .sink
+            .lock()
+            .map(|s| !s.positions().is_empty())
+            .unwrap_or(false);
+        if !has_partitions || !self.patrol.is_empty() || !self.group_caught_up() {
+            return Ok(());
+        }
+        let now = wall_clock_ms();
+        if self.pipeline.engine().clock().is_some_and(|c| c >= now) {
+            return Ok(());
+        }
+        self.pipeline.advance_to(now, now, &mut self.out);
+        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        sink.clock_advanced(self.pipeline.engine().clock());
+        if let Err(e) = send_all(&mut sink, &mut self.out) {
+            drop(sink);
+            return handle_sink_error(e, &mut self.needs_rebuild);
+        }
+        Ok(())
+    }
+
+    /// Delivery reports, and the commit when its interval has passed.
+    fn serve_sink(&mut self) -> anyhow::Result<()> {
+        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        let mut result = sink.poll(&self.group);
+        if result.is_ok() && sink.commit_due() {
+            result = sink.commit(&self.group);
+        }
+        drop(sink);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+        }
+    }
+
+    /// Bounded in-flight work: under exactly-once a full interval is committed early;
+    /// under at-least-once the partitions pause until deliveries catch up.
+    fn apply_backpressure(&mut self) -> anyhow::Result<()> {
+        let max = self.settings.processing.max_in_flight_records;
+        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        let in_flight = sink.in_flight();
+        let result = match self.settings.processing.guarantee {
+            Guarantee::ExactlyOnce if in_flight >= max => sink.commit(&self.group),
+            Guarantee::ExactlyOnce => Ok(()),
+            Guarantee::AtLeastOnce => {
+                if !self.backpressure && in_flight >= max {
+                    if let Ok(a) = self.group.assignment() {
+                        let _ = self.group.pause(&a);
+                    }
+                    self.backpressure = true;
+                    tracing::debug!(in_flight, "pausing input: deliveries behind");
+                } else if self.backpressure && in_flight <= max / 2 {
+                    if let Ok(a) = self.group.assignment() {
+                        let _ = self.group.resume(&a);
+                    }
+                    self.backpressure = false;
+                }
+                Ok(())
+            }
+        };
+        drop(sink);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_plate_check {
+            self.next_plate_check = now + PLATE_LIST_EVERY;
+            if let Some((watch, white)) = self.plate_files.reload_if_changed() {
+                self.pipeline
+                    .engine_mut()
+                    .set_plate_lists(watch.clone(), white.clone());
+                self.lists = (watch, white);
+            }
+        }
+        if now >= self.next_readiness {
+            self.next_readiness = now + READINESS_EVERY;
+            self.update_readiness();
+        }
+        if now >= self.next_stats_log {
+            self.next_stats_log = now + STATS_LOG_EVERY;
+            let stats = self
+                .group
+                .context()
+                .stats
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            let producer = self
+                .group
+                .context()
+                .sink
+                .lock()
+                .ok()
+                .and_then(|s| s.producer().context().stats.lock().ok().map(|p| p.clone()))
+                .unwrap_or_default();
+            tracing::info!(
+                lag = stats.total_lag,
+                consumer_rtt_p99_ms = stats.rtt_p99_us as f64 / 1000.0,
+                producer_rtt_p99_ms = producer.rtt_p99_us as f64 / 1000.0,
+                producer_queue_p99_ms = producer.int_latency_p99_us as f64 / 1000.0,
+                "kafka statistics"
+            );
+        }
+    }
+
+    fn update_readiness(&self) {
+        let stats = self
+            .group
+            .context()
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let partitions = self
+            .group
+            .context()
+            .sink
+            .lock()
+            .map(|s| s.positions().len())
+            .unwrap_or_default();
+        let max_lag = self.settings.processing.ready_max_lag_records;
+        let (ready, reason) = if !self.rebuilt_once || self.needs_rebuild {
+            (false, "rebuilding detector state".to_owned())
+        } else if partitions == 0 {
+            (false, "no partitions assigned".to_owned())
+        } else if stats.received.is_none() {
+            (
+                false,
+                "waiting for the first librdkafka statistics".to_owned(),
+            )
+        } else if stats.brokers_up == 0 {
+            (
+                false,
+                format!("no broker reachable (0 of {} up)", stats.brokers),
+            )
+        } else if stats.total_lag as u64 > max_lag {
+            (
+                false,
+                format!(
+                    "lagging {} records behind (processing.ready_max_lag_records = {max_lag})",
+                    stats.total_lag
+                ),
+            )
+        } else {
+            (
+                true,
+                format!(
+                    "{partitions} partitions, lag {}, broker rtt p99 {:.1} ms",
+                    stats.total_lag,
+                    stats.rtt_p99_us as f64 / 1000.0
+                ),
+            )
+        };
+        self.readiness.set(ready, reason);
+    }
+
+    /// Settles open work, rebuilds a fresh engine from the input window of the current
+    /// assignment (output suppressed), and puts every consumer at the committed offsets.
+    fn rebuild(&mut self) -> anyhow::Result<()> {
+        self.readiness.set(false, "rebuilding detector state");
+        {
+            let mut sink = self.group.context().sink.lock().expect("sink lock");
+            match sink.settle(&self.group, false) {
+                Ok(()) | Err(SinkError::Rewind(_)) => {}
+                Err(SinkError::Fatal(e)) => return Err(e),
+            }
+        }
+        self.needs_rebuild = false;
+        let assignment = self
+            .group
+            .assignment()
+            .context("reading the consumer assignment")?;
+        if assignment.count() > 0 {
+            let _ = self.group.pause(&assignment);
+        }
+        let committed = if assignment.count() > 0 {
+            self.group
+                .committed_offsets(assignment.clone(), QUERY_TIMEOUT)
+                .context("reading the committed offsets of the assignment")?
+        } else {
+            TopicPartitionList::new()
+        };
+        let mut group_partitions = Vec::new();
+        let mut clock_floor: Option<EventTime> = None;
+        for elem in committed.elements() {
+            let Some(stream) = self.topics.stream_of(elem.topic()) else {
+                continue;
+            };
+            let live = match elem.offset() {
+                Offset::Offset(o) => {
+                    if let Some(c) = clock_from_metadata(elem.metadata()) {
+                        clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
+                    }
+                    o
+                }
+                _ => self.reset_offset(elem.topic(), elem.partition())?,
+            };
+            group_partitions.push(GroupPartition {
+                stream,
+                topic: elem.topic().to_owned(),
+                partition: elem.partition(),
+                live,
+            });
+        }
+        let patrol_topic = self.settings.kafka.topics.patrol.clone();
+        let patrol_partitions = self.partitions_of(&patrol_topic)?;
+        let window = self.settings.processing.state_rebuild_window_ms as i64;
+        let request = RebuildRequest {
+            group: group_partitions.clone(),
+            patrol_topic: &patrol_topic,
+            patrol_partitions,
+            since_ms: wall_clock_ms() - window,
+            clock_floor,
+        };
+
+        let mut engine = Engine::new(self.settings.engine.clone(), self.network.clone());
+        engine.set_plate_lists(self.lists.0.clone(), self.lists.1.clone());
+        // No metrics: replayed records were counted when they were first processed.
+        let mut fresh = Pipeline::new(&self.settings, engine, None);
+        let group = &self.group;
+        let shutdown = &self.shutdown;
+        let mut keepalive = || {
+            // Serves heartbeats' partner, the poll interval, and any rebalance callback;
+            // paused partitions deliver nothing, and anything else is read again later.
+            let _ = group.poll(Duration::ZERO);
+            !shutdown.is_triggered()
+        };
+        let outcome = state_rebuild::rebuild(&self.side, &request, &mut fresh, &mut keepalive)?;
+        if outcome.interrupted {
+            return Ok(());
+        }
+        std::mem::swap(self.pipeline.engine_mut(), fresh.engine_mut());
+
+        // Consumers to the committed offsets: what was consumed after them is applied
+        // again, now by an engine that has not seen it.
+        let mut positions: HashMap<PartitionKey, i64> = HashMap::new();
+        if !group_partitions.is_empty() {
+            let mut seek = TopicPartitionList::new();
+            for g in &group_partitions {
+                seek.add_partition_offset(&g.topic, g.partition, Offset::Offset(g.live))
+                    .context("building the seek list")?;
+                positions.insert((g.stream, g.partition), g.live);
+            }
+            match self.group.seek_partitions(seek, QUERY_TIMEOUT) {
+                Ok(result) => {
+                    for e in result.elements() {
+                        if let Err(err) = e.error() {
+                            // Revoked meanwhile: the pending event rebuilds again.
+                            tracing::debug!(topic = e.topic(), partition = e.partition(), error = %err, "seek failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "seeking to the committed offsets"),
+            }
+        }
+        self.group
+            .context()
+            .sink
+            .lock()
+            .expect("sink lock")
+            .reset_positions(positions);
+
+        let mut patrol = TopicPartitionList::new();
+        for (p, offset) in &outcome.patrol_resume {
+            patrol
+                .add_partition_offset(&patrol_topic, *p, Offset::Offset(*offset))
+                .context("building the patrol assignment")?;
+        }
+        self.side
+            .assign(&patrol)
+            .context("assigning the patrol consumer")?;
+        // The rebuild paused partitions of this consumer as they reached their end, and
+        // librdkafka keeps a partition's pause across a new assignment.
+        if patrol.count() > 0 {
+            let _ = self.side.resume(&patrol);
+        }
+        self.patrol.reset(patrol);
+        self.group_hwm_ts = outcome.max_group_ts.unwrap_or(i64::MIN);
+
+        if assignment.count() > 0 {
+            let current = self.group.assignment().unwrap_or(assignment);
+            let _ = self.group.resume(&current);
+        }
+        self.backpressure = false;
+        self.rebuilt_once = true;
+        self.last_input = Instant::now();
+        tracing::info!(
+            partitions = group_partitions.len(),
+            replayed = outcome.replayed,
+            seconds = outcome.elapsed.as_secs_f64(),
+            window_s = window / 1000,
+            "detector state rebuilt"
+        );
+        self.update_readiness();
+        Ok(())
+    }
+
+    /// Where a partition without a committed offset starts (`auto.offset.reset`).
+    fn reset_offset(&self, topic: &str, partition: i32) -> anyhow::Result<i64> {
+        let (low, high) = self
+            .side
+            .fetch_watermarks(topic, partition, QUERY_TIMEOUT)
+            .with_context(|| format!("watermarks of {topic}[{partition}]"))?;
+        let reset = self
+            .settings
+            .kafka
+            .options
+            .get("auto.offset.reset")
+            .map(String::as_str)
+            .unwrap_or("earliest");
+        Ok(match reset {
+            "latest" | "largest" | "end" => high,
+            _ => low,
+        })
+    }
+
+    fn partitions_of(&self, topic: &str) -> anyhow::Result<Vec<i32>> {
+        let md = self
+            .side
+            .fetch_metadata(Some(topic), QUERY_TIMEOUT)
+            .with_context(|| format!("fetching the partitions of {topic}"))?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect())
+    }
+
+    /// Commits the open work (clean stop) and leaves the group.
+    fn close(self, clean: bool) -> anyhow::Result<()> {
+        self.readiness.set(false, "shutting down");
+        let Runtime { group, side, .. } = self;
+        let mut result = Ok(());
+        {
+            let mut sink = group.context().sink.lock().expect("sink lock");
+            if clean {
+                let started = Instant::now();
+                match sink.settle(&group, false) {
+                    Ok(()) => tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        "open work committed"
+                    ),
+                    Err(SinkError::Rewind(why)) => tracing::warn!(
+                        reason = %why,
+                        "the last interval's work was dropped; it is consumed again after a restart"
+                    ),
+                    Err(SinkError::Fatal(e)) => result = Err(e),
+                }
+            }
+            sink.disable();
+        }
+        drop(side);
+        group.unsubscribe();
+        // Dropping the consumer leaves the group (librdkafka's close runs the revoke
+        // callback, which now commits nothing) and then the producer flushes.
+        drop(group);
+        tracing::info!("Kafka runtime stopped");
+        result
+    }
+}
+
+fn send_all(sink: &mut Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
+    // On an error the rest is dropped with the drain: the rewind produces it again.
+    for p in out.drain(..) {
+        sink.send(&p)?;
+    }
+    Ok(())
+}
+
+fn handle_sink_error(e: SinkError, needs_rebuild: &mut bool) -> anyhow::Result<()> {
+    match e {
+        SinkError::Fatal(e) => Err(e),
+        SinkError::Rewind(why) => {
+            tracing::warn!(reason = %why, "rewinding to the committed offsets");
+            *needs_rebuild = true;
+            Ok(())
+        }
+    }
+}
+
+/// Consumer errors are transient (a broker restarting, a leader moving) unless
+/// librdkafka calls them fatal; transient ones are logged at most every 10 s.
+fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Result<()> {
+    match e {
+        KafkaError::PartitionEOF(_) => Ok(()),
+        KafkaError::MessageConsumptionFatal(code) => {
+            Err(anyhow!("fatal Kafka consumer error: {code}"))
+        }
+        other => {
+            if logged_at.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
+                *logged_at = Some(Instant::now());
+                tracing::warn!(error = %other, "Kafka consumer error (retrying)");
+            }
+            Ok(())
+        }
+    }
+}

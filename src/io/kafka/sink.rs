@@ -1,0 +1,745 @@
+//! The output side of the runtime and the consumed offsets that go with it, under either
+//! guarantee:
+//!
+//! - **exactly-once**: one Kafka transaction per commit interval holds the alerts, the
+//!   dispatches, the DLQ records *and* the consumed offsets (`send_offsets_to_transaction`),
+//!   so a `read_committed` reader sees all of an interval's output or none, and the input
+//!   is re-read exactly when its output was lost.
+//! - **at-least-once**: records are produced by an idempotent producer; the consumed
+//!   offsets of a batch are committed only once every record the batch produced has a
+//!   successful delivery report (rust-rdkafka's `examples/at_least_once.rs`).
+//!
+//! Each commit also records the engine's event clock in the offset metadata, so that a
+//! rebuilt engine can advance to the clock its predecessor had committed (timers fired by
+//! an idle advance, whose output is committed, must not fire a second time).
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::dispatch_topics::DispatchTopics;
+use super::startup::StreamTopics;
+use crate::config::Guarantee;
+use crate::core::model::{AlertKind, EventTime, Stream};
+use crate::io::metrics::{Metrics, Stage};
+use crate::io::output::wall_clock_ms;
+use crate::io::pipeline::Produced;
+
+/// How long one transactional call or flush may block before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Commit attempts on a retriable error (a timeout) before the transaction is aborted.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// A consumed position: topic (as its stream) and partition.
+pub(crate) type PartitionKey = (Stream, i32);
+
+/// Why the sink could not go on.
+#[derive(Debug)]
+pub(crate) enum SinkError {
+    /// The producer cannot continue (fenced by a newer instance with the same
+    /// transactional id, or another fatal librdkafka error): the process must exit.
+    Fatal(anyhow::Error),
+    /// The open work was dropped (transaction aborted, or a delivery failed): consumers
+    /// must go back to the committed offsets and the engine be rebuilt.
+    Rewind(String),
+}
+
+/// Carried through librdkafka with every produced record, back in its delivery report.
+pub(crate) struct DeliveryTag {
+    batch: u64,
+    alert: Option<(AlertKind, EventTime)>,
+}
+
+struct Report {
+    batch: u64,
+    alert: Option<(AlertKind, EventTime)>,
+    error: Option<String>,
+}
+
+/// Producer statistics of interest (where the time goes).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProducerStats {
+    /// Broker round trip p99, µs.
+    pub rtt_p99_us: i64,
+    /// Time a record waits in librdkafka's queues before it is sent, p99, µs.
+    pub int_latency_p99_us: i64,
+}
+
+/// The producer's librdkafka context: delivery reports are queued here while librdkafka
+/// runs them inside `poll`/`flush`, and handled by the sink right after.
+#[derive(Default)]
+pub(crate) struct ProducerCtx {
+    reports: Mutex<Vec<Report>>,
+    pub(crate) stats: Mutex<ProducerStats>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn stats(&self, s: Statistics) {
+        let mut view = ProducerStats::default();
+        for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
+            if let Some(w) = &b.rtt {
+                view.rtt_p99_us = view.rtt_p99_us.max(w.p99);
+            }
+            if let Some(w) = &b.int_latency {
+                view.int_latency_p99_us = view.int_latency_p99_us.max(w.p99);
+            }
+        }
+        if let Ok(mut st) = self.stats.lock() {
+            *st = view;
+        }
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = Box<DeliveryTag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<DeliveryTag>) {
+        let error = result.as_ref().err().map(|(e, _)| e.to_string());
+        if let Ok(mut r) = self.reports.lock() {
+            r.push(Report {
+                batch: tag.batch,
+                alert: tag.alert,
+                error,
+            });
+        }
+    }
+}
+
+/// At-least-once bookkeeping: consecutive batches of consumed records and the deliveries
+/// their output still waits for.
+struct AloBatch {
+    id: u64,
+    positions: HashMap<PartitionKey, i64>,
+    clock: Option<EventTime>,
+    records: usize,
+    outstanding: usize,
+    sealed: bool,
+    /// A record of this batch failed delivery: its offsets must not be committed.
+    failed: bool,
+}
+
+impl AloBatch {
+    fn new(id: u64) -> Self {
+        AloBatch {
+            id,
+            positions: HashMap::new(),
+            clock: None,
+            records: 0,
+            outstanding: 0,
+            sealed: false,
+            failed: false,
+        }
+    }
+}
+
+pub(crate) struct Sink {
+    guarantee: Guarantee,
+    producer: BaseProducer<ProducerCtx>,
+    dispatch_topics: DispatchTopics,
+    topics: StreamTopics,
+    metrics: Arc<Metrics>,
+    commit_interval: Duration,
+    /// Next offset to read, per assigned group partition: what the next commit records.
+    positions: HashMap<PartitionKey, i64>,
+    /// The engine clock as of the last consumed record or idle advance.
+    clock: Option<EventTime>,
+    // Exactly-once state.
+    txn_open: bool,
+    /// When the first record of the open interval was consumed or produced.
+    open_since: Option<Instant>,
+    open_records: usize,
+    latencies: Vec<(AlertKind, EventTime)>,
+    // At-least-once state.
+    batches: VecDeque<AloBatch>,
+    acked: HashMap<PartitionKey, i64>,
+    acked_clock: Option<EventTime>,
+    acked_dirty: bool,
+    sealed_at: Instant,
+    delivery_failed: Option<String>,
+    /// Set when an asynchronous offset commit is sent; its callback times it.
+    pub(crate) async_commit_sent: Option<Instant>,
+    disabled: bool,
+}
+
+fn commit_metadata(clock: Option<EventTime>) -> String {
+    match clock {
+        Some(ms) => format!("roadwatch;clock={ms}"),
+        None => "roadwatch".to_owned(),
+    }
+}
+
+/// The engine clock recorded in a committed offset's metadata, if any.
+pub(crate) fn clock_from_metadata(metadata: &str) -> Option<EventTime> {
+    metadata
+        .split(';')
+        .find_map(|part| part.strip_prefix("clock="))
+        .and_then(|v| v.parse().ok())
+}
+
+impl Sink {
+    pub(crate) fn new(
+        guarantee: Guarantee,
+        producer: BaseProducer<ProducerCtx>,
+        dispatch_topics: DispatchTopics,
+        topics: StreamTopics,
+        metrics: Arc<Metrics>,
+        commit_interval: Duration,
+    ) -> Self {
+        let mut batches = VecDeque::new();
+        batches.push_back(AloBatch::new(0));
+        Sink {
+            guarantee,
+            producer,
+            dispatch_topics,
+            topics,
+            metrics,
+            commit_interval,
+            positions: HashMap::new(),
+            clock: None,
+            txn_open: false,
+            open_since: None,
+            open_records: 0,
+            latencies: Vec::new(),
+            batches,
+            acked: HashMap::new(),
+            acked_clock: None,
+            acked_dirty: false,
+            sealed_at: Instant::now(),
+            delivery_failed: None,
+            async_commit_sent: None,
+            disabled: false,
+        }
+    }
+
+    pub(crate) fn producer(&self) -> &BaseProducer<ProducerCtx> {
+        &self.producer
+    }
+
+    /// The position key of a group topic's partition.
+    pub(crate) fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey> {
+        self.topics.stream_of(topic).map(|s| (s, partition))
+    }
+
+    /// The next offset to read of every assigned partition, as last consumed or sought.
+    pub(crate) fn positions(&self) -> &HashMap<PartitionKey, i64> {
+        &self.positions
+    }
+
+    /// After a fatal error: nothing more is committed, so that closing the consumer (which
+    /// runs the revoke callback) does not wait on a producer that cannot answer.
+    pub(crate) fn disable(&mut self) {
+        self.disabled = true;
+    }
+
+    fn guarantee_label(&self) -> &'static str {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => "exactly_once",
+            Guarantee::AtLeastOnce => "at_least_once",
+        }
+    }
+
+    /// Records consumed whose output is not yet committed (exactly-once) or delivered
+    /// (at-least-once): the runtime pauses its partitions above the configured bound.
+    pub(crate) fn in_flight(&self) -> usize {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self.open_records,
+            Guarantee::AtLeastOnce => self.batches.iter().map(|b| b.records).sum(),
+        }
+    }
+
+    /// After a rebuild: the positions consumers were sought to, nothing in flight.
+    pub(crate) fn reset_positions(&mut self, positions: HashMap<PartitionKey, i64>) {
+        debug_assert!(!self.txn_open, "reset with an open transaction");
+        self.positions = positions;
+        self.acked = self.positions.clone();
+        self.acked_dirty = false;
+        self.batches.clear();
+        self.batches.push_back(AloBatch::new(0));
+        self.open_records = 0;
+        self.open_since = None;
+        self.delivery_failed = None;
+    }
+
+    /// Forgets revoked partitions (their offsets were committed, or the work aborted).
+    pub(crate) fn forget(&mut self, revoked: &[PartitionKey]) {
+        for key in revoked {
+            self.positions.remove(key);
+            self.acked.remove(key);
+            for b in &mut self.batches {
+                b.positions.remove(key);
+            }
+        }
+    }
+
+    /// One input record was applied; its offset is part of the next commit.
+    pub(crate) fn consumed(&mut self, key: PartitionKey, offset: i64, clock: Option<EventTime>) {
+        self.positions.insert(key, offset + 1);
+        self.clock = clock;
+        match self.guarantee {
+            Guarantee::ExactlyOnce => {
+                self.open_records += 1;
+                self.open_since.get_or_insert_with(Instant::now);
+            }
+            Guarantee::AtLeastOnce => {
+                let batch = self.batches.back_mut().expect("a current batch");
+                batch.positions.insert(key, offset + 1);
+                batch.records += 1;
+                batch.clock = clock;
+            }
+        }
+    }
+
+    /// The engine clock moved without a record (idle advance).
+    pub(crate) fn clock_advanced(&mut self, clock: Option<EventTime>) {
+        self.clock = clock;
+        if let Some(b) = self.batches.back_mut() {
+            b.clock = clock;
+        }
+    }
+
+    /// Produces one record (inside the open transaction under exactly-once).
+    pub(crate) fn send(&mut self, p: &Produced) -> Result<(), SinkError> {
+        if let Err(e) = self.dispatch_topics.ensure(&p.topic) {
+            return Err(self.fail_open_work(format!("{e:#}")));
+        }
+        if self.guarantee == Guarantee::ExactlyOnce && !self.txn_open {
+            self.begin()?;
+        }
+        let batch = self.batches.back().map(|b| b.id).unwrap_or_default();
+        let tag = Box::new(DeliveryTag {
+            batch,
+            alert: p.alert,
+        });
+        let mut record = BaseRecord::<str, [u8], Box<DeliveryTag>>::with_opaque_to(&p.topic, tag)
+            .payload(&p.payload[..]);
+        if let Some(k) = &p.key {
+            record = record.key(k.as_str());
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // librdkafka's queue is full: serve delivery reports until it drains.
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                    self.take_reports();
+                }
+                Err((e, _)) => {
+                    if let Some(fatal) = self.fatal_error() {
+                        return Err(fatal);
+                    }
+                    return Err(self.fail_open_work(format!("producing to {}: {e}", p.topic)));
+                }
+            }
+        }
+        match self.guarantee {
+            Guarantee::ExactlyOnce => {
+                self.open_since.get_or_insert_with(Instant::now);
+                if let Some(a) = p.alert {
+                    self.latencies.push(a);
+                }
+            }
+            Guarantee::AtLeastOnce => {
+                if let Some(b) = self.batches.back_mut() {
+                    b.outstanding += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the commit interval of the open work has passed.
+    pub(crate) fn commit_due(&self) -> bool {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self
+                .open_since
+                .is_some_and(|t| t.elapsed() >= self.commit_interval),
+            Guarantee::AtLeastOnce => self.sealed_at.elapsed() >= self.commit_interval,
+        }
+    }
+
+    /// Time left until the open work is due, for the consumer's poll timeout.
+    pub(crate) fn until_due(&self) -> Option<Duration> {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self
+                .open_since
+                .map(|t| self.commit_interval.saturating_sub(t.elapsed())),
+            Guarantee::AtLeastOnce => Some(
+                self.commit_interval
+                    .saturating_sub(self.sealed_at.elapsed()),
+            ),
+        }
+    }
+
+    /// Serves delivery reports; under at-least-once stores what is fully delivered.
+    pub(crate) fn poll<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), SinkError> {
+        self.producer.poll(Duration::ZERO);
+        self.take_reports();
+        if let Some(fatal) = self.fatal_error() {
+            return Err(fatal);
+        }
+        if self.guarantee == Guarantee::AtLeastOnce {
+            if let Some(why) = self.delivery_failed.take() {
+                return Err(self.rewind_at_least_once(consumer, why));
+            }
+            if self.commit_due() {
+                self.seal();
+                self.commit_acked(consumer, CommitMode::Async);
+            }
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: commits the open transaction with the consumed offsets.
+    /// At-least-once: seals the current batch and commits what is delivered.
+    pub(crate) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), SinkError> {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self.commit_transaction(consumer),
+            Guarantee::AtLeastOnce => {
+                self.take_reports();
+                if let Some(why) = self.delivery_failed.take() {
+                    return Err(self.rewind_at_least_once(consumer, why));
+                }
+                self.seal();
+                self.commit_acked(consumer, CommitMode::Async);
+                Ok(())
+            }
+        }
+    }
+
+    /// Before partitions are revoked or the process stops: everything consumed so far is
+    /// committed (exactly-once), or flushed and committed (at-least-once), synchronously,
+    /// so that the next owner starts where this one stopped. When the assignment was
+    /// lost (the group moved on without us) the open transaction is aborted instead: its
+    /// offsets could no longer be committed.
+    pub(crate) fn settle<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        lost: bool,
+    ) -> Result<(), SinkError> {
+        if self.disabled {
+            return Ok(());
+        }
+        match self.guarantee {
+            Guarantee::ExactlyOnce => {
+                if lost {
+                    if self.txn_open {
+                        self.abort()?;
+                    }
+                    self.open_since = None;
+                    self.open_records = 0;
+                    return Ok(());
+                }
+                self.commit_transaction(consumer)
+            }
+            Guarantee::AtLeastOnce => {
+                let started = Instant::now();
+                if let Err(e) = self.producer.flush(CALL_TIMEOUT) {
+                    tracing::warn!(error = %e, "flush before commit timed out; undelivered records will be consumed again");
+                }
+                self.take_reports();
+                self.seal();
+                if !lost {
+                    self.commit_acked(consumer, CommitMode::Sync);
+                    self.metrics
+                        .transaction_commit
+                        .with_label_values(&[self.guarantee_label()])
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                match self.delivery_failed.take() {
+                    Some(why) => Err(self.rewind_at_least_once(consumer, why)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), SinkError> {
+        match self.producer.begin_transaction() {
+            Ok(()) => {
+                self.txn_open = true;
+                Ok(())
+            }
+            Err(e) => Err(self.transaction_failure("beginning a transaction", e)),
+        }
+    }
+
+    fn offsets_list(
+        &self,
+        positions: &HashMap<PartitionKey, i64>,
+        clock: Option<EventTime>,
+    ) -> TopicPartitionList {
+        let metadata = commit_metadata(clock);
+        let mut tpl = TopicPartitionList::with_capacity(positions.len());
+        let mut sorted: Vec<_> = positions.iter().collect();
+        sorted.sort();
+        for (&(stream, partition), &offset) in sorted {
+            let mut elem = tpl.add_partition(self.topics.topic_of(stream), partition);
+            // Offsets come from records we consumed, so they are always representable.
+            let _ = elem.set_offset(Offset::Offset(offset));
+            elem.set_metadata(metadata.as_str());
+        }
+        tpl
+    }
+
+    fn commit_transaction<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<(), SinkError> {
+        if self.open_since.is_none() && !self.txn_open {
+            return Ok(());
+        }
+        let started = Instant::now();
+        if !self.txn_open {
+            self.begin()?;
+        }
+        if !self.positions.is_empty() {
+            let Some(group) = consumer.group_metadata() else {
+                return Err(self.fail_open_work("no consumer group metadata".to_owned()));
+            };
+            let offsets = self.offsets_list(&self.positions, self.clock);
+            if let Err(e) =
+                self.producer
+                    .send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+            {
+                return Err(self.transaction_failure("sending offsets to the transaction", e));
+            }
+        }
+        let mut attempt = 1;
+        loop {
+            match self.producer.commit_transaction(CALL_TIMEOUT) {
+                Ok(()) => break,
+                Err(e) if attempt < COMMIT_ATTEMPTS && is_retriable(&e) => {
+                    tracing::warn!(error = %e, attempt, "transaction commit timed out; retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.transaction_failure("committing the transaction", e)),
+            }
+        }
+        self.take_reports();
+        let took = started.elapsed().as_secs_f64();
+        self.metrics
+            .transaction_commit
+            .with_label_values(&[self.guarantee_label()])
+            .observe(took);
+        self.metrics.observe_stage(Stage::Commit, took);
+        // The output is visible to read_committed readers only now.
+        let now = wall_clock_ms();
+        for (kind, event_ms) in self.latencies.drain(..) {
+            self.metrics
+                .observe_latency(kind, (now - event_ms) as f64 / 1000.0);
+        }
+        self.txn_open = false;
+        self.open_since = None;
+        self.open_records = 0;
+        Ok(())
+    }
+
+    /// Sorts a transactional error into fatal (exit) or abortable (abort, rewind).
+    fn transaction_failure(&mut self, what: &str, e: KafkaError) -> SinkError {
+        let fatal = match &e {
+            KafkaError::Transaction(re) => re.is_fatal(),
+            _ => false,
+        } || self.producer.client().fatal_error().is_some();
+        if fatal {
+            return SinkError::Fatal(fatal_context(what, &e));
+        }
+        tracing::warn!(error = %e, "{what} failed; aborting the transaction and rewinding to the committed offsets");
+        if let Err(fatal) = self.abort() {
+            return fatal;
+        }
+        SinkError::Rewind(format!("{what}: {e}"))
+    }
+
+    fn abort(&mut self) -> Result<(), SinkError> {
+        self.latencies.clear();
+        self.open_since = None;
+        self.open_records = 0;
+        if !self.txn_open {
+            return Ok(());
+        }
+        match self.producer.abort_transaction(CALL_TIMEOUT) {
+            Ok(()) => {
+                self.txn_open = false;
+                self.take_reports();
+                Ok(())
+            }
+            Err(e) => Err(SinkError::Fatal(fatal_context(
+                "aborting the transaction",
+                &e,
+            ))),
+        }
+    }
+
+    /// Drops the open work after a failure outside the transactional calls.
+    fn fail_open_work(&mut self, why: String) -> SinkError {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => {
+                if let Err(fatal) = self.abort() {
+                    return fatal;
+                }
+            }
+            Guarantee::AtLeastOnce => {
+                self.delivery_failed = None;
+            }
+        }
+        SinkError::Rewind(why)
+    }
+
+    fn fatal_error(&self) -> Option<SinkError> {
+        self.producer.client().fatal_error().map(|(code, reason)| {
+            SinkError::Fatal(anyhow::anyhow!(
+                "the Kafka producer hit a fatal error: {code}: {reason}{}",
+                fencing_hint(code)
+            ))
+        })
+    }
+
+    fn take_reports(&mut self) {
+        let reports = match self.producer.context().reports.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => return,
+        };
+        let now = wall_clock_ms();
+        for r in reports {
+            match self.guarantee {
+                Guarantee::ExactlyOnce => {
+                    // The commit reports the failure as well; this only names the record.
+                    if let Some(e) = &r.error {
+                        tracing::warn!(error = %e, "a record of the open transaction failed");
+                    }
+                }
+                Guarantee::AtLeastOnce => {
+                    let Some(front) = self.batches.front().map(|b| b.id) else {
+                        continue;
+                    };
+                    let Some(batch) = r
+                        .batch
+                        .checked_sub(front)
+                        .and_then(|i| self.batches.get_mut(i as usize))
+                    else {
+                        // A report for work dropped by a rewind.
+                        continue;
+                    };
+                    batch.outstanding = batch.outstanding.saturating_sub(1);
+                    match r.error {
+                        Some(e) => {
+                            batch.failed = true;
+                            self.delivery_failed.get_or_insert(e);
+                        }
+                        None => {
+                            if let Some((kind, event_ms)) = r.alert {
+                                self.metrics
+                                    .observe_latency(kind, (now - event_ms) as f64 / 1000.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        self.sealed_at = Instant::now();
+        let next = match self.batches.back_mut() {
+            Some(b) if b.records == 0 && b.outstanding == 0 => return,
+            Some(b) => {
+                b.sealed = true;
+                b.id + 1
+            }
+            None => 0,
+        };
+        self.batches.push_back(AloBatch::new(next));
+    }
+
+    /// Moves fully delivered batches into the committable offsets and commits them.
+    fn commit_acked<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, mode: CommitMode) {
+        while self
+            .batches
+            .front()
+            .is_some_and(|b| b.sealed && b.outstanding == 0 && !b.failed)
+        {
+            let b = self.batches.pop_front().expect("checked");
+            self.acked.extend(b.positions);
+            if b.clock.is_some() {
+                self.acked_clock = b.clock;
+            }
+            self.acked_dirty = true;
+        }
+        if self.batches.is_empty() {
+            let next = self.sealed_next_id();
+            self.batches.push_back(AloBatch::new(next));
+        }
+        if !self.acked_dirty || self.acked.is_empty() {
+            return;
+        }
+        let offsets = self.offsets_list(&self.acked, self.acked_clock);
+        if matches!(mode, CommitMode::Async) {
+            self.async_commit_sent = Some(Instant::now());
+        }
+        match consumer.commit(&offsets, mode) {
+            Ok(()) => self.acked_dirty = false,
+            // The next interval commits newer offsets anyway.
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; retried next interval"),
+        }
+    }
+
+    fn sealed_next_id(&self) -> u64 {
+        self.batches.back().map(|b| b.id + 1).unwrap_or_default()
+    }
+
+    /// A delivery failed: commit the batches before it, drop the rest; the runtime
+    /// rewinds to the committed offsets and consumes the dropped records again.
+    fn rewind_at_least_once<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        why: String,
+    ) -> SinkError {
+        tracing::warn!(error = %why, "a delivery failed; rewinding to the last fully delivered offsets");
+        let _ = self.producer.flush(CALL_TIMEOUT);
+        self.take_reports();
+        self.seal();
+        // Stops at the first batch that failed or still waits for a report.
+        self.commit_acked(consumer, CommitMode::Sync);
+        let next = self.sealed_next_id();
+        self.batches.clear();
+        self.batches.push_back(AloBatch::new(next));
+        self.delivery_failed = None;
+        SinkError::Rewind(why)
+    }
+}
+
+fn is_retriable(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::Transaction(re) => re.is_retriable(),
+        KafkaError::Flush(_) => true,
+        _ => false,
+    }
+}
+
+fn fencing_hint(code: RDKafkaErrorCode) -> &'static str {
+    match code {
+        RDKafkaErrorCode::ProducerFenced
+        | RDKafkaErrorCode::Fenced
+        | RDKafkaErrorCode::InvalidProducerEpoch => {
+            " (another process uses the same transactional id: each running instance needs its own kafka.instance_id)"
+        }
+        _ => "",
+    }
+}
+
+fn fatal_context(what: &str, e: &KafkaError) -> anyhow::Error {
+    let hint = e.rdkafka_error_code().map(fencing_hint).unwrap_or_default();
+    anyhow::anyhow!("fatal Kafka error while {what}: {e}{hint}")
+}

@@ -1,0 +1,251 @@
+//! Start-up of the Kafka runtime: which topics must exist, the identity of this instance
+//! (its transactional id), and the librdkafka configuration of each client role. The
+//! operator's `kafka.options` are applied last by [`client_config`], so everything here
+//! is a default that can be overridden.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+use super::admin::{create_topics, TopicSpec};
+use super::client::client_config;
+use crate::config::{Guarantee, KafkaSettings, Settings};
+use crate::core::model::Stream;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The topics of the cluster and their partition counts (one metadata request).
+pub(crate) fn cluster_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String, i32>> {
+    let client: BaseConsumer = client_config(k, &[])
+        .create()
+        .context("creating a metadata client")?;
+    let md = client
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .with_context(|| {
+            format!(
+                "fetching topic metadata from {} (is the broker reachable?)",
+                k.bootstrap_servers
+            )
+        })?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// The topics `run` reads and writes (per-unit topics aside), with their config keys.
+fn required_topics(k: &KafkaSettings) -> Vec<(&'static str, &str)> {
+    let t = &k.topics;
+    vec![
+        ("kafka.topics.camera", &t.camera),
+        ("kafka.topics.plate", &t.plate),
+        ("kafka.topics.weather", &t.weather),
+        ("kafka.topics.patrol", &t.patrol),
+        ("kafka.topics.ack", &t.ack),
+        ("kafka.topics.alerts", &t.alerts),
+        ("kafka.topics.dlq", &t.dlq),
+    ]
+}
+
+/// Checks that every input and output topic exists; creates the missing ones when
+/// `kafka.create_topics = true` (broker-default partitions and replication), otherwise
+/// fails naming each missing topic and its key. Returns the cluster's topics.
+pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String, i32>> {
+    let required = required_topics(k);
+    let names: BTreeSet<&str> = required.iter().map(|(_, n)| *n).collect();
+    if names.len() != required.len() {
+        bail!("kafka.topics: every input and output topic needs its own name (two keys name the same topic)");
+    }
+    let mut cluster = cluster_topics(k)?;
+    let missing: Vec<(&str, &str)> = required
+        .iter()
+        .filter(|(_, name)| !cluster.contains_key(*name))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(cluster);
+    }
+    if !k.create_topics {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(key, name)| format!("{name} ({key})"))
+            .collect();
+        bail!(
+            "missing Kafka topics on {}: {}. Create them, or set kafka.create_topics = true",
+            k.bootstrap_servers,
+            list.join(", ")
+        );
+    }
+    let specs: Vec<TopicSpec> = missing
+        .iter()
+        .map(|(_, name)| TopicSpec {
+            name: (*name).to_owned(),
+            partitions: -1,
+            replication: -1,
+        })
+        .collect();
+    futures::executor::block_on(create_topics(k, &specs))?;
+    for (_, name) in &missing {
+        tracing::info!(
+            topic = name,
+            "created missing topic (kafka.create_topics = true)"
+        );
+    }
+    // Read back the partition counts the broker chose.
+    cluster = cluster_topics(k)?;
+    Ok(cluster)
+}
+
+/// This instance's stable suffix: `kafka.instance_id`, else the host name.
+pub(crate) fn instance_id(k: &KafkaSettings) -> String {
+    if !k.instance_id.is_empty() {
+        return k.instance_id.clone();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let cleaned: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "0".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// `<client_id>-<group_id>-<instance>`: the same after a restart, so that the new
+/// producer fences the old one and aborts its open transaction (docs/KAFKA_RUNTIME.md).
+pub(crate) fn transactional_id(k: &KafkaSettings, instance: &str) -> String {
+    format!("{}-{}-{}", k.client_id, k.group_id, instance)
+}
+
+/// The group consumer over camera, plate, weather and ack.
+pub(crate) fn group_consumer_config(s: &Settings) -> ClientConfig {
+    let k = &s.kafka;
+    client_config(
+        k,
+        &[
+            ("group.id", k.group_id.as_str()),
+            // Incremental rebalances: partitions that stay put keep flowing.
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            // Offsets move only with the transaction (exactly-once) or after the delivery
+            // reports (at-least-once), never on a timer.
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            // A crashed instance's partitions move after 10 s rather than librdkafka's 45.
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+            // Lag per partition and broker round trips for /readyz and the metrics.
+            ("statistics.interval.ms", "1000"),
+        ],
+    )
+}
+
+/// The group-less consumer that reads `patrol-positions` in full and re-reads input
+/// windows when state is rebuilt. It has a group id only because librdkafka's manual
+/// assignment needs one; it never joins the group and never commits.
+pub(crate) fn side_consumer_config(s: &Settings, instance: &str) -> ClientConfig {
+    let k = &s.kafka;
+    let group = format!("{}.global.{}", k.group_id, instance);
+    client_config(
+        k,
+        &[
+            ("group.id", group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+        ],
+    )
+}
+
+/// The producer: transactional under exactly-once, idempotent under at-least-once.
+pub(crate) fn producer_config(s: &Settings, transactional_id: &str) -> ClientConfig {
+    let k = &s.kafka;
+    match s.processing.guarantee {
+        Guarantee::ExactlyOnce => client_config(
+            k,
+            &[
+                ("transactional.id", transactional_id),
+                ("enable.idempotence", "true"),
+                // An instance that dies mid-transaction blocks read_committed readers of
+                // its output partitions until it is fenced or this runs out.
+                ("transaction.timeout.ms", "10000"),
+                ("linger.ms", "1"),
+                ("statistics.interval.ms", "1000"),
+            ],
+        ),
+        Guarantee::AtLeastOnce => client_config(
+            k,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "1"),
+                ("statistics.interval.ms", "1000"),
+            ],
+        ),
+    }
+}
+
+/// The input stream read from a topic of the group subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamTopics {
+    by_name: Vec<(String, Stream)>,
+}
+
+impl StreamTopics {
+    pub(crate) fn new(k: &KafkaSettings) -> Self {
+        let t = &k.topics;
+        StreamTopics {
+            by_name: vec![
+                (t.camera.clone(), Stream::Camera),
+                (t.plate.clone(), Stream::Plate),
+                (t.weather.clone(), Stream::Weather),
+                (t.patrol.clone(), Stream::Patrol),
+                (t.ack.clone(), Stream::Ack),
+            ],
+        }
+    }
+
+    /// Linear over five names: cheaper than hashing the topic of every record.
+    pub(crate) fn stream_of(&self, topic: &str) -> Option<Stream> {
+        self.by_name
+            .iter()
+            .find(|(name, _)| name == topic)
+            .map(|(_, s)| *s)
+    }
+
+    pub(crate) fn topic_of(&self, stream: Stream) -> &str {
+        self.by_name
+            .iter()
+            .find(|(_, s)| *s == stream)
+            .map(|(name, _)| name.as_str())
+            .unwrap_or_default()
+    }
+
+    /// The topics of the consumer group: every input but the patrol positions.
+    pub(crate) fn group_topics(&self) -> Vec<&str> {
+        self.by_name
+            .iter()
+            .filter(|(_, s)| *s != Stream::Patrol)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}

@@ -1,0 +1,418 @@
+//! Rebuilding detector state from the input log, with output suppressed.
+//!
+//! The engine is one state machine per process. When the assignment changes (start-up,
+//! rebalance) or open work is thrown away (aborted transaction, failed delivery), a
+//! fresh engine is fed the input of the last `processing.state_rebuild_window_s`:
+//!
+//! - every assigned group partition from the first offset at or after `now − window`
+//!   up to (not including) its committed offset — the records whose output is already
+//!   out (committed) and must not be produced again;
+//! - every `patrol-positions` partition over the same window (dispatch state — which
+//!   unit holds which alert — needs the positions that were current when those alerts
+//!   were raised), up to the time of the first record the live consumers will read.
+//!
+//! The partitions are merged by Kafka timestamp, as a k-way merge with bounded
+//! per-partition queues (a partition is paused when its queue is full), because the
+//! engine drops records more than `time.allowed_lateness_s` behind its clock: reading
+//! one partition after another would push the clock to the end of the first and drop
+//! most of the rest as late. Finally the clock advances to the one recorded with the
+//! committed offsets, so timers whose output was committed (an idle advance) do not fire
+//! again. The cost and the limits are in docs/KAFKA_RUNTIME.md.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::group::cached_high_watermark;
+use crate::core::model::{DlqSource, EventTime, Stream};
+use crate::io::output::wall_clock_ms;
+use crate::io::pipeline::{Pipeline, Produced};
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// A partition's queue is paused above this many records and resumed below a quarter.
+const QUEUE_HIGH: usize = 20_000;
+/// A partition that neither delivers nor reaches its end for this long is given up (a
+/// transactional input whose last transaction never completes keeps its end out of
+/// reach under read_committed).
+const STALL_LIMIT: Duration = Duration::from_secs(20);
+/// The group consumer is polled this often during a long rebuild, so that the group
+/// does not consider this member dead (max.poll.interval.ms).
+const KEEPALIVE_EVERY: Duration = Duration::from_millis(500);
+
+/// An assigned group partition and the offset the live consumer resumes at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupPartition {
+    pub stream: Stream,
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset (or, without one, where `auto.offset.reset` starts).
+    pub live: i64,
+}
+
+pub(crate) struct RebuildRequest<'a> {
+    pub group: Vec<GroupPartition>,
+    pub patrol_topic: &'a str,
+    pub patrol_partitions: Vec<i32>,
+    /// Start of the window, wall-clock epoch ms.
+    pub since_ms: i64,
+    /// The smallest engine clock recorded with the committed offsets.
+    pub clock_floor: Option<EventTime>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RebuildOutcome {
+    /// Where the live patrol consumer resumes, per partition.
+    pub patrol_resume: Vec<(i32, i64)>,
+    pub replayed: u64,
+    /// Largest Kafka timestamp of a replayed group record.
+    pub max_group_ts: Option<i64>,
+    pub elapsed: Duration,
+    /// The rebuild stopped early because `keepalive` asked it to (shutdown).
+    pub interrupted: bool,
+}
+
+struct Rec {
+    ts: i64,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+struct Source {
+    stream: Stream,
+    topic: String,
+    partition: i32,
+    /// Group partitions: the first offset not to replay. Patrol: none.
+    live: Option<i64>,
+    queue: VecDeque<Rec>,
+    /// The next offset this source will read.
+    next: i64,
+    /// Nothing more will be read from it.
+    done: bool,
+    /// Group partitions: the Kafka timestamp of the first live record, once seen.
+    live_ts: Option<i64>,
+    paused: bool,
+    last_ts: i64,
+    progress_at: Instant,
+}
+
+impl Source {
+    fn is_group(&self) -> bool {
+        self.live.is_some()
+    }
+
+    fn exhausted(&self) -> bool {
+        self.done && self.queue.is_empty()
+    }
+
+    fn tpl(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, self.partition);
+        tpl
+    }
+}
+
+/// Feeds `pipeline` (whose output is discarded) and returns where the live patrol
+/// consumer resumes. `keepalive` is called now and then; returning false stops early.
+pub(crate) fn rebuild<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    req: &RebuildRequest<'_>,
+    pipeline: &mut Pipeline,
+    keepalive: &mut dyn FnMut() -> bool,
+) -> anyhow::Result<RebuildOutcome> {
+    let started = Instant::now();
+    let mut sources = plan_sources(consumer, req)?;
+    let mut outcome = RebuildOutcome::default();
+    let mut assignment = TopicPartitionList::new();
+    for s in &sources {
+        assignment
+            .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.next))
+            .context("building the rebuild assignment")?;
+    }
+    consumer
+        .assign(&assignment)
+        .context("assigning the rebuild consumer")?;
+
+    let mut scratch: Vec<Produced> = Vec::new();
+    let mut last_keepalive = Instant::now();
+    let mut since_end_check = 0usize;
+    loop {
+        release(&mut sources, pipeline, &mut scratch, &mut outcome);
+        if finished(&sources) {
+            break;
+        }
+        if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
+            last_keepalive = Instant::now();
+            if !keepalive() {
+                outcome.interrupted = true;
+                return Ok(outcome);
+            }
+        }
+        let polled = consumer.poll(Duration::from_millis(20));
+        let idle = match polled {
+            Some(Ok(m)) => {
+                route(&mut sources, consumer, &m);
+                since_end_check += 1;
+                false
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => true,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reading the rebuild window");
+                true
+            }
+            None => true,
+        };
+        if idle || since_end_check >= 4096 {
+            since_end_check = 0;
+            check_ends(&mut sources, consumer);
+            resume_drained(&mut sources, consumer);
+        }
+    }
+    // Timers whose output the previous owner committed fire here, silently.
+    if let Some(floor) = req.clock_floor {
+        let now = wall_clock_ms();
+        pipeline.advance_to(floor, now, &mut scratch);
+        scratch.clear();
+    }
+    outcome.patrol_resume = sources
+        .iter()
+        .filter(|s| !s.is_group())
+        .map(|s| (s.partition, s.queue.front().map_or(s.next, |r| r.offset)))
+        .collect();
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+/// Resolves each partition's first offset in the window.
+fn plan_sources<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    req: &RebuildRequest<'_>,
+) -> anyhow::Result<Vec<Source>> {
+    let mut query = TopicPartitionList::new();
+    for g in &req.group {
+        query.add_partition_offset(&g.topic, g.partition, Offset::Offset(req.since_ms))?;
+    }
+    for p in &req.patrol_partitions {
+        query.add_partition_offset(req.patrol_topic, *p, Offset::Offset(req.since_ms))?;
+    }
+    if query.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let found = consumer
+        .offsets_for_times(query, QUERY_TIMEOUT)
+        .context("looking up the offsets at the start of the rebuild window")?;
+    let first_in_window = |topic: &str, partition: i32| -> anyhow::Result<Option<i64>> {
+        let elem = found
+            .find_partition(topic, partition)
+            .with_context(|| format!("no offset answer for {topic}[{partition}]"))?;
+        Ok(match elem.offset() {
+            Offset::Offset(o) => Some(o),
+            // No record at or after the window start: the window is empty.
+            _ => None,
+        })
+    };
+    let now = Instant::now();
+    let mut sources = Vec::new();
+    for g in &req.group {
+        let start = first_in_window(&g.topic, g.partition)?
+            .unwrap_or(g.live)
+            .min(g.live);
+        sources.push(Source {
+            stream: g.stream,
+            topic: g.topic.clone(),
+            partition: g.partition,
+            live: Some(g.live),
+            queue: VecDeque::new(),
+            next: start,
+            done: false,
+            live_ts: None,
+            paused: false,
+            last_ts: i64::MIN,
+            progress_at: now,
+        });
+    }
+    for p in &req.patrol_partitions {
+        let start = match first_in_window(req.patrol_topic, *p)? {
+            Some(o) => o,
+            None => {
+                let (_, high) = consumer
+                    .fetch_watermarks(req.patrol_topic, *p, QUERY_TIMEOUT)
+                    .with_context(|| format!("watermarks of {}[{p}]", req.patrol_topic))?;
+                high
+            }
+        };
+        sources.push(Source {
+            stream: Stream::Patrol,
+            topic: req.patrol_topic.to_owned(),
+            partition: *p,
+            live: None,
+            queue: VecDeque::new(),
+            next: start,
+            done: false,
+            live_ts: None,
+            paused: false,
+            last_ts: i64::MIN,
+            progress_at: now,
+        });
+    }
+    Ok(sources)
+}
+
+fn route<C: ConsumerContext>(
+    sources: &mut [Source],
+    consumer: &BaseConsumer<C>,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) {
+    let Some(s) = sources
+        .iter_mut()
+        .find(|s| s.partition == m.partition() && s.topic == m.topic())
+    else {
+        return;
+    };
+    if s.done || m.offset() < s.next {
+        // Past the end we settled on, or a duplicate after a pause: the live consumer
+        // reads it.
+        return;
+    }
+    let ts = m.timestamp().to_millis().unwrap_or(s.last_ts);
+    s.next = m.offset() + 1;
+    s.progress_at = Instant::now();
+    if let Some(live) = s.live {
+        if m.offset() >= live {
+            // The first live record: not replayed, but its time bounds the patrol replay.
+            s.live_ts = Some(ts);
+            s.done = true;
+            let _ = consumer.pause(&s.tpl());
+            return;
+        }
+    }
+    s.last_ts = s.last_ts.max(ts);
+    s.queue.push_back(Rec {
+        ts,
+        offset: m.offset(),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    });
+    if s.queue.len() >= QUEUE_HIGH && !s.paused && consumer.pause(&s.tpl()).is_ok() {
+        s.paused = true;
+    }
+}
+
+/// Marks partitions that reached their end (librdkafka's cached high watermark) or their
+/// committed offset, or stalled.
+fn check_ends<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsumer<C>) {
+    for s in sources.iter_mut().filter(|s| !s.done) {
+        // Nothing more to read now: for a group partition either its committed offset
+        // is the end, or the first live record was seen (then `route` set `done`).
+        let settled = cached_high_watermark(consumer, &s.topic, s.partition)
+            .is_some_and(|high| s.next >= high);
+        if settled {
+            s.done = true;
+            let _ = consumer.pause(&s.tpl());
+        } else if s.queue.is_empty() && s.progress_at.elapsed() >= STALL_LIMIT {
+            tracing::warn!(
+                topic = %s.topic,
+                partition = s.partition,
+                next = s.next,
+                "rebuild: partition made no progress for {STALL_LIMIT:?}; going on without the rest of it"
+            );
+            s.done = true;
+            let _ = consumer.pause(&s.tpl());
+        }
+    }
+}
+
+fn resume_drained<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsumer<C>) {
+    for s in sources
+        .iter_mut()
+        .filter(|s| s.paused && !s.done && s.queue.len() < QUEUE_HIGH / 4)
+    {
+        if consumer.resume(&s.tpl()).is_ok() {
+            s.paused = false;
+        }
+    }
+}
+
+/// The patrol replay stops at the first live group record's time (the earliest of
+/// them): later positions are for the live consumer, in step with the group records.
+fn patrol_bound(sources: &[Source]) -> Option<i64> {
+    sources.iter().filter_map(|s| s.live_ts).min()
+}
+
+fn finished(sources: &[Source]) -> bool {
+    let bound = patrol_bound(sources);
+    sources.iter().all(|s| {
+        if s.is_group() {
+            s.exhausted()
+        } else {
+            s.exhausted()
+                || (bound.is_some()
+                    && sources
+                        .iter()
+                        .filter(|g| g.is_group())
+                        .all(Source::exhausted)
+                    && s.queue.front().is_some_and(|r| Some(r.ts) >= bound))
+        }
+    })
+}
+
+/// Applies queued records in timestamp order for as long as no partition that could
+/// still deliver an earlier record is waiting for data.
+fn release(
+    sources: &mut [Source],
+    pipeline: &mut Pipeline,
+    scratch: &mut Vec<Produced>,
+    outcome: &mut RebuildOutcome,
+) {
+    loop {
+        let bound = patrol_bound(sources);
+        let mut best: Option<(i64, usize)> = None;
+        for (i, s) in sources.iter().enumerate() {
+            let Some(head) = s.queue.front() else {
+                if s.done {
+                    continue;
+                }
+                // This partition may still deliver something earlier: wait for it.
+                return;
+            };
+            if !s.is_group() && bound.is_some_and(|b| head.ts >= b) {
+                continue;
+            }
+            let earlier = match best {
+                Some((ts, _)) => head.ts < ts,
+                None => true,
+            };
+            if earlier {
+                best = Some((head.ts, i));
+            }
+        }
+        let Some((_, i)) = best else {
+            return;
+        };
+        let s = &mut sources[i];
+        let rec = s.queue.pop_front().expect("a head");
+        if s.is_group() {
+            outcome.max_group_ts = outcome.max_group_ts.max(Some(rec.ts));
+        }
+        let source = DlqSource {
+            topic: Some(s.topic.clone()),
+            partition: Some(s.partition),
+            offset: Some(rec.offset),
+            line: None,
+        };
+        // The record's Kafka time stands in for the wall clock of its first processing
+        // in the future-skew check, so a record refused then is refused now.
+        pipeline.process(
+            s.stream,
+            &rec.payload,
+            source,
+            Some(rec.ts),
+            rec.ts,
+            scratch,
+        );
+        scratch.clear();
+        outcome.replayed += 1;
+    }
+}

@@ -1,0 +1,854 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use super::*;
+use crate::core::model::{decode_record, is_valid_plate, DecodeContext, Record};
+use crate::core::roads::{distance_m, LoadOptions, RoadNetwork};
+
+fn network() -> Arc<RoadNetwork> {
+    static NET: OnceLock<Arc<RoadNetwork>> = OnceLock::new();
+    NET.get_or_init(|| {
+        Arc::new(
+            RoadNetwork::from_geojson(
+                include_bytes!("../../config/roads/bijie.geojson"),
+                &LoadOptions::default(),
+            )
+            .expect("the shipped network loads"),
+        )
+    })
+    .clone()
+}
+
+/// A small, fast configuration: two hours, a tenth of the one-off traffic.
+fn small(seed: u64) -> SimConfig {
+    SimConfig {
+        seed,
+        duration_ms: 2 * 3_600_000,
+        traffic_scale: 0.1,
+        private_commuters: 200,
+        ..SimConfig::default()
+    }
+}
+
+fn replay_bytes(records: &[SimRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_replay_lines(records, &mut out).unwrap();
+    out
+}
+
+/// Two simulated days at a reduced scale (shared by several tests: it is the slow part).
+fn two_days() -> &'static (Vec<SimRecord>, GroundTruth) {
+    static RUN: OnceLock<(Vec<SimRecord>, GroundTruth)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let cfg = SimConfig {
+            seed: 42,
+            duration_ms: 2 * DAY_MS,
+            warmup_ms: DAY_MS,
+            traffic_scale: 0.1,
+            private_commuters: 400,
+            ..SimConfig::default()
+        };
+        let mut sim = Simulator::new(cfg, network());
+        let records = sim.run_to_end();
+        (records, sim.into_truth())
+    })
+}
+
+#[test]
+fn same_seed_same_bytes_and_other_seed_other_bytes() {
+    let run = |seed| {
+        let mut sim = Simulator::new(small(seed), network());
+        let records = sim.run_to_end();
+        let mut truth = Vec::new();
+        write_truth(sim.truth(), &mut truth).unwrap();
+        (replay_bytes(&records), truth)
+    };
+    let (a, ta) = run(5);
+    let (b, tb) = run(5);
+    assert!(!a.is_empty());
+    assert!(a == b, "same seed must give identical records");
+    assert!(ta == tb, "same seed must give identical truth");
+    let (c, _) = run(6);
+    assert!(a != c, "another seed must give other records");
+}
+
+#[test]
+fn batches_concatenate_to_the_same_run() {
+    // The batch size changes only how the run is cut, not what is in it.
+    let whole = Simulator::new(small(9), network()).run_to_end();
+    let mut sim = Simulator::new(
+        SimConfig {
+            batch_ms: 1_000,
+            ..small(9)
+        },
+        network(),
+    );
+    let mut cut = Vec::new();
+    let mut batch = Vec::new();
+    let mut batches = 0;
+    while sim.next_batch(&mut batch) {
+        cut.append(&mut batch);
+        batches += 1;
+    }
+    assert!(batches >= 7_200);
+    assert_eq!(whole.len(), cut.len());
+    assert!(whole == cut);
+    assert!(!sim.next_batch(&mut batch), "stays done");
+}
+
+#[test]
+fn every_record_decodes_or_is_refused_for_the_reason_the_truth_gives() {
+    let (records, truth) = two_days();
+    let ctx = DecodeContext::without_clock();
+    let mut dlq: BTreeMap<String, u64> = BTreeMap::new();
+    let mut streams: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records {
+        *streams.entry(r.stream.as_str().to_owned()).or_default() += 1;
+        match (decode_record(r.stream, &r.value, &ctx), r.expect_reject) {
+            (Ok(rec), None) => {
+                assert_eq!(rec.stream(), r.stream);
+                assert_eq!(rec.ts(), r.ts, "{}", String::from_utf8_lossy(&r.value));
+            }
+            (Err(e), Some(reason)) => {
+                assert_eq!(e.reason, reason, "{}", String::from_utf8_lossy(&r.value));
+                *dlq.entry(reason.as_str().to_owned()).or_default() += 1;
+            }
+            (Ok(_), Some(reason)) => panic!(
+                "expected {reason}, decoded: {}",
+                String::from_utf8_lossy(&r.value)
+            ),
+            (Err(e), None) => panic!("{e}: {}", String::from_utf8_lossy(&r.value)),
+        }
+    }
+    assert_eq!(&dlq, &truth.expected_dlq);
+    assert_eq!(&streams, &truth.records_by_stream);
+    for reason in [
+        "invalid_json",
+        "invalid_identifier",
+        "lat_out_of_range",
+        "invalid_plate",
+        "missing_field",
+    ] {
+        assert!(
+            dlq.get(reason).copied().unwrap_or(0) > 0,
+            "no {reason} in {dlq:?}"
+        );
+    }
+    // About 0.1 % of records.
+    let dirty: u64 = dlq.values().sum();
+    let share = dirty as f64 / records.len() as f64;
+    assert!((0.0005..0.002).contains(&share), "{share}");
+}
+
+#[test]
+fn replay_lines_are_json_and_bad_json_is_a_string_value() {
+    let (records, _) = two_days();
+    let records = &records[..records.len().min(300_000)];
+    let bytes = replay_bytes(records);
+    assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), records.len());
+    let mut strings = 0;
+    for (line, r) in bytes.split(|&b| b == b'\n').zip(records) {
+        let v: serde_json::Value = serde_json::from_slice(line).expect("each line is JSON");
+        assert_eq!(v["stream"], r.stream.as_str());
+        if r.expect_reject == Some(RejectReason::InvalidJson) {
+            assert!(v["value"].is_string());
+            // What the replay decoder sees is not an object: refused as invalid JSON.
+            let raw = serde_json::to_vec(&v["value"]).unwrap();
+            let e = decode_record(r.stream, &raw, &DecodeContext::without_clock()).unwrap_err();
+            assert_eq!(e.reason, RejectReason::InvalidJson);
+            strings += 1;
+        } else {
+            assert!(v["value"].is_object());
+        }
+    }
+    assert!(strings > 0);
+}
+
+#[test]
+fn time_order_holds_within_thirty_seconds() {
+    let (records, truth) = two_days();
+    let mut max_ts = i64::MIN;
+    let mut late = 0u64;
+    for r in records {
+        if r.ts < max_ts {
+            assert!(max_ts - r.ts <= 30_000, "{} ms late", max_ts - r.ts);
+            late += 1;
+        }
+        max_ts = max_ts.max(r.ts);
+        assert!(r.ts >= truth.warmup_start_ms && r.ts < truth.end_ms);
+    }
+    assert!(late > 0, "the run has late records");
+    // Records from the warm-up are plate reads only.
+    assert!(records
+        .iter()
+        .filter(|r| r.ts < truth.start_ms)
+        .all(|r| r.stream == Stream::Plate));
+}
+
+#[test]
+fn plates_are_valid_except_the_deliberately_broken_ones() {
+    let (records, truth) = two_days();
+    let ctx = DecodeContext::without_clock();
+    let mut plates = 0;
+    for r in records.iter().filter(|r| r.stream == Stream::Plate) {
+        if r.expect_reject.is_none() {
+            assert!(is_valid_plate(&r.key).is_some(), "{}", r.key);
+            plates += 1;
+        }
+        if r.expect_reject == Some(RejectReason::InvalidPlate) {
+            assert!(decode_record(r.stream, &r.value, &ctx).is_err());
+        }
+    }
+    assert!(plates > 10_000);
+    for p in truth.watchlist_plates.iter().chain(&truth.whitelist_plates) {
+        assert!(is_valid_plate(p).is_some(), "{p}");
+    }
+}
+
+#[test]
+fn two_days_contain_every_kind_of_ground_truth() {
+    let (_, t) = two_days();
+    assert!(
+        t.pedestrian_incidents.len() >= 20,
+        "{}",
+        t.pedestrian_incidents.len()
+    );
+    for class in ["pedestrian", "bicycle"] {
+        assert!(
+            t.pedestrian_incidents.iter().any(|i| i.class == class),
+            "{class}"
+        );
+    }
+    for s in ["tunnel", "bridge"] {
+        assert!(
+            t.pedestrian_incidents
+                .iter()
+                .any(|i| i.structure == Some(s) && i.detectable),
+            "no detectable incident in a {s}"
+        );
+    }
+    let detectable = t
+        .pedestrian_incidents
+        .iter()
+        .filter(|i| i.detectable)
+        .count();
+    assert!(
+        detectable * 10 >= t.pedestrian_incidents.len() * 6,
+        "{detectable}"
+    );
+    assert!(
+        t.pedestrian_incidents.iter().any(|i| !i.detectable),
+        "some are hard"
+    );
+    for i in &t.pedestrian_incidents {
+        assert!(i.start_ms >= t.start_ms && i.end_ms < t.end_ms);
+        if let Some(c) = i.confirmable_at_ms {
+            assert!(i.first_detection_ms.unwrap() <= c && c <= i.last_detection_ms.unwrap());
+        }
+    }
+    let p = &t.people_not_incidents;
+    assert!(p.service_area > 100 && p.roadside > 20 && !p.work_zone_crews.is_empty());
+    let n = &t.camera_noise;
+    assert!(n.low_confidence > 0 && n.phantom_single > 0 && n.off_road > 0 && n.unknown_class > 0);
+
+    assert_eq!(t.illegal_operators.len(), 30);
+    assert!(t
+        .illegal_operators
+        .iter()
+        .all(|o| o.first_seen_ms.is_some() && o.reads > 20));
+    assert_eq!(t.whitelist_plates.len(), 25);
+    assert_eq!(t.watchlist_plates.len(), 8 + 3 + 5);
+    assert!(t
+        .watchlist
+        .iter()
+        .filter(|w| w.kind == "absent")
+        .all(|w| w.reads == 0));
+    assert!(t
+        .watchlist
+        .iter()
+        .filter(|w| w.kind == "illegal_operator")
+        .all(|w| w.reads > 0));
+    assert!(!t.hard_negatives.is_empty());
+
+    for kind in ["fog", "ice", "wind", "rain"] {
+        assert!(
+            t.weather_episodes.iter().any(|e| e.subtype == kind),
+            "no {kind} episode"
+        );
+    }
+    assert!(t
+        .weather_episodes
+        .iter()
+        .any(|e| e.subtype == "fog" && e.level == 4 && e.peak_value < 50.0));
+    assert!(t
+        .weather_episodes
+        .iter()
+        .any(|e| e.subtype == "ice" && e.level == 2));
+    assert!(!t.weather_dropouts.is_empty() && !t.missing_sensors.is_empty());
+    assert_eq!(t.patrol_units.len(), 14);
+    assert!(t.dispatch_answers.is_empty(), "no engine, no dispatches");
+    assert_eq!(t.records_by_stream.get("ack"), None);
+    assert!(t.late_records > 0 && t.plate_misreads > 0 && t.plate_reads_missed > 0);
+}
+
+/// Kilometres a plate was seen to cover per local day: straight lines between
+/// consecutive reads less than 30 minutes apart (a gap ends a trip, DOMAIN.md).
+fn km_per_day(records: &[SimRecord]) -> HashMap<(String, i64), f64> {
+    let ctx = DecodeContext::without_clock();
+    let mut reads: HashMap<String, Vec<(i64, f64, f64)>> = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.stream == Stream::Plate && r.expect_reject.is_none())
+    {
+        if let Ok(Record::Plate(p)) = decode_record(r.stream, &r.value, &ctx) {
+            reads.entry(p.plate).or_default().push((p.ts, p.lon, p.lat));
+        }
+    }
+    let mut km = HashMap::new();
+    for (plate, mut list) in reads {
+        list.sort_by_key(|x| x.0);
+        for w in list.windows(2) {
+            if w[1].0 - w[0].0 > 30 * 60_000 {
+                continue;
+            }
+            let day = traffic::local_day(w[1].0, 8 * 3600);
+            *km.entry((plate.clone(), day)).or_default() +=
+                distance_m([w[0].1, w[0].2], [w[1].1, w[1].2]) / 1000.0;
+        }
+    }
+    km
+}
+
+#[test]
+fn illegal_operators_exceed_the_daily_distance_and_commuters_do_not() {
+    let (records, t) = two_days();
+    let km = km_per_day(records);
+    let start_day = traffic::local_day(t.start_ms, 8 * 3600);
+    let mut operator_days = 0;
+    let mut over = 0;
+    for op in &t.illegal_operators {
+        for d in 0..2 {
+            let seen = km
+                .get(&(op.plate.clone(), start_day + d))
+                .copied()
+                .unwrap_or(0.0);
+            if seen > 0.0 {
+                operator_days += 1;
+                over += usize::from(seen > 85.8);
+            }
+        }
+    }
+    assert!(operator_days >= 40, "{operator_days}");
+    // A day with only a trip or two can fall short; most days are far beyond.
+    assert!(over * 10 >= operator_days * 9, "{over} of {operator_days}");
+
+    // Private commuters: find them as the plates with exactly two trips on a weekday
+    // that are neither operators, buses nor long-distance commuters.
+    let special: std::collections::HashSet<&str> = t
+        .illegal_operators
+        .iter()
+        .chain(&t.licensed_operators)
+        .map(|o| o.plate.as_str())
+        .chain(t.hard_negatives.iter().map(|h| h.plate.as_str()))
+        .chain(t.watchlist_plates.iter().map(String::as_str))
+        .collect();
+    let sim = Simulator::new(
+        SimConfig {
+            seed: 42,
+            duration_ms: 2 * DAY_MS,
+            warmup_ms: DAY_MS,
+            traffic_scale: 0.1,
+            private_commuters: 400,
+            ..SimConfig::default()
+        },
+        network(),
+    );
+    let commuters: Vec<String> = sim
+        .traffic
+        .vehicles
+        .iter()
+        .filter(|v| v.kind == traffic::VehicleKind::PrivateCommuter)
+        .map(|v| v.plate.clone())
+        .collect();
+    assert_eq!(commuters.len(), 400);
+    let mut commuter_days = 0;
+    for plate in &commuters {
+        assert!(!special.contains(plate.as_str()));
+        for d in 0..2 {
+            if let Some(&seen) = km.get(&(plate.clone(), start_day + d)) {
+                commuter_days += 1;
+                assert!(seen < 85.8, "commuter {plate} drove {seen} km");
+            }
+        }
+    }
+    assert!(commuter_days > 300, "{commuter_days}");
+}
+
+#[test]
+fn pedestrian_incidents_are_seen_where_the_truth_says() {
+    let (records, t) = two_days();
+    let ctx = DecodeContext::without_clock();
+    let net = network();
+    let inc = t
+        .pedestrian_incidents
+        .iter()
+        .find(|i| i.detectable && i.structure == Some("tunnel"))
+        .expect("a detectable tunnel incident");
+    let mut hits = 0;
+    for r in records
+        .iter()
+        .filter(|r| r.stream == Stream::Camera && r.expect_reject.is_none())
+        .filter(|r| r.ts >= inc.start_ms && r.ts <= inc.end_ms)
+    {
+        let Ok(Record::Camera(ev)) = decode_record(r.stream, &r.value, &ctx) else {
+            panic!()
+        };
+        for d in &ev.detections {
+            if d.class.as_str() != inc.class || d.confidence < 0.5 {
+                continue;
+            }
+            let Some(pos) = net.locate(d.lon, d.lat, r.ts) else {
+                continue;
+            };
+            if &*pos.road_id == inc.road_id
+                && pos.direction.as_str() == inc.direction
+                && pos.on_carriageway
+                && (pos.stake_m - inc.stake_start_m).abs() < 2_000.0
+            {
+                assert_eq!(pos.structure.map(|s| s.as_str()), Some("tunnel"));
+                hits += 1;
+            }
+        }
+    }
+    assert!(hits >= 2, "{hits}");
+}
+
+#[test]
+fn dispatches_are_answered_in_later_batches() {
+    use crate::core::model::{AlertDispatch, AlertKind, AlertLocation, AlertStatus, Severity};
+    let mut sim = Simulator::new(small(3), network());
+    let mut batch = Vec::new();
+    // Run 20 minutes, then dispatch every unit to an incident on G76.
+    while sim.now_ms() < sim.config().start_ms + 20 * 60_000 {
+        assert!(sim.next_batch(&mut batch));
+    }
+    let at = sim.now_ms() - 5_000;
+    for k in 1..=14 {
+        let alert = Alert {
+            alert_id: format!("ped-G76-up-1203450-test{k}"),
+            kind: AlertKind::Pedestrian,
+            subtype: "pedestrian".into(),
+            severity: Severity::Critical,
+            status: AlertStatus::New,
+            event_ts: crate::core::model::format_rfc3339(at, UtcOffset::china_standard_time()),
+            emitted_ts: String::new(),
+            location: AlertLocation {
+                lon: 105.6,
+                lat: 27.15,
+                road_id: Some("G76".into()),
+                road_name: None,
+                direction: Some("up".into()),
+                stake: None,
+                stake_m: Some(1_203_450),
+                structure: None,
+            },
+            summary: String::new(),
+            details: serde_json::Map::new(),
+            dispatch: Some(AlertDispatch {
+                unit_id: format!("P-{k:02}"),
+                eta_s: 0,
+                route_m: 0,
+                attempt: 1,
+            }),
+            source_event_ids: vec![],
+        };
+        sim.on_alert(&alert);
+        sim.on_alert(&alert); // a repeat (update) is not answered twice
+    }
+    assert_eq!(sim.truth().dispatch_answers.len(), 14);
+    let emitted_until = sim.now_ms();
+    let mut rest = Vec::new();
+    while sim.next_batch(&mut batch) {
+        rest.append(&mut batch);
+    }
+    let ctx = DecodeContext::without_clock();
+    let acks: Vec<_> = rest
+        .iter()
+        .filter(|r| r.stream == Stream::Ack)
+        .map(|r| match decode_record(r.stream, &r.value, &ctx) {
+            Ok(Record::Ack(a)) => a,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(!acks.is_empty());
+    assert!(acks.iter().all(|a| a.ts >= emitted_until));
+    let answers = &sim.truth().dispatch_answers;
+    let accepted = answers.iter().filter(|a| a.decision == "accepted").count();
+    assert!(accepted >= 5, "{answers:?}");
+    assert_eq!(
+        acks.iter()
+            .filter(|a| a.status == crate::core::model::AckStatus::Accepted)
+            .count(),
+        accepted
+    );
+    // Accepting units drive there: the last positions of one of them are near G76 K1203.
+    let unit = &answers.iter().find(|a| a.decision == "accepted").unwrap();
+    let arrived = unit.arrived_ms.unwrap();
+    let resolved = unit.resolved_ms.unwrap();
+    let near = rest
+        .iter()
+        .filter(|r| {
+            r.stream == Stream::Patrol && r.expect_reject.is_none() && r.key == unit.unit_id
+        })
+        .filter(|r| r.ts > arrived + 10_000 && r.ts < resolved)
+        .filter_map(|r| match decode_record(r.stream, &r.value, &ctx) {
+            Ok(Record::Patrol(p)) => Some(p),
+            _ => None,
+        })
+        .all(|p| {
+            let pos = network().locate(p.lon, p.lat, p.ts).unwrap();
+            &*pos.road_id == "G76" && (pos.stake_m - 1_203_450.0).abs() < 300.0
+        });
+    assert!(near);
+}
+
+/// `cargo test --release --lib sim::tests::scale_report -- --ignored --nocapture`:
+/// one simulated day at the default scale, with counts and generation speed.
+#[test]
+#[ignore]
+fn scale_report() {
+    let t = std::time::Instant::now();
+    let mut sim = Simulator::new(SimConfig::default(), network());
+    let built = t.elapsed();
+    let mut batch = Vec::new();
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    while sim.next_batch(&mut batch) {
+        n += batch.len();
+        bytes += batch.iter().map(|r| r.value.len()).sum::<usize>();
+        batch.clear();
+    }
+    let el = t.elapsed();
+    let truth = sim.truth();
+    println!(
+        "built network in {built:?}; {n} records, {bytes} value bytes in {el:?} ({:.0} records/s)",
+        n as f64 / el.as_secs_f64()
+    );
+    println!("by stream: {:?}", truth.records_by_stream);
+    println!("devices: {:?}", truth.devices);
+    println!(
+        "incidents {} (detectable {}), weather episodes {}, dlq {:?}, late {}",
+        truth.pedestrian_incidents.len(),
+        truth
+            .pedestrian_incidents
+            .iter()
+            .filter(|i| i.detectable)
+            .count(),
+        truth.weather_episodes.len(),
+        truth.expected_dlq,
+        truth.late_records
+    );
+}
+
+/// `cargo test --release --lib sim::tests::engine_against_truth -- --ignored --nocapture`:
+/// a simulated day through the engine, with the pedestrian and weather alerts matched
+/// against the truth (a sanity check of both; the demo report does this properly).
+#[test]
+#[ignore]
+fn engine_against_truth() {
+    use crate::core::engine::Engine;
+    use crate::core::model::AlertKind;
+    let settings = crate::config::defaults();
+    let roads = network();
+    let mut engine = Engine::new(settings.engine.clone(), roads.clone());
+    let mut sim = Simulator::new(
+        SimConfig {
+            seed: 11,
+            ..SimConfig::default()
+        },
+        roads,
+    );
+    let ctx = DecodeContext::without_clock();
+    let mut batch = Vec::new();
+    let mut alerts = Vec::new();
+    let mut all = Vec::new();
+    let t = std::time::Instant::now();
+    while sim.next_batch(&mut batch) {
+        for r in batch.drain(..) {
+            if let Ok(rec) = decode_record(r.stream, &r.value, &ctx) {
+                engine.on_record(&rec, &mut alerts);
+            }
+        }
+        for a in alerts.drain(..) {
+            sim.on_alert(&a);
+            all.push(a);
+        }
+    }
+    println!(
+        "{} alerts in {:?}; engine stats {:?}",
+        all.len(),
+        t.elapsed(),
+        engine.stats()
+    );
+    let truth = sim.truth();
+    // The first document of each pedestrian alert (`new`, or `escalated` when no unit
+    // was free).
+    let mut seen = std::collections::HashSet::new();
+    let ped: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind == AlertKind::Pedestrian && seen.insert(a.alert_id.clone()))
+        .collect();
+    let mut found = 0;
+    for i in &truth.pedestrian_incidents {
+        let hit = ped.iter().find(|a| {
+            let ts = parse_rfc3339_ms(&a.event_ts).unwrap();
+            a.location.road_id.as_deref() == Some(&i.road_id)
+                && a.location.direction.as_deref() == Some(i.direction)
+                && (a.location.stake_m.unwrap() as f64 - i.stake_start_m).abs() < 1_500.0
+                && ts >= i.start_ms
+                && ts <= i.end_ms + 1_000
+        });
+        println!(
+            "{} {:10} {:?} {:?} det={} q={} detectable={} confirm={:?} alert={:?}",
+            i.id,
+            i.class,
+            i.structure,
+            i.cameras.len(),
+            i.detections,
+            i.qualifying_detections,
+            i.detectable,
+            i.confirmable_at_ms.map(|c| c - i.start_ms),
+            hit.map(|a| (
+                parse_rfc3339_ms(&a.event_ts).unwrap() - i.start_ms,
+                a.severity
+            ))
+        );
+        found += usize::from(hit.is_some());
+    }
+    println!(
+        "pedestrian alerts {} for {} incidents, {} matched",
+        ped.len(),
+        truth.pedestrian_incidents.len(),
+        found
+    );
+    for a in &ped {
+        println!(
+            "  ped alert {} {:?} {:?} {:?}",
+            a.event_ts, a.location.road_id, a.location.stake, a.severity
+        );
+    }
+    let wx: Vec<_> = all
+        .iter()
+        .filter(|a| a.kind == AlertKind::SevereWeather)
+        .collect();
+    for e in &truth.weather_episodes {
+        println!(
+            "episode {} {} {} level {} {}..{}",
+            e.id, e.station_id, e.subtype, e.level, e.start_ms, e.end_ms
+        );
+    }
+    for a in &wx {
+        println!(
+            "  wx alert {} {} {} {:?} {:?} {}",
+            a.event_ts,
+            a.subtype,
+            a.status.as_str(),
+            a.severity,
+            a.details.get("level"),
+            a.summary
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_incidents() {
+    let roads = network();
+    let mut sim = Simulator::new(
+        SimConfig {
+            seed: 11,
+            ..SimConfig::default()
+        },
+        roads.clone(),
+    );
+    let records = sim.run_to_end();
+    let truth = sim.truth();
+    let ctx = DecodeContext::without_clock();
+    for id in ["sim-ped-0002", "sim-ped-0004", "sim-ped-0006"] {
+        let i = truth
+            .pedestrian_incidents
+            .iter()
+            .find(|i| i.id == id)
+            .unwrap();
+        println!("{i:?}");
+        let mut k = 0;
+        for r in records.iter().filter(|r| {
+            r.stream == Stream::Camera
+                && r.ts >= i.start_ms
+                && r.ts <= i.end_ms + 1000
+                && r.expect_reject.is_none()
+        }) {
+            let Ok(Record::Camera(ev)) = decode_record(r.stream, &r.value, &ctx) else {
+                continue;
+            };
+            for d in &ev.detections {
+                if d.class.as_str() != i.class {
+                    continue;
+                }
+                let p = roads.locate(d.lon, d.lat, r.ts);
+                if let Some(p) = &p {
+                    if &*p.road_id != i.road_id || (p.stake_m - i.stake_start_m).abs() > 2000.0 {
+                        continue;
+                    }
+                }
+                if k < 12 {
+                    println!(
+                        "  {} {} {:.2} {:?}",
+                        r.ts - i.start_ms,
+                        ev.camera_id,
+                        d.confidence,
+                        p.map(|p| (
+                            p.direction,
+                            p.kind,
+                            p.stake.to_string(),
+                            (p.offset_m * 10.0).round() / 10.0,
+                            p.on_carriageway,
+                            p.zone,
+                            p.structure
+                        ))
+                    );
+                }
+                k += 1;
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_engine_incident() {
+    use crate::core::engine::Engine;
+    let roads = network();
+    let mut sim = Simulator::new(
+        SimConfig {
+            seed: 11,
+            ..SimConfig::default()
+        },
+        roads.clone(),
+    );
+    let records = sim.run_to_end();
+    let truth = sim.truth().clone();
+    let ctx = DecodeContext::without_clock();
+    let i = truth
+        .pedestrian_incidents
+        .iter()
+        .find(|i| i.id == "sim-ped-0004")
+        .unwrap();
+    let settings = crate::config::defaults();
+    for (label, only_cams) in [("cams of incident", true), ("all", false)] {
+        let mut engine = Engine::new(settings.engine.clone(), roads.clone());
+        let mut alerts = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r.ts >= i.start_ms - 600_000 && r.ts <= i.end_ms + 1000)
+        {
+            if only_cams && !(r.stream == Stream::Camera && r.key == "cam-G56-0028") {
+                continue;
+            }
+            if let Ok(rec) = decode_record(r.stream, &r.value, &ctx) {
+                engine.on_record(&rec, &mut alerts);
+            }
+        }
+        println!("{label}: {} alerts", alerts.len());
+        for a in &alerts {
+            println!(
+                "   {} {} {:?} {:?} {:?}",
+                a.event_ts,
+                a.kind.as_str(),
+                a.status,
+                a.location.road_id,
+                a.location.stake
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_realism() {
+    let roads = network();
+    let mut sim = Simulator::new(
+        SimConfig {
+            seed: 11,
+            ..SimConfig::default()
+        },
+        roads.clone(),
+    );
+    let records = sim.run_to_end();
+    let ctx = DecodeContext::without_clock();
+    let mut reads: HashMap<String, Vec<(i64, f64, f64, String)>> = HashMap::new();
+    let mut patrol_on = 0;
+    let mut patrol_n = 0;
+    let mut patrol_status: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.expect_reject.is_none()) {
+        match decode_record(r.stream, &r.value, &ctx).unwrap() {
+            Record::Plate(p) => {
+                reads
+                    .entry(p.plate)
+                    .or_default()
+                    .push((p.ts, p.lon, p.lat, p.reader_id))
+            }
+            Record::Patrol(p) => {
+                patrol_n += 1;
+                *patrol_status
+                    .entry(p.status.as_str().to_owned())
+                    .or_default() += 1;
+                if roads
+                    .locate(p.lon, p.lat, p.ts)
+                    .is_some_and(|x| x.offset_m < 15.0)
+                {
+                    patrol_on += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    println!("patrol fixes {patrol_n}, on road {patrol_on}, {patrol_status:?}");
+    let mut hist = [0u64; 16];
+    for list in reads.values_mut() {
+        list.sort_by_key(|x| x.0);
+        for w in list.windows(2) {
+            let dt = (w[1].0 - w[0].0) as f64 / 3_600_000.0;
+            if dt <= 0.0 || dt > 0.5 || w[1].3.ends_with("-SA") || w[0].3.ends_with("-SA") {
+                continue;
+            }
+            let v = distance_m([w[0].1, w[0].2], [w[1].1, w[1].2]) / 1000.0 / dt;
+            hist[((v / 10.0) as usize).min(15)] += 1;
+            if v > 150.0 && hist[15] < 8 {
+                println!(
+                    "fast: {} {} -> {} {} {:.0} km/h",
+                    w[0].3, w[0].0, w[1].3, w[1].0, v
+                );
+            }
+        }
+    }
+    println!("straight-line speed between gantries, by 10 km/h: {hist:?}");
+    let t = sim.truth();
+    for op in t.illegal_operators.iter().take(5) {
+        println!(
+            "{} {}→{} {} km {:?}",
+            op.plate, op.origin, op.destination, op.route_km, op.days
+        );
+        let Some(list) = reads.get(&op.plate) else {
+            continue;
+        };
+        for x in list.iter().take(14) {
+            println!(
+                "   {} {}",
+                crate::core::model::format_rfc3339(x.0, UtcOffset::china_standard_time()),
+                x.3
+            );
+        }
+    }
+    println!("plates seen {}", reads.len());
+}

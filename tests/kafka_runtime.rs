@@ -1,0 +1,736 @@
+//! `roadwatch run` against the real Apache Kafka broker (scripts/test starts it, or
+//! KAFKA_BOOTSTRAP names one). Each test creates its own topics and consumer group under
+//! a unique prefix and deletes them at the end; without a broker the tests fail.
+//!
+//! The expected alerts of every test come from `replay` of the very records the test
+//! produced (CONTRACT section 5: replaying what `run` consumed yields what it produced),
+//! read back by `read_committed` consumers, as a patrol app or the command center would.
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use roadwatch::config::{Guarantee, Settings};
+use roadwatch::core::detect::ride_hailing::PlateList;
+use roadwatch::core::engine::Engine;
+use roadwatch::core::roads::{LoadOptions, RoadNetwork};
+use roadwatch::io::http::Readiness;
+use roadwatch::io::kafka::{self, Shutdown, TopicSpec};
+use roadwatch::io::metrics::Metrics;
+use roadwatch::io::pipeline::Pipeline;
+use serde_json::{json, Value};
+
+const ROADS: &str = "config/roads/bijie.geojson";
+/// The tunnel on G76 `up` at K1154+953 (tests/fixtures/replay/pedestrian).
+const TUNNEL: (f64, f64) = (106.011699, 27.044923);
+/// Weather station wx-01 beside G76 K1153+900 (tests/fixtures/replay/weather).
+const WX01: (f64, f64) = (106.022175, 27.046561);
+/// The ANPR gantry at G76 `up` K1150 (tests/fixtures/replay/ride_hailing).
+const GANTRY: (f64, f64) = (106.053889, 27.02847);
+/// Patrol units around the tunnel (tests/fixtures/replay/dispatch).
+const UNITS: [(&str, f64, f64); 4] = [
+    ("P-01", 106.053889, 27.02847),
+    ("P-02", 106.031152, 27.045749),
+    ("P-03", 106.001292, 27.045293),
+    ("P-04", 105.987169, 27.058066),
+];
+
+// ---------------------------------------------------------------- environment
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+fn nonce() -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}", n % (1u128 << 60))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn tokio() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn network() -> Arc<RoadNetwork> {
+    static NET: OnceLock<Arc<RoadNetwork>> = OnceLock::new();
+    NET.get_or_init(|| {
+        let opts = LoadOptions {
+            max_snap_m: 100.0,
+            strict: false,
+        };
+        Arc::new(roadwatch::io::roads_cmd::load_network_file(Path::new(ROADS), &opts).unwrap())
+    })
+    .clone()
+}
+
+/// A test's own topics, group and settings; the topics are deleted on drop.
+struct Stage {
+    settings: Settings,
+    prefix: String,
+}
+
+impl Stage {
+    /// `partitions` of the camera topic; the other topics get one.
+    fn new(test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
+        let prefix = format!("rw-{test}-{}", nonce());
+        let mut s = roadwatch::config::defaults();
+        s.kafka.bootstrap_servers = bootstrap();
+        s.kafka.group_id = format!("{prefix}-group");
+        s.kafka.instance_id = "a".to_owned();
+        let t = &mut s.kafka.topics;
+        t.camera = format!("{prefix}-camera");
+        t.plate = format!("{prefix}-plate");
+        t.weather = format!("{prefix}-weather");
+        t.patrol = format!("{prefix}-patrol");
+        t.ack = format!("{prefix}-ack");
+        t.alerts = format!("{prefix}-alerts");
+        t.dlq = format!("{prefix}-dlq");
+        t.dispatch_prefix = format!("{prefix}-dispatch.");
+        s.processing.guarantee = guarantee;
+        s.metrics.listen = "127.0.0.1:0".parse().unwrap();
+        let stage = Stage {
+            settings: s,
+            prefix,
+        };
+        let t = &stage.settings.kafka.topics;
+        let mut specs = vec![TopicSpec {
+            name: t.camera.clone(),
+            partitions: camera_partitions,
+            replication: 1,
+        }];
+        for name in [&t.plate, &t.weather, &t.patrol, &t.ack, &t.alerts, &t.dlq] {
+            specs.push(TopicSpec {
+                name: name.clone(),
+                partitions: 1,
+                replication: 1,
+            });
+        }
+        tokio()
+            .block_on(kafka::create_topics(&stage.settings.kafka, &specs))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no Kafka broker at {} (run scripts/test): {e:#}",
+                    bootstrap()
+                )
+            });
+        stage
+    }
+
+    fn topics(&self) -> &roadwatch::config::Topics {
+        &self.settings.kafka.topics
+    }
+
+    /// The `ROADWATCH__…` environment that gives the binary these settings.
+    fn env(&self, instance: &str) -> Vec<(String, String)> {
+        let k = &self.settings.kafka;
+        let t = &k.topics;
+        let mut env = vec![
+            (
+                "ROADWATCH__KAFKA__BOOTSTRAP_SERVERS",
+                k.bootstrap_servers.clone(),
+            ),
+            ("ROADWATCH__KAFKA__GROUP_ID", k.group_id.clone()),
+            ("ROADWATCH__KAFKA__INSTANCE_ID", instance.to_owned()),
+            ("ROADWATCH__KAFKA__TOPICS__CAMERA", t.camera.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__PLATE", t.plate.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__WEATHER", t.weather.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__PATROL", t.patrol.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__ACK", t.ack.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__ALERTS", t.alerts.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__DLQ", t.dlq.clone()),
+            (
+                "ROADWATCH__KAFKA__TOPICS__DISPATCH_PREFIX",
+                t.dispatch_prefix.clone(),
+            ),
+            ("ROADWATCH__METRICS__LISTEN", "127.0.0.1:0".to_owned()),
+            (
+                "ROADWATCH__PROCESSING__GUARANTEE",
+                match self.settings.processing.guarantee {
+                    Guarantee::ExactlyOnce => "exactly_once",
+                    Guarantee::AtLeastOnce => "at_least_once",
+                }
+                .to_owned(),
+            ),
+        ];
+        if let Some(w) = &self.settings.ride_hailing_files.watchlist_file {
+            env.push((
+                "ROADWATCH__RIDE_HAILING__WATCHLIST_FILE",
+                w.display().to_string(),
+            ));
+        }
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let k = &self.settings.kafka;
+        let Ok(client) = kafka::client_config(k, &[]).create::<rdkafka::consumer::BaseConsumer>()
+        else {
+            return;
+        };
+        let Ok(md) = client.fetch_metadata(None, Duration::from_secs(10)) else {
+            return;
+        };
+        let ours: Vec<String> = md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        let names: Vec<&str> = ours.iter().map(String::as_str).collect();
+        if !names.is_empty() {
+            let _ = tokio().block_on(kafka::delete_topics(k, &names));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- input
+
+fn producer(stage: &Stage) -> FutureProducer {
+    kafka::producer(&stage.settings.kafka).unwrap()
+}
+
+/// Produces one record and returns its (partition, offset).
+fn produce(p: &FutureProducer, topic: &str, key: &str, value: &[u8]) -> (i32, i64) {
+    tokio()
+        .block_on(p.send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(10),
+        ))
+        .map(|d| (d.partition, d.offset))
+        .map_err(|(e, _)| e)
+        .expect("delivery")
+}
+
+/// A record as the test produced it, in production order, for the replay oracle.
+#[derive(Clone)]
+struct Sent {
+    stream: &'static str,
+    value: Value,
+}
+
+fn pedestrian(camera: &str, seq: u32, lon: f64, lat: f64, ts: i64) -> Value {
+    json!({"event_id": format!("{camera}-{seq:06}"), "camera_id": camera, "ts": ts,
+           "detections": [{"class": "pedestrian", "confidence": 0.9, "lon": lon, "lat": lat, "track_id": "1"}]})
+}
+
+fn patrol(unit: &str, lon: f64, lat: f64, ts: i64) -> Value {
+    json!({"unit_id": unit, "ts": ts, "lon": lon, "lat": lat, "status": "available", "speed_kmh": 60.0})
+}
+
+// ---------------------------------------------------------------- output
+
+#[derive(Debug, Clone)]
+struct Out {
+    topic: String,
+    key: Option<String>,
+    value: Value,
+}
+
+impl Out {
+    /// Alerts by (topic, alert_id, status); DLQ records by (topic, reason, offset).
+    fn id(&self) -> (String, String, String) {
+        if self.value.get("alert_id").is_some() {
+            (
+                self.topic.clone(),
+                self.value["alert_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                self.value["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        } else {
+            (
+                self.topic.clone(),
+                self.value["reason"].as_str().unwrap_or_default().to_owned(),
+                self.value["offset"].to_string(),
+            )
+        }
+    }
+}
+
+/// A read_committed consumer over the alerts, DLQ and per-unit topics of a stage.
+struct Reader {
+    consumer: StreamConsumer,
+    seen: Vec<Out>,
+    /// (topic, partition, offset) already read: the reader's own group rebalances when
+    /// a per-unit topic appears and then reads those partitions from the start again.
+    offsets: std::collections::HashSet<(String, i32, i64)>,
+}
+
+impl Reader {
+    fn new(stage: &Stage) -> Reader {
+        let k = &stage.settings.kafka;
+        // StreamConsumer spawns its wake-up task on the ambient tokio runtime.
+        let _in_runtime = tokio().enter();
+        let consumer: StreamConsumer = kafka::client_config(
+            k,
+            &[
+                ("group.id", &format!("{}-reader-{}", stage.prefix, nonce())),
+                ("isolation.level", "read_committed"),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+                // Per-unit topics appear while the test runs; the pattern picks them up.
+                ("topic.metadata.refresh.interval.ms", "500"),
+            ],
+        )
+        .create()
+        .unwrap();
+        let t = &k.topics;
+        let pattern = format!("^{}.*", regex_escape(&t.dispatch_prefix));
+        consumer.subscribe(&[&t.alerts, &t.dlq, &pattern]).unwrap();
+        Reader {
+            consumer,
+            seen: Vec::new(),
+            offsets: Default::default(),
+        }
+    }
+
+    /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.
+    fn until(&mut self, limit: Duration, done: impl Fn(&[Out]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let got = tokio().block_on(async {
+                tokio::time::timeout(left.min(Duration::from_millis(500)), self.consumer.recv())
+                    .await
+                    .ok()
+                    .map(|r| r.map(|m| m.detach()))
+            });
+            if let Some(Ok(m)) = got {
+                if !self
+                    .offsets
+                    .insert((m.topic().to_owned(), m.partition(), m.offset()))
+                {
+                    continue;
+                }
+                self.seen.push(Out {
+                    topic: m.topic().to_owned(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value: serde_json::from_slice(m.payload().unwrap_or_default())
+                        .unwrap_or(Value::Null),
+                });
+            }
+        }
+        true
+    }
+
+    /// Whatever else arrives within `quiet`.
+    fn drain(&mut self, quiet: Duration) {
+        self.until(quiet, |_| false);
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.replace('.', "\\.")
+}
+
+/// What `replay` produces for the same records in the same order.
+fn replay_expected(settings: &Settings, sent: &[Sent], watchlist: &str) -> Vec<Out> {
+    let mut engine = Engine::new(settings.engine.clone(), network());
+    engine.set_plate_lists(PlateList::parse(watchlist).0, PlateList::empty());
+    let mut pipeline = Pipeline::new(settings, engine, None);
+    let mut input = Vec::new();
+    for s in sent {
+        writeln!(input, "{}", json!({"stream": s.stream, "value": s.value})).unwrap();
+    }
+    let mut output = Vec::new();
+    roadwatch::io::replay::replay(&mut pipeline, &input[..], &mut output, |_| {}).unwrap();
+    output
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).unwrap();
+            Out {
+                topic: v["topic"].as_str().unwrap().to_owned(),
+                key: v["key"].as_str().map(str::to_owned),
+                value: v["value"].clone(),
+            }
+        })
+        .collect()
+}
+
+fn alert_ids(outs: &[Out]) -> BTreeMap<(String, String, String), usize> {
+    let mut m = BTreeMap::new();
+    for o in outs.iter().filter(|o| o.value.get("alert_id").is_some()) {
+        *m.entry(o.id()).or_default() += 1;
+    }
+    m
+}
+
+// ---------------------------------------------------------------- the runtime
+
+struct InProcess {
+    handle: JoinHandle<anyhow::Result<()>>,
+    shutdown: Shutdown,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+}
+
+fn start(settings: Settings) -> InProcess {
+    roadwatch::logging::init(roadwatch::logging::LogFormat::Text);
+    let shutdown = Shutdown::new();
+    let readiness = Arc::new(Readiness::default());
+    let metrics = Arc::new(Metrics::new());
+    let (s, r, m, n) = (
+        shutdown.clone(),
+        readiness.clone(),
+        metrics.clone(),
+        network(),
+    );
+    let handle = std::thread::spawn(move || kafka::run(settings, n, m, r, s));
+    InProcess {
+        handle,
+        shutdown,
+        readiness,
+        metrics,
+    }
+}
+
+impl InProcess {
+    fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.readiness.is_ready() {
+            assert!(
+                !self.handle.is_finished(),
+                "the runtime stopped before it was ready"
+            );
+            assert!(Instant::now() < deadline, "not ready within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops it as SIGTERM would and returns how long that took.
+    fn stop(self) -> Duration {
+        let started = Instant::now();
+        self.shutdown.trigger();
+        while !self.handle.is_finished() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "graceful shutdown took more than 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.handle
+            .join()
+            .unwrap()
+            .expect("run returns Ok after a graceful stop");
+        assert!(!self.readiness.is_ready(), "/readyz is false once stopped");
+        started.elapsed()
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn every_alert_kind_reaches_alerts_and_the_units_topic() {
+    let mut stage = Stage::new("kinds", 1, Guarantee::ExactlyOnce);
+    let dir = tempfile::tempdir().unwrap();
+    let watchlist = "贵F12345\n";
+    let watch_path = dir.path().join("watchlist.txt");
+    std::fs::write(&watch_path, watchlist).unwrap();
+    stage.settings.ride_hailing_files.watchlist_file = Some(watch_path);
+    let t = stage.topics().clone();
+
+    let rt = start(stage.settings.clone());
+    rt.wait_ready(Duration::from_secs(60));
+    let p = producer(&stage);
+    let mut reader = Reader::new(&stage);
+    let mut sent = Vec::new();
+
+    // Units first; each later record is produced once the previous one's alert is out,
+    // so that live processing sees exactly the replay's order.
+    for (unit, lon, lat) in UNITS {
+        let v = patrol(unit, lon, lat, now_ms());
+        produce(&p, &t.patrol, unit, v.to_string().as_bytes());
+        sent.push(Sent {
+            stream: "patrol",
+            value: v,
+        });
+    }
+    // The patrol consumer is separate from the group: give it time to fetch them.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let steps: Vec<(&'static str, &str, Value, &str)> = vec![
+        (
+            "camera",
+            &t.camera,
+            pedestrian("cam-G76-T1", 1, TUNNEL.0, TUNNEL.1, now_ms()),
+            "pedestrian",
+        ),
+        (
+            "weather",
+            &t.weather,
+            json!({"event_id": "wx-01-000001", "station_id": "wx-01", "ts": now_ms(),
+                   "lon": WX01.0, "lat": WX01.1, "visibility_m": 40.0}),
+            "severe_weather",
+        ),
+        (
+            "plate",
+            &t.plate,
+            json!({"event_id": "anpr-0001", "reader_id": "anpr-G76-K1150-U", "ts": now_ms(),
+                   "plate": "贵F12345", "plate_color": "blue", "vehicle_class": "car",
+                   "lon": GANTRY.0, "lat": GANTRY.1, "confidence": 0.97}),
+            "illegal_ride_hailing",
+        ),
+    ];
+    for (stream, topic, mut value, kind) in steps {
+        value["ts"] = json!(now_ms());
+        produce(&p, topic, "k", value.to_string().as_bytes());
+        sent.push(Sent { stream, value });
+        let kind = kind.to_owned();
+        let alerts = t.alerts.clone();
+        assert!(
+            reader.until(Duration::from_secs(30), |seen| seen
+                .iter()
+                .any(|o| o.topic == alerts && o.value["kind"] == kind.as_str())),
+            "no {kind} alert on {alerts} within 30 s"
+        );
+    }
+    // The unit sent to the pedestrian declines: the alert goes to the next one.
+    let ped = reader
+        .seen
+        .iter()
+        .find(|o| o.topic == t.alerts && o.value["kind"] == "pedestrian")
+        .unwrap()
+        .value
+        .clone();
+    let first_unit = ped["dispatch"]["unit_id"]
+        .as_str()
+        .expect("the pedestrian alert is dispatched")
+        .to_owned();
+    let ack = json!({"alert_id": ped["alert_id"], "unit_id": first_unit, "ts": now_ms(), "status": "declined"});
+    produce(&p, &t.ack, &first_unit, ack.to_string().as_bytes());
+    sent.push(Sent {
+        stream: "ack",
+        value: ack,
+    });
+    let alerts = t.alerts.clone();
+    assert!(
+        reader.until(Duration::from_secs(30), |seen| seen
+            .iter()
+            .any(|o| o.topic == alerts && o.value["status"] == "redispatch")),
+        "no redispatch after the decline"
+    );
+
+    let expected = replay_expected(&stage.settings, &sent, watchlist);
+    let want = alert_ids(&expected);
+    reader.until(Duration::from_secs(30), |seen| {
+        want.keys().all(|k| alert_ids(seen).contains_key(k))
+    });
+    reader.drain(Duration::from_secs(2));
+    let got = alert_ids(&reader.seen);
+    assert_eq!(
+        got, want,
+        "live output differs from replay of the same records"
+    );
+
+    // Every kind is on `alerts` and on the topic of the unit it was dispatched to.
+    for kind in ["pedestrian", "severe_weather", "illegal_ride_hailing"] {
+        let on_alerts: Vec<&Out> = reader
+            .seen
+            .iter()
+            .filter(|o| o.topic == t.alerts && o.value["kind"] == kind)
+            .collect();
+        assert!(!on_alerts.is_empty(), "{kind} missing on {}", t.alerts);
+        for a in on_alerts {
+            assert_eq!(
+                a.key.as_deref(),
+                a.value["alert_id"].as_str(),
+                "key = alert_id"
+            );
+            let Some(unit) = a.value["dispatch"]["unit_id"].as_str() else {
+                panic!("{kind} alert was not dispatched: {}", a.value);
+            };
+            let topic = format!("{}{unit}", t.dispatch_prefix);
+            assert!(
+                reader
+                    .seen
+                    .iter()
+                    .any(|o| o.topic == topic && o.value == a.value),
+                "{kind} alert {} missing on {topic}",
+                a.value["alert_id"]
+            );
+        }
+    }
+    assert!(
+        rt.metrics
+            .render()
+            .contains("roadwatch_transaction_commit_seconds_count{guarantee=\"exactly_once\"}"),
+        "transaction commits are timed"
+    );
+    let took = rt.stop();
+    assert!(took < Duration::from_secs(10));
+    drop(reader);
+}
+
+#[test]
+fn bad_records_go_to_the_dlq_with_their_reason_and_the_stream_goes_on() {
+    let stage = Stage::new("dlq", 1, Guarantee::AtLeastOnce);
+    let t = stage.topics().clone();
+    let rt = start(stage.settings.clone());
+    rt.wait_ready(Duration::from_secs(60));
+    let p = producer(&stage);
+
+    let now = now_ms();
+    let bad: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("invalid_json", t.camera.as_str(), b"{not json".to_vec()),
+        (
+            "lat_out_of_range",
+            t.camera.as_str(),
+            pedestrian("cam-X", 1, TUNNEL.0, 95.2, now)
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "future_timestamp",
+            t.camera.as_str(),
+            pedestrian("cam-X", 2, TUNNEL.0, TUNNEL.1, now + 3_600_000)
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "invalid_plate",
+            t.plate.as_str(),
+            json!({"event_id": "anpr-1", "reader_id": "anpr-1", "ts": now, "plate": "贵F1234",
+                   "plate_color": "blue", "vehicle_class": "car", "lon": GANTRY.0, "lat": GANTRY.1})
+            .to_string()
+            .into_bytes(),
+        ),
+        ("invalid_json", t.ack.as_str(), vec![0xff, 0xfe, 0x00]),
+    ];
+    let mut where_ = Vec::new();
+    for (reason, topic, bytes) in &bad {
+        let (partition, offset) = produce(&p, topic, "k", bytes);
+        where_.push((*reason, *topic, partition, offset, bytes.clone()));
+    }
+    // A good record after the bad ones: the stream goes on.
+    let good = pedestrian("cam-G76-T1", 1, TUNNEL.0, TUNNEL.1, now_ms());
+    produce(&p, &t.camera, "cam-G76-T1", good.to_string().as_bytes());
+
+    let mut reader = Reader::new(&stage);
+    let (dlq, alerts) = (t.dlq.clone(), t.alerts.clone());
+    let n = bad.len();
+    assert!(
+        reader.until(Duration::from_secs(45), |seen| {
+            seen.iter().filter(|o| o.topic == dlq).count() >= n
+                && seen.iter().any(|o| o.topic == alerts)
+        }),
+        "expected {n} DLQ records and an alert, got {:?}",
+        reader.seen
+    );
+    for (reason, topic, partition, offset, bytes) in where_ {
+        let rec = reader
+            .seen
+            .iter()
+            .find(|o| {
+                o.topic == dlq && o.value["offset"] == offset && o.value["source_topic"] == topic
+            })
+            .unwrap_or_else(|| panic!("no DLQ record for {topic}@{offset}"));
+        assert_eq!(rec.value["reason"], reason, "{}", rec.value);
+        assert_eq!(rec.value["partition"], partition);
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => assert_eq!(rec.value["value"], text),
+            Err(_) => assert!(rec.value["value_base64"].is_string(), "{}", rec.value),
+        }
+    }
+    let alert = reader.seen.iter().find(|o| o.topic == alerts).unwrap();
+    assert_eq!(alert.value["kind"], "pedestrian");
+    reader.drain(Duration::from_secs(2));
+    assert_eq!(
+        reader.seen.iter().filter(|o| o.topic == dlq).count(),
+        n,
+        "each bad record is dead-lettered once"
+    );
+    let metrics = rt.metrics.render();
+    assert!(
+        metrics.contains("roadwatch_dlq_total{reason=\"invalid_json\"} 2"),
+        "{metrics}"
+    );
+    rt.stop();
+}
+
+#[test]
+fn missing_topics_stop_start_up_with_their_names_unless_created() {
+    let prefix = format!("rw-missing-{}", nonce());
+    let mut s = roadwatch::config::defaults();
+    s.kafka.bootstrap_servers = bootstrap();
+    s.kafka.group_id = format!("{prefix}-group");
+    s.kafka.instance_id = "a".to_owned();
+    let t = &mut s.kafka.topics;
+    t.camera = format!("{prefix}-camera");
+    t.plate = format!("{prefix}-plate");
+    t.weather = format!("{prefix}-weather");
+    t.patrol = format!("{prefix}-patrol");
+    t.ack = format!("{prefix}-ack");
+    t.alerts = format!("{prefix}-alerts");
+    t.dlq = format!("{prefix}-dlq");
+    t.dispatch_prefix = format!("{prefix}-dispatch.");
+    let stage = Stage {
+        settings: s.clone(),
+        prefix,
+    };
+    tokio()
+        .block_on(kafka::create_topics(
+            &s.kafka,
+            &[TopicSpec {
+                name: s.kafka.topics.camera.clone(),
+                partitions: 1,
+                replication: 1,
+            }],
+        ))
+        .unwrap();
+    let err = kafka::run(
+        s.clone(),
+        network(),
+        Arc::new(Metrics::new()),
+        Arc::new(Readiness::default()),
+        Shutdown::new(),
+    )
+    .expect_err("start-up must fail");
+    let msg = format!("{err:#}");
+    for name in [
+        &s.kafka.topics.plate,
+        &s.kafka.topics.ack,
+        &s.kafka.topics.dlq,
+    ] {
+        assert!(msg.contains(name.as_str()), "{msg}");
+    }
+    assert!(msg.contains("kafka.topics.weather"), "names the key: {msg}");
+    assert!(
+        !msg.contains(&format!("{} (", s.kafka.topics.camera)),
+        "the existing topic is not reported: {msg}"
+    );
+
+    s.kafka.create_topics = true;
+    let rt = start(s.clone());
+    rt.wait_ready(Duration::from_secs(60));
+    assert!(kafka::topic_exists(&s.kafka, &s.kafka.topics.dlq).unwrap());
+    rt.stop();
+    drop(stage);
+}
