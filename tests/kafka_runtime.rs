@@ -728,9 +728,55 @@ fn missing_topics_stop_start_up_with_their_names_unless_created() {
     );
 
     s.kafka.create_topics = true;
+    if let Ok(d) = std::env::var("RW_KAFKA_DEBUG") {
+        s.kafka.options.insert("debug".into(), d);
+    }
     let rt = start(s.clone());
     rt.wait_ready(Duration::from_secs(60));
     assert!(kafka::topic_exists(&s.kafka, &s.kafka.topics.dlq).unwrap());
     rt.stop();
     drop(stage);
+}
+
+#[test]
+fn zz_experiment_side_close() {
+    let stage = Stage::new("exp", 1, Guarantee::ExactlyOnce);
+    let k = &stage.settings.kafka;
+    let side: rdkafka::consumer::BaseConsumer = kafka::client_config(
+        k,
+        &[
+            ("group.id", "exp-side"),
+            ("enable.auto.commit", "false"),
+            ("debug", "cgrp,consumer"),
+        ],
+    )
+    .create()
+    .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topics.patrol, 0, rdkafka::Offset::Offset(0))
+        .unwrap();
+    let mode = std::env::var("EXP").unwrap_or_default();
+    if mode.contains('a') {
+        side.assign(&tpl).unwrap();
+    }
+    if mode.contains('p') {
+        for _ in 0..5 {
+            let _ = side.poll(Duration::from_millis(100));
+        }
+    }
+    if mode.contains('z') {
+        side.pause(&tpl).unwrap();
+    }
+    if mode.contains('b') {
+        side.assign(&tpl).unwrap();
+        side.resume(&tpl).unwrap();
+    }
+    if mode.contains('q') {
+        for _ in 0..5 {
+            let _ = side.poll(Duration::from_millis(100));
+        }
+    }
+    let t = Instant::now();
+    drop(side);
+    eprintln!("EXP mode {mode} drop took {:?}", t.elapsed());
 }

@@ -9,9 +9,10 @@
 //!   to a road end, with a long service-area break now and then; fresh plates every day;
 //! - trucks (yellow plates, `truck`) and intercity buses (yellow, `bus`, several trips a
 //!   day between two towns: commercial, so never ride-hailing suspects);
-//! - licensed operators (whitelisted) and illegal operators: four to eight trips a day
-//!   between the same two towns 25–75 km apart, short stops at service areas to take on
-//!   passengers, active on most days;
+//! - licensed operators (whitelisted) and illegal operators: four to seven trips a day
+//!   (licensed: three to six) between the same two towns 20–50 km apart, short stops at
+//!   service areas to take on passengers, active on most days — 80–350 km a day, around
+//!   the 128.5 km/day the 2023 plate-camera study found for suspects;
 //! - a few watchlisted suspect cars that travel now and then.
 use super::config::DAY_MS;
 use super::network::{Route, SimNetwork};
@@ -184,7 +185,7 @@ impl Traffic {
         };
         let short = pool(&t, 8_000.0, 40_000.0, false);
         let long = pool(&t, 45_000.0, 90_000.0, false);
-        let towns = pool(&t, 25_000.0, 75_000.0, true);
+        let towns = pool(&t, 20_000.0, 50_000.0, true);
         let bus_lines = pool(&t, 30_000.0, 100_000.0, false);
 
         for _ in 0..cfg.private_commuters {
@@ -535,7 +536,7 @@ impl Traffic {
                 }
                 let illegal = kind == VehicleKind::IllegalOperator;
                 let n = if illegal {
-                    rng.int(4, 8)
+                    rng.int(4, 7)
                 } else {
                     rng.int(3, 6)
                 };

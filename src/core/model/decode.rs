@@ -316,14 +316,15 @@ impl RawCamera<'_> {
         let mut detections = Vec::with_capacity(raw.len());
         let mut unknown_classes = 0;
         for (i, d) in raw.into_iter().enumerate() {
-            let at = |f: &str| format!("detections[{i}].{f}");
-            let class = required(d.class, &at("class"))?;
-            let confidence = confidence(
-                required(d.confidence, &at("confidence"))?,
-                &at("confidence"),
-            )?;
-            let lon = lon(d.lon, &at("lon"))?;
-            let lat = lat(d.lat, &at("lat"))?;
+            // Field names are formatted with the detection's index only on failure: this
+            // loop runs for every detection of every camera frame.
+            let at = |e: Reject| Reject::new(e.reason, format!("detections[{i}].{}", e.detail));
+            let class = required(d.class, "class").map_err(at)?;
+            let confidence = required(d.confidence, "confidence")
+                .and_then(|c| confidence(c, "confidence"))
+                .map_err(at)?;
+            let lon = lon(d.lon, "lon").map_err(at)?;
+            let lat = lat(d.lat, "lat").map_err(at)?;
             match DetectionClass::parse(&class.0) {
                 Some(class) => detections.push(Detection {
                     class,

@@ -832,7 +832,9 @@ impl Runtime {
             }
             sink.disable();
         }
+        tracing::debug!("closing the patrol consumer");
         drop(side);
+        tracing::debug!("leaving the group");
         group.unsubscribe();
         // Dropping the consumer leaves the group (librdkafka's close runs the revoke
         // callback, which now commits nothing) and then the producer flushes.
