@@ -109,10 +109,11 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             seed: 1,
-            // 2026-11-30T00:00:00+08:00, a Monday (commuters commute) in late November:
+            // 2026-11-23T00:00:00+08:00, a Monday (commuters commute) in late November:
             // the start of Bijie's fog and freezing season, while the shipped network's
-            // timed work zone is active.
-            start_ms: 1_795_968_000_000,
+            // timed work zone is active, and in the past, so that a replay does not
+            // refuse the records as future timestamps (`time.max_future_skew_s`).
+            start_ms: 1_795_363_200_000,
             duration_ms: DAY_MS,
             warmup_ms: 0,
             batch_ms: 10_000,

@@ -103,7 +103,8 @@ enum Item {
         misread: Option<String>,
         confidence: f64,
     },
-    Weather(Observation),
+    // Boxed: the observation is the largest item and heap moves are the hot path.
+    Weather(Box<Observation>),
     Patrol(PatrolFix),
     Ack(AckOut),
 }
@@ -525,6 +526,7 @@ impl Simulator {
             // Track ids of activities live apart from the cameras' routine counters.
             let track_base = 1_000_000 + id * 8;
             events.clear();
+            let incidents_before = self.truth.pedestrian_incidents.len();
             self.people.expand(
                 &self.roads,
                 &self.sim,
@@ -535,6 +537,16 @@ impl Simulator {
                 &mut self.truth,
                 &mut events,
             );
+            // Fog on the stretch makes an incident critical (DOMAIN.md): ±5 km.
+            for inc in &mut self.truth.pedestrian_incidents[incidents_before..] {
+                let at = inc.first_detection_ms.unwrap_or(inc.start_ms);
+                inc.fog_level = self
+                    .weather
+                    .true_fog_level(&inc.road_id, inc.stake_start_m, 5_000.0, at);
+                if inc.fog_level >= 2 {
+                    inc.expected_severity = "critical";
+                }
+            }
             for (n, ev) in events.drain(..).enumerate() {
                 let ts = ev.ts;
                 let key = Self::delivery(&mut delivery, self.cfg.late_rate, ts);
@@ -574,7 +586,7 @@ impl Simulator {
             let i = obs.station;
             self.station_n[i] += 1;
             let n = self.station_n[i];
-            self.push(ts, ts, Source::Station(i), n, Item::Weather(obs));
+            self.push(ts, ts, Source::Station(i), n, Item::Weather(Box::new(obs)));
         }
         self.wx_reports = reports;
 

@@ -445,6 +445,13 @@ impl People {
             confirmable_at_ms: confirm,
             first_detection_ms: emitted.first().map(|e| e.0),
             last_detection_ms: emitted.last().map(|e| e.0),
+            // The simulator adds the fog, which this module does not see.
+            fog_level: 0,
+            expected_severity: if frame0.structure.is_some() {
+                "critical"
+            } else {
+                "severe"
+            },
         });
     }
 

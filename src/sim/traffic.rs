@@ -734,10 +734,10 @@ mod tests {
         assert_eq!(date_text(0), "1970-01-01");
         let start = SimConfig::default().start_ms;
         let day = local_day(start, 8 * 3600);
-        assert_eq!(date_text(day), "2026-11-30");
+        assert_eq!(date_text(day), "2026-11-23");
         assert_eq!(day_start_ms(day, 8 * 3600), start);
-        assert_eq!(weekday(day), 0, "2026-11-30 is a Monday");
-        assert_eq!(weekday(day - 2), 5, "2026-11-28 is a Saturday");
+        assert_eq!(weekday(day), 0, "2026-11-23 is a Monday");
+        assert_eq!(weekday(day + 5), 5, "2026-11-28 is a Saturday");
         assert_eq!(weekday(0), 3, "1970-01-01 was a Thursday");
     }
 }

@@ -102,6 +102,13 @@ pub struct PedestrianIncident {
     pub confirmable_at_ms: Option<i64>,
     pub first_detection_ms: Option<i64>,
     pub last_detection_ms: Option<i64>,
+    /// Highest fog level (DOMAIN.md, from the true visibility) at a station within 5 km
+    /// on the same road when the person was first seen.
+    pub fog_level: u8,
+    /// DOMAIN.md severity: `critical` in a tunnel, on a bridge or in fog of level 2 or
+    /// more (true visibility; an engine sees fog only after its entry rule), else
+    /// `severe`.
+    pub expected_severity: &'static str,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -554,6 +554,21 @@ impl Weather {
         }
     }
 
+    /// The highest fog level (from true visibility) of the stations on `road_id` within
+    /// `radius_m` of `stake_m` at `t`.
+    pub fn true_fog_level(&self, road_id: &str, stake_m: f64, radius_m: f64, t: i64) -> u8 {
+        self.stations
+            .iter()
+            .filter(|s| {
+                s.road
+                    .as_ref()
+                    .is_some_and(|(r, st)| r == road_id && (st - stake_m).abs() <= radius_m)
+            })
+            .map(|s| visibility_level(self.true_weather(s, t, &s.episodes).visibility))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The reports of every station in `[t0, t1)`: `(ts, observation)`.
     pub fn reports(&mut self, t0: i64, t1: i64, out: &mut Vec<(i64, Observation)>) {
         for i in 0..self.stations.len() {

@@ -59,6 +59,22 @@ pub struct DemoReport {
     pub latency_p99_us: Option<f64>,
 }
 
+/// Counter differences: what happened between two snapshots.
+pub fn since(now: &DispatchStats, before: &DispatchStats) -> DispatchStats {
+    DispatchStats {
+        assigned: now.assigned - before.assigned,
+        redispatched: now.redispatched - before.redispatched,
+        escalated: now.escalated - before.escalated,
+        ack_timeouts: now.ack_timeouts - before.ack_timeouts,
+        acks_accepted: now.acks_accepted - before.acks_accepted,
+        acks_declined: now.acks_declined - before.acks_declined,
+        acks_arrived: now.acks_arrived - before.acks_arrived,
+        acks_resolved: now.acks_resolved - before.acks_resolved,
+        acks_unknown_alert: now.acks_unknown_alert - before.acks_unknown_alert,
+        acks_wrong_unit: now.acks_wrong_unit - before.acks_wrong_unit,
+    }
+}
+
 fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -145,7 +161,7 @@ impl DemoReport {
         let mut eta = self.eta_s.clone();
         let _ = writeln!(
             s,
-            "dispatch: {} assigned, {} re-dispatched, {} escalated, {} ack time-outs; ETA median {}, p90 {}",
+            "dispatch (scored run): {} assigned, {} re-dispatched, {} escalated, {} ack time-outs; ETA median {}, p90 {}",
             self.dispatch.assigned,
             self.dispatch.redispatched,
             self.dispatch.escalated,

@@ -812,7 +812,16 @@ impl Runtime {
     /// Commits the open work (clean stop) and leaves the group.
     fn close(self, clean: bool) -> anyhow::Result<()> {
         self.readiness.set(false, "shutting down");
-        let Runtime { group, side, .. } = self;
+        let Runtime {
+            group,
+            side,
+            patrol,
+            ..
+        } = self;
+        // A partition list used to pause or resume holds librdkafka partition handles;
+        // one still alive when its consumer is destroyed keeps that destroy waiting
+        // forever (like a live BorrowedMessage).
+        drop(patrol);
         let mut result = Ok(());
         {
             let mut sink = group.context().sink.lock().expect("sink lock");
