@@ -738,3 +738,211 @@ fn missing_topics_stop_start_up_with_their_names_unless_created() {
     drop(stage);
 }
 
+/// Points on carriageways of the shipped network, at least `spacing_m` apart: each is
+/// a separate pedestrian incident (the incident radius is 500 m).
+fn incident_points(n: usize, spacing_m: f64) -> Vec<(f64, f64)> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(ROADS).unwrap()).unwrap();
+    let mut picked: Vec<(f64, f64)> = Vec::new();
+    for f in doc["features"].as_array().unwrap() {
+        if f["properties"]["kind"] != "carriageway" {
+            continue;
+        }
+        for c in f["geometry"]["coordinates"].as_array().unwrap() {
+            let p = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
+            if picked
+                .iter()
+                .all(|q| roadwatch::core::roads::distance_m([p.0, p.1], [q.0, q.1]) >= spacing_m)
+            {
+                picked.push(p);
+                if picked.len() == n {
+                    return picked;
+                }
+            }
+        }
+    }
+    picked
+}
+
+/// Produces `rounds` detections of each point, round-robin, one record every `pace`,
+/// keyed by camera (so each incident stays on one partition, in order).
+fn produce_incidents(
+    p: FutureProducer,
+    topic: String,
+    points: Vec<(f64, f64)>,
+    rounds: u32,
+    pace: Duration,
+) -> JoinHandle<Vec<Sent>> {
+    std::thread::spawn(move || {
+        let mut sent = Vec::new();
+        for r in 0..rounds {
+            for (i, (lon, lat)) in points.iter().enumerate() {
+                let camera = format!("cam-{i:03}");
+                let v = pedestrian(&camera, r, *lon, *lat, now_ms());
+                produce(&p, &topic, &camera, v.to_string().as_bytes());
+                sent.push(Sent {
+                    stream: "camera",
+                    value: v,
+                });
+                std::thread::sleep(pace);
+            }
+        }
+        sent
+    })
+}
+
+/// Every expected (topic, alert_id, status) exactly once, nothing else.
+fn assert_exactly_once(reader: &mut Reader, expected: &[Out]) {
+    let want = alert_ids(expected);
+    assert!(
+        want.len() >= 20,
+        "the scenario must raise enough alerts to mean something: {}",
+        want.len()
+    );
+    let arrived = reader.until(Duration::from_secs(60), |seen| {
+        let got = alert_ids(seen);
+        want.keys().all(|k| got.contains_key(k))
+    });
+    reader.drain(Duration::from_secs(3));
+    let got = alert_ids(&reader.seen);
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let duplicated: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    let unexpected: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        arrived && missing.is_empty() && duplicated.is_empty() && unexpected.is_empty(),
+        "missing {missing:?}\nduplicated {duplicated:?}\nunexpected {unexpected:?}"
+    );
+}
+
+struct Child {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Child {
+    fn spawn(stage: &Stage, instance: &str, log: std::path::PathBuf) -> Child {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roadwatch"))
+            .arg("run")
+            .envs(stage.env(instance))
+            .env("RUST_LOG", "roadwatch=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("the roadwatch binary starts");
+        Child { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("no exit within 10 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_kill_9_mid_stream_then_restart_gives_every_alert_exactly_once() {
+    let stage = Stage::new("crash", 2, Guarantee::ExactlyOnce);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("roadwatch.log");
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+
+    let first = Child::spawn(&stage, "a", log.clone());
+    let producing = produce_incidents(
+        producer(&stage),
+        t.camera.clone(),
+        incident_points(36, 800.0),
+        3,
+        Duration::from_millis(80),
+    );
+    let alerts = t.alerts.clone();
+    assert!(
+        reader.until(Duration::from_secs(60), |seen| seen
+            .iter()
+            .filter(|o| o.topic == alerts)
+            .count()
+            >= 5),
+        "no alerts before the kill:\n{}",
+        first.log()
+    );
+    assert!(!producing.is_finished(), "the kill must come mid-stream");
+    drop(first); // SIGKILL: no commit, no goodbye to the group
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Child::spawn(&stage, "a", log.clone());
+    let sent = producing.join().unwrap();
+
+    let expected = replay_expected(&stage.settings, &sent, "");
+    assert_exactly_once(&mut reader, &expected);
+    let status = second.terminate();
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("detector state rebuilt"),
+        "the restart rebuilt its state:\n{text}"
+    );
+}
+
+#[test]
+fn two_instances_over_four_partitions_one_stopped_mid_stream_lose_nothing() {
+    let stage = Stage::new("pair", 4, Guarantee::ExactlyOnce);
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    let mut a_settings = stage.settings.clone();
+    a_settings.kafka.instance_id = "a".to_owned();
+    let mut b_settings = stage.settings.clone();
+    b_settings.kafka.instance_id = "b".to_owned();
+    let a = start(a_settings);
+    let b = start(b_settings);
+    a.wait_ready(Duration::from_secs(60));
+
+    let producing = produce_incidents(
+        producer(&stage),
+        t.camera.clone(),
+        incident_points(40, 800.0),
+        3,
+        Duration::from_millis(60),
+    );
+    let alerts = t.alerts.clone();
+    assert!(
+        reader.until(Duration::from_secs(60), |seen| seen
+            .iter()
+            .filter(|o| o.topic == alerts)
+            .count()
+            >= 8),
+        "no alerts while both run"
+    );
+    assert!(!producing.is_finished(), "the stop must come mid-stream");
+    a.stop();
+    let sent = producing.join().unwrap();
+    let expected = replay_expected(&stage.settings, &sent, "");
+    assert_exactly_once(&mut reader, &expected);
+    b.stop();
+}

@@ -187,7 +187,7 @@ impl SimConfig {
         if !(self.camera_spacing_m >= 100.0 && self.tunnel_camera_spacing_m >= 100.0) {
             p.push("camera spacings must be at least 100 m".to_owned());
         }
-        if !(self.camera_event_interval_s >= 1.0) {
+        if self.camera_event_interval_s.is_nan() || self.camera_event_interval_s < 1.0 {
             p.push("camera_event_interval_s must be at least 1".to_owned());
         }
         if self.watchlisted_operators > self.illegal_operators {

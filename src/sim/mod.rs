@@ -68,10 +68,10 @@ use rng::Rng;
 use traffic::{day_start_ms, local_day, Traffic, TripPlan, VehicleKind};
 use weather::{Observation, Weather};
 
-const TAG_NOISE: u64 = 0x4E4F_49;
-const TAG_DELIVERY: u64 = 0x444C_56;
-const TAG_TRIP: u64 = 0x5452_50;
-const TAG_ACTIVITY: u64 = 0x4143_54;
+const TAG_NOISE: u64 = 0x004E_4F49;
+const TAG_DELIVERY: u64 = 0x0044_4C56;
+const TAG_TRIP: u64 = 0x0054_5250;
+const TAG_ACTIVITY: u64 = 0x0041_4354;
 /// The warm-up has only plate reads: bigger batches cost nothing.
 const WARMUP_BATCH_MS: i64 = 600_000;
 /// Late records arrive at most this much after their time (the engine accepts 30 s).
@@ -540,9 +540,9 @@ impl Simulator {
             // Fog on the stretch makes an incident critical (DOMAIN.md): ±5 km.
             for inc in &mut self.truth.pedestrian_incidents[incidents_before..] {
                 let at = inc.first_detection_ms.unwrap_or(inc.start_ms);
-                inc.fog_level = self
-                    .weather
-                    .true_fog_level(&inc.road_id, inc.stake_start_m, 5_000.0, at);
+                inc.fog_level =
+                    self.weather
+                        .true_fog_level(&inc.road_id, inc.stake_start_m, 5_000.0, at);
                 if inc.fog_level >= 2 {
                     inc.expected_severity = "critical";
                 }
@@ -736,7 +736,12 @@ impl Simulator {
                     let value = self.renderer.plate(
                         &id, seq, ts, &plate, color, class, lon, lat, confidence, &c, cut_at,
                     );
-                    self.record(Stream::Plate, ts, plate, value, &c, out);
+                    // The gateway keys a record by the plate it carries, broken or not.
+                    let key = match &c {
+                        Corrupt::BadPlate(bad) => bad.clone(),
+                        _ => plate,
+                    };
+                    self.record(Stream::Plate, ts, key, value, &c, out);
                 }
             }
             Item::Weather(obs) => {
@@ -784,6 +789,12 @@ impl Simulator {
         }
     }
 }
+
+// The demo may run the simulator on its own thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Simulator>();
+};
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,8 @@ use super::SimConfig;
 use crate::core::model::{AckStatus, Alert, AlertStatus, UnitStatus};
 use crate::core::roads::{distance_m, Direction, RoadNetwork};
 
-const TAG_PATROL: u64 = 0x5041_54;
-const TAG_ANSWERS: u64 = 0x414E_53;
+const TAG_PATROL: u64 = 0x0050_4154;
+const TAG_ANSWERS: u64 = 0x0041_4E53;
 
 /// How a crew answers a dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

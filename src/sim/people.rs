@@ -16,8 +16,8 @@ use super::SimConfig;
 use crate::core::model::DetectionClass;
 use crate::core::roads::{distance_m, Direction, RoadNetwork, ZoneKind};
 
-const TAG_PEOPLE: u64 = 0x5045_4F;
-const TAG_ROUTINE: u64 = 0x524F_55;
+const TAG_PEOPLE: u64 = 0x0050_454F;
+const TAG_ROUTINE: u64 = 0x0052_4F55;
 
 /// DOMAIN.md defaults, for the truth only.
 const MIN_CONFIDENCE: f64 = 0.5;

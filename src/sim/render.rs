@@ -152,7 +152,11 @@ impl Renderer {
             if k > 0 {
                 self.buf.push(',');
             }
-            let _ = write!(self.buf, "{{\"class\":\"{}\",\"confidence\":", d.class.as_str());
+            let _ = write!(
+                self.buf,
+                "{{\"class\":\"{}\",\"confidence\":",
+                d.class.as_str()
+            );
             push_fixed(&mut self.buf, d.confidence, 2);
             // Only the first detection is broken: one bad value is enough.
             let corrupt = if k == 0 { c } else { &Corrupt::None };
@@ -207,6 +211,7 @@ impl Renderer {
         self.finish(c, cut_at)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn weather(
         &mut self,
         station_id: &str,
@@ -276,7 +281,11 @@ impl Renderer {
         // Patrol apps send epoch milliseconds.
         self.ts(ts, true, c);
         self.lon_lat(f.lon, f.lat, c);
-        let _ = write!(self.buf, ",\"status\":\"{}\",\"speed_kmh\":", f.status.as_str());
+        let _ = write!(
+            self.buf,
+            ",\"status\":\"{}\",\"speed_kmh\":",
+            f.status.as_str()
+        );
         push_fixed(&mut self.buf, f.speed_kmh, 1);
         self.buf.push('}');
         self.finish(c, cut_at)
@@ -317,7 +326,11 @@ mod tests {
             push_fixed(&mut s, x, d);
             let expected = format!("{x:.*}", d as usize);
             // `{:.1}` of -0.04 is "-0.0"; ours is "0.0": both are the same JSON number.
-            assert_eq!(s.trim_start_matches('-'), expected.trim_start_matches('-'), "{x}");
+            assert_eq!(
+                s.trim_start_matches('-'),
+                expected.trim_start_matches('-'),
+                "{x}"
+            );
             assert!(serde_json::from_str::<f64>(&s).is_ok());
         }
     }

@@ -22,9 +22,9 @@ use super::truth::{DayActivity, GroundTruth, OperatorTruth, RecurringVehicle, Wa
 use super::SimConfig;
 use crate::core::model::{PlateColor, VehicleClass};
 
-const TAG_POPULATION: u64 = 0x504F_50;
-const TAG_RECURRING: u64 = 0x5245_43;
-const TAG_ONE_OFF: u64 = 0x4F4E_45;
+const TAG_POPULATION: u64 = 0x0050_4F50;
+const TAG_RECURRING: u64 = 0x0052_4543;
+const TAG_ONE_OFF: u64 = 0x004F_4E45;
 
 /// Relative trip starts by local hour: night lull, morning and evening peaks.
 const CAR_HOURS: [f64; 24] = [

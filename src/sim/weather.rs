@@ -16,9 +16,9 @@ use super::SimConfig;
 use crate::core::model::RoadSurfaceState;
 use crate::core::roads::RoadNetwork;
 
-const TAG_STATIONS: u64 = 0x5758_53;
-const TAG_EPISODES: u64 = 0x5758_45;
-const TAG_REPORTS: u64 = 0x5758_52;
+const TAG_STATIONS: u64 = 0x0057_5853;
+const TAG_EPISODES: u64 = 0x0057_5845;
+const TAG_REPORTS: u64 = 0x0057_5852;
 
 /// DOMAIN.md defaults, used for the truth only (the engine has its own configuration).
 const VISIBILITY_LEVELS_M: [f64; 4] = [500.0, 200.0, 100.0, 50.0];

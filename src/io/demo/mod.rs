@@ -190,7 +190,10 @@ pub fn run_demo(
     }
     let engine_stats = pipeline.engine().stats();
     metrics.update_engine(&engine_stats, pipeline.engine().dispatch_stats());
-    let dispatch = report::since(pipeline.engine().dispatch_stats(), &dispatch_before.unwrap_or_default());
+    let dispatch = report::since(
+        pipeline.engine().dispatch_stats(),
+        &dispatch_before.unwrap_or_default(),
+    );
     let report = DemoReport::build(
         sim.truth(),
         &all_alerts,

@@ -183,7 +183,8 @@ pub fn run(
         GroupContext::new(sink, metrics.clone()),
     )
     .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?;
-    let side: BaseConsumer = startup::side_consumer_config(&settings, &instance)
+    let rebuild_reader = startup::side_consumer_config(&settings, &instance);
+    let side: BaseConsumer = rebuild_reader
         .create()
         .with_context(|| format!("creating the patrol consumer for {}", k.bootstrap_servers))?;
 
@@ -213,6 +214,7 @@ pub fn run(
         shutdown,
         group,
         side,
+        rebuild_reader,
         topics,
         pipeline,
         out: Vec::new(),
@@ -243,6 +245,8 @@ struct Runtime {
     shutdown: Shutdown,
     group: BaseConsumer<GroupContext>,
     side: BaseConsumer,
+    /// Configuration of the consumer each rebuild creates and drops.
+    rebuild_reader: rdkafka::ClientConfig,
     topics: StreamTopics,
     pipeline: Pipeline,
     out: Vec<Produced>,
@@ -639,6 +643,7 @@ impl Runtime {
     /// Settles open work, rebuilds a fresh engine from the input window of the current
     /// assignment (output suppressed), and puts every consumer at the committed offsets.
     fn rebuild(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
         self.readiness.set(false, "rebuilding detector state");
         {
             let mut sink = self.group.context().sink.lock().expect("sink lock");
@@ -684,6 +689,7 @@ impl Runtime {
                 live,
             });
         }
+        let committed_at = started.elapsed();
         let patrol_topic = self.settings.kafka.topics.patrol.clone();
         let patrol_partitions = self.partitions_of(&patrol_topic)?;
         let window = self.settings.processing.state_rebuild_window_ms as i64;
@@ -707,7 +713,12 @@ impl Runtime {
             let _ = group.poll(Duration::ZERO);
             !shutdown.is_triggered()
         };
-        let outcome = state_rebuild::rebuild(&self.side, &request, &mut fresh, &mut keepalive)?;
+        let reader: BaseConsumer = self
+            .rebuild_reader
+            .create()
+            .context("creating the state-rebuild consumer")?;
+        let outcome = state_rebuild::rebuild(&reader, &request, &mut fresh, &mut keepalive)?;
+        drop(reader);
         if outcome.interrupted {
             return Ok(());
         }
@@ -751,8 +762,7 @@ impl Runtime {
         self.side
             .assign(&patrol)
             .context("assigning the patrol consumer")?;
-        // The rebuild paused partitions of this consumer as they reached their end, and
-        // librdkafka keeps a partition's pause across a new assignment.
+        // librdkafka keeps a partition's pause (patrol backpressure) across assignments.
         if patrol.count() > 0 {
             let _ = self.side.resume(&patrol);
         }
@@ -769,8 +779,11 @@ impl Runtime {
         tracing::info!(
             partitions = group_partitions.len(),
             replayed = outcome.replayed,
-            seconds = outcome.elapsed.as_secs_f64(),
+            replay_seconds = outcome.elapsed.as_secs_f64(),
+            total_seconds = started.elapsed().as_secs_f64(),
+            committed_seconds = committed_at.as_secs_f64(),
             window_s = window / 1000,
+            instance = %self.settings.kafka.instance_id,
             "detector state rebuilt"
         );
         self.update_readiness();

@@ -27,7 +27,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::group::cached_high_watermark;
 use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::io::output::wall_clock_ms;
 use crate::io::pipeline::{Pipeline, Produced};
@@ -90,6 +89,9 @@ struct Source {
     queue: VecDeque<Rec>,
     /// The next offset this source will read.
     next: i64,
+    /// The partition's end when the rebuild started (read_committed: the last stable
+    /// offset). Records appended later are for the live consumers.
+    end: i64,
     /// Nothing more will be read from it.
     done: bool,
     /// Group partitions: the Kafka timestamp of the first live record, once seen.
@@ -116,7 +118,10 @@ impl Source {
 }
 
 /// Feeds `pipeline` (whose output is discarded) and returns where the live patrol
-/// consumer resumes. `keepalive` is called now and then; returning false stops early.
+/// consumer resumes. `consumer` is a fresh group-less consumer used for this rebuild
+/// only: librdkafka keeps pauses and cached watermarks across assignments, which would
+/// leak from one rebuild into the next. `keepalive` is called now and then; returning
+/// false stops early.
 pub(crate) fn rebuild<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     req: &RebuildRequest<'_>,
@@ -135,6 +140,12 @@ pub(crate) fn rebuild<C: ConsumerContext>(
     consumer
         .assign(&assignment)
         .context("assigning the rebuild consumer")?;
+    for s in &sources {
+        tracing::debug!(topic = %s.topic, partition = s.partition, start = s.next, live = ?s.live, end = s.end, "rebuild source");
+    }
+    for s in sources.iter().filter(|s| s.done) {
+        let _ = consumer.pause(&s.tpl());
+    }
 
     let mut scratch: Vec<Produced> = Vec::new();
     let mut last_keepalive = Instant::now();
@@ -143,6 +154,11 @@ pub(crate) fn rebuild<C: ConsumerContext>(
         release(&mut sources, pipeline, &mut scratch, &mut outcome);
         if finished(&sources) {
             break;
+        }
+        if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
+            for s in sources.iter().filter(|s| !s.exhausted()) {
+                tracing::debug!(topic = %s.topic, partition = s.partition, next = s.next, end = s.end, queued = s.queue.len(), done = s.done, "rebuild waiting");
+            }
         }
         if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
             last_keepalive = Instant::now();
@@ -191,21 +207,29 @@ fn plan_sources<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     req: &RebuildRequest<'_>,
 ) -> anyhow::Result<Vec<Source>> {
-    let mut query = TopicPartitionList::new();
-    for g in &req.group {
-        query.add_partition_offset(&g.topic, g.partition, Offset::Offset(req.since_ms))?;
-    }
-    for p in &req.patrol_partitions {
-        query.add_partition_offset(req.patrol_topic, *p, Offset::Offset(req.since_ms))?;
-    }
-    if query.count() == 0 {
+    // Two batched ListOffsets requests: the first offset at or after the window start,
+    // and the current end (-1 = latest; under read_committed the last stable offset).
+    let query = |at: Offset| -> anyhow::Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for g in &req.group {
+            tpl.add_partition_offset(&g.topic, g.partition, at)?;
+        }
+        for p in &req.patrol_partitions {
+            tpl.add_partition_offset(req.patrol_topic, *p, at)?;
+        }
+        if tpl.count() == 0 {
+            return Ok(tpl);
+        }
+        Ok(consumer.offsets_for_times(tpl, QUERY_TIMEOUT)?)
+    };
+    let starts = query(Offset::Offset(req.since_ms))
+        .context("looking up the offsets at the start of the rebuild window")?;
+    let ends = query(Offset::End).context("looking up the end offsets")?;
+    if starts.count() == 0 {
         return Ok(Vec::new());
     }
-    let found = consumer
-        .offsets_for_times(query, QUERY_TIMEOUT)
-        .context("looking up the offsets at the start of the rebuild window")?;
     let first_in_window = |topic: &str, partition: i32| -> anyhow::Result<Option<i64>> {
-        let elem = found
+        let elem = starts
             .find_partition(topic, partition)
             .with_context(|| format!("no offset answer for {topic}[{partition}]"))?;
         Ok(match elem.offset() {
@@ -214,12 +238,22 @@ fn plan_sources<C: ConsumerContext>(
             _ => None,
         })
     };
+    let end_of = |topic: &str, partition: i32| -> anyhow::Result<i64> {
+        let elem = ends
+            .find_partition(topic, partition)
+            .with_context(|| format!("no end offset for {topic}[{partition}]"))?;
+        match elem.offset() {
+            Offset::Offset(o) => Ok(o),
+            other => anyhow::bail!("end offset of {topic}[{partition}]: {other:?}"),
+        }
+    };
     let now = Instant::now();
     let mut sources = Vec::new();
     for g in &req.group {
         let start = first_in_window(&g.topic, g.partition)?
             .unwrap_or(g.live)
             .min(g.live);
+        let end = end_of(&g.topic, g.partition)?;
         sources.push(Source {
             stream: g.stream,
             topic: g.topic.clone(),
@@ -227,7 +261,9 @@ fn plan_sources<C: ConsumerContext>(
             live: Some(g.live),
             queue: VecDeque::new(),
             next: start,
-            done: false,
+            end,
+            // Nothing to read: the window is empty and no live record exists yet.
+            done: start >= end,
             live_ts: None,
             paused: false,
             last_ts: i64::MIN,
@@ -235,15 +271,10 @@ fn plan_sources<C: ConsumerContext>(
         });
     }
     for p in &req.patrol_partitions {
-        let start = match first_in_window(req.patrol_topic, *p)? {
-            Some(o) => o,
-            None => {
-                let (_, high) = consumer
-                    .fetch_watermarks(req.patrol_topic, *p, QUERY_TIMEOUT)
-                    .with_context(|| format!("watermarks of {}[{p}]", req.patrol_topic))?;
-                high
-            }
-        };
+        let end = end_of(req.patrol_topic, *p)?;
+        let start = first_in_window(req.patrol_topic, *p)?
+            .unwrap_or(end)
+            .min(end);
         sources.push(Source {
             stream: Stream::Patrol,
             topic: req.patrol_topic.to_owned(),
@@ -251,7 +282,9 @@ fn plan_sources<C: ConsumerContext>(
             live: None,
             queue: VecDeque::new(),
             next: start,
-            done: false,
+            end,
+            // Nothing to read: the window is empty and no live record exists yet.
+            done: start >= end,
             live_ts: None,
             paused: false,
             last_ts: i64::MIN,
@@ -303,12 +336,16 @@ fn route<C: ConsumerContext>(
 /// Marks partitions that reached their end (librdkafka's cached high watermark) or their
 /// committed offset, or stalled.
 fn check_ends<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsumer<C>) {
+    // The consumer's own position counts too: it moves past transaction markers, which
+    // occupy offsets but are never delivered.
+    let positions = consumer.position().ok();
     for s in sources.iter_mut().filter(|s| !s.done) {
-        // Nothing more to read now: for a group partition either its committed offset
-        // is the end, or the first live record was seen (then `route` set `done`).
-        let settled = cached_high_watermark(consumer, &s.topic, s.partition)
-            .is_some_and(|high| s.next >= high);
-        if settled {
+        let position = positions
+            .as_ref()
+            .and_then(|p| p.find_partition(&s.topic, s.partition))
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(-1);
+        if s.next.max(position) >= s.end {
             s.done = true;
             let _ = consumer.pause(&s.tpl());
         } else if s.queue.is_empty() && s.progress_at.elapsed() >= STALL_LIMIT {
@@ -316,6 +353,7 @@ fn check_ends<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsume
                 topic = %s.topic,
                 partition = s.partition,
                 next = s.next,
+                end = s.end,
                 "rebuild: partition made no progress for {STALL_LIMIT:?}; going on without the rest of it"
             );
             s.done = true;
