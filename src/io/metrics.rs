@@ -195,6 +195,9 @@ impl Metrics {
         for o in DISPATCH_OUTCOMES {
             self.dispatch.with_label_values(&[o]);
         }
+        for g in ["exactly_once", "at_least_once"] {
+            self.transaction_commit.with_label_values(&[g]);
+        }
     }
 
     /// Event time of the triggering record → the alert out (produced, or committed

@@ -550,10 +550,6 @@ fn scale_report() {
     );
 }
 
-
-
-
-
 /// Every record decodes (or is refused as the simulator says) and the run keeps its
 /// promises on time order.
 fn check_run(records: &[SimRecord]) {
@@ -562,7 +558,12 @@ fn check_run(records: &[SimRecord]) {
     for r in records {
         let got = decode_record(r.stream, &r.value, &ctx);
         match r.expect_reject {
-            None => assert!(got.is_ok(), "{:?}: {}", got, String::from_utf8_lossy(&r.value)),
+            None => assert!(
+                got.is_ok(),
+                "{:?}: {}",
+                got,
+                String::from_utf8_lossy(&r.value)
+            ),
             Some(reason) => assert_eq!(got.unwrap_err().reason, reason),
         }
         assert!(max_ts.saturating_sub(r.ts) <= 30_000);
@@ -615,7 +616,8 @@ fn runs_on_a_single_road_without_interchanges() {
         line("up", 27.0, 0.0, 20_000.0, 105.0, east),
         line("down", 27.00018, 20_000.0, 0.0, east, 105.0)
     );
-    let net = Arc::new(RoadNetwork::from_geojson(geojson.as_bytes(), &LoadOptions::default()).unwrap());
+    let net =
+        Arc::new(RoadNetwork::from_geojson(geojson.as_bytes(), &LoadOptions::default()).unwrap());
     let mut sim = Simulator::new(
         SimConfig {
             duration_ms: 2 * 3_600_000,
@@ -626,8 +628,22 @@ fn runs_on_a_single_road_without_interchanges() {
     );
     let records = sim.run_to_end();
     check_run(&records);
-    assert!(sim.truth().records_by_stream.get("plate").copied().unwrap_or(0) > 100);
-    assert!(sim.truth().records_by_stream.get("patrol").copied().unwrap_or(0) > 100);
+    assert!(
+        sim.truth()
+            .records_by_stream
+            .get("plate")
+            .copied()
+            .unwrap_or(0)
+            > 100
+    );
+    assert!(
+        sim.truth()
+            .records_by_stream
+            .get("patrol")
+            .copied()
+            .unwrap_or(0)
+            > 100
+    );
 }
 
 #[test]
@@ -667,11 +683,17 @@ fn vehicles_and_patrols_move_plausibly() {
         match decode_record(r.stream, &r.value, &ctx).unwrap() {
             Record::Plate(p) => {
                 let sa = p.reader_id.ends_with("-SA");
-                reads.entry(p.plate).or_default().push((p.ts, p.lon, p.lat, sa));
+                reads
+                    .entry(p.plate)
+                    .or_default()
+                    .push((p.ts, p.lon, p.lat, sa));
             }
             Record::Patrol(p) => {
                 fixes += 1;
-                on_road += usize::from(net.locate(p.lon, p.lat, p.ts).is_some_and(|x| x.offset_m < 15.0));
+                on_road += usize::from(
+                    net.locate(p.lon, p.lat, p.ts)
+                        .is_some_and(|x| x.offset_m < 15.0),
+                );
             }
             _ => {}
         }

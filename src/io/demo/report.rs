@@ -260,7 +260,7 @@ fn weather(truth: &GroundTruth, alerts: &[Alert]) -> DetectorScore {
     score
 }
 
-fn plate_alerts<'a>(alerts: &'a [Alert], subtype: &str) -> BTreeMap<String, i64> {
+fn plate_alerts(alerts: &[Alert], subtype: &str) -> BTreeMap<String, i64> {
     let mut first: BTreeMap<String, i64> = BTreeMap::new();
     for a in raised(alerts, AlertKind::IllegalRideHailing) {
         if a.subtype != subtype {

@@ -224,7 +224,7 @@ pub fn run(
         group_hwm_ts: i64::MIN,
         last_input: now,
         rebuilt_once: false,
-        needs_rebuild: false,
+        pending: Pending::default(),
         started: now,
         backpressure: false,
         next_plate_check: now + PLATE_LIST_EVERY,
@@ -258,7 +258,7 @@ struct Runtime {
     group_hwm_ts: i64,
     last_input: Instant,
     rebuilt_once: bool,
-    needs_rebuild: bool,
+    pending: Pending,
     started: Instant,
     backpressure: bool,
     next_plate_check: Instant,
@@ -275,9 +275,9 @@ impl Runtime {
             }
             self.take_callbacks()?;
             if !self.rebuilt_once && self.started.elapsed() >= FIRST_ASSIGNMENT_WAIT {
-                self.needs_rebuild = true;
+                self.pending.rebuild = true;
             }
-            if self.needs_rebuild {
+            if self.pending.rebuild {
                 self.rebuild()?;
                 continue;
             }
@@ -287,7 +287,7 @@ impl Runtime {
             let wait = self.poll_wait();
             self.poll_group_batch(wait)?;
             self.take_callbacks()?;
-            if self.needs_rebuild {
+            if self.pending.rebuild {
                 continue;
             }
             if self.rebuilt_once {
@@ -306,13 +306,16 @@ impl Runtime {
         }
         if let Some(why) = ctx.take_rewind() {
             tracing::warn!(reason = %why, "open work dropped during a rebalance; rebuilding");
-            self.needs_rebuild = true;
+            self.pending.rebuild = true;
+            self.pending.rewound = true;
         }
         for event in ctx.take_events() {
             match event {
+                // The second round of a cooperative rebalance often assigns nothing new.
+                GroupEvent::Assigned(p) if p.is_empty() && self.rebuilt_once => {}
                 GroupEvent::Assigned(p) | GroupEvent::Revoked(p) => {
                     tracing::debug!(partitions = ?p, "assignment changed");
-                    self.needs_rebuild = true;
+                    self.pending.rebuild = true;
                 }
             }
         }
@@ -343,7 +346,7 @@ impl Runtime {
             patrol,
             group_hwm_ts,
             last_input,
-            needs_rebuild,
+            pending,
             error_logged_at,
             ..
         } = self;
@@ -374,7 +377,7 @@ impl Runtime {
                 if !patrol.is_empty() {
                     if let Err(e) = patrol.apply_upto(ts, pipeline, out, &mut sink, now_ms) {
                         drop(sink);
-                        handle_sink_error(e, needs_rebuild)?;
+                        handle_sink_error(e, pending)?;
                         break;
                     }
                 }
@@ -406,7 +409,7 @@ impl Runtime {
                 produce_time += t.elapsed();
                 if let Err(e) = sent {
                     drop(sink);
-                    handle_sink_error(e, needs_rebuild)?;
+                    handle_sink_error(e, pending)?;
                     break;
                 }
             }
@@ -444,7 +447,7 @@ impl Runtime {
                 self.last_input = Instant::now();
                 Ok(())
             }
-            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+            Err(e) => handle_sink_error(e, &mut self.pending),
         }
     }
 
@@ -496,7 +499,7 @@ impl Runtime {
         sink.clock_advanced(self.pipeline.engine().clock());
         if let Err(e) = send_all(&mut sink, &mut self.out) {
             drop(sink);
-            return handle_sink_error(e, &mut self.needs_rebuild);
+            return handle_sink_error(e, &mut self.pending);
         }
         Ok(())
     }
@@ -511,7 +514,7 @@ impl Runtime {
         drop(sink);
         match result {
             Ok(()) => Ok(()),
-            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+            Err(e) => handle_sink_error(e, &mut self.pending),
         }
     }
 
@@ -543,7 +546,7 @@ impl Runtime {
         drop(sink);
         match result {
             Ok(()) => Ok(()),
-            Err(e) => handle_sink_error(e, &mut self.needs_rebuild),
+            Err(e) => handle_sink_error(e, &mut self.pending),
         }
     }
 
@@ -605,7 +608,7 @@ impl Runtime {
             .map(|s| s.positions().len())
             .unwrap_or_default();
         let max_lag = self.settings.processing.ready_max_lag_records;
-        let (ready, reason) = if !self.rebuilt_once || self.needs_rebuild {
+        let (ready, reason) = if !self.rebuilt_once || self.pending.rebuild {
             (false, "rebuilding detector state".to_owned())
         } else if partitions == 0 {
             (false, "no partitions assigned".to_owned())
@@ -645,14 +648,18 @@ impl Runtime {
     fn rebuild(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         self.readiness.set(false, "rebuilding detector state");
-        {
+        // Partitions this instance keeps, with the offsets it has just committed itself:
+        // no need to ask the coordinator, whose answer for freshly committed
+        // transactional offsets waits until their markers are written (~1 s).
+        let (kept, own_clock) = {
             let mut sink = self.group.context().sink.lock().expect("sink lock");
             match sink.settle(&self.group, false) {
-                Ok(()) | Err(SinkError::Rewind(_)) => {}
+                Ok(()) if !self.pending.rewound => sink.committed(),
+                Ok(()) | Err(SinkError::Rewind(_)) => (HashMap::new(), None),
                 Err(SinkError::Fatal(e)) => return Err(e),
             }
-        }
-        self.needs_rebuild = false;
+        };
+        self.pending = Pending::default();
         let assignment = self
             .group
             .assignment()
@@ -660,15 +667,37 @@ impl Runtime {
         if assignment.count() > 0 {
             let _ = self.group.pause(&assignment);
         }
-        let committed = if assignment.count() > 0 {
+        let mut group_partitions = Vec::new();
+        let mut clock_floor: Option<EventTime> = None;
+        let mut unknown = TopicPartitionList::new();
+        for elem in assignment.elements() {
+            let Some(stream) = self.topics.stream_of(elem.topic()) else {
+                continue;
+            };
+            match kept.get(&(stream, elem.partition())) {
+                Some(&live) => {
+                    group_partitions.push(GroupPartition {
+                        stream,
+                        topic: elem.topic().to_owned(),
+                        partition: elem.partition(),
+                        live,
+                    });
+                    if let Some(c) = own_clock {
+                        clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
+                    }
+                }
+                None => {
+                    unknown.add_partition(elem.topic(), elem.partition());
+                }
+            }
+        }
+        let committed = if unknown.count() > 0 {
             self.group
-                .committed_offsets(assignment.clone(), QUERY_TIMEOUT)
+                .committed_offsets(unknown, QUERY_TIMEOUT)
                 .context("reading the committed offsets of the assignment")?
         } else {
             TopicPartitionList::new()
         };
-        let mut group_partitions = Vec::new();
-        let mut clock_floor: Option<EventTime> = None;
         for elem in committed.elements() {
             let Some(stream) = self.topics.stream_of(elem.topic()) else {
                 continue;
@@ -874,15 +903,26 @@ fn send_all(sink: &mut Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
     Ok(())
 }
 
-fn handle_sink_error(e: SinkError, needs_rebuild: &mut bool) -> anyhow::Result<()> {
+/// Fatal errors end `run`; a rewind marks the state for a rebuild from the committed
+/// offsets.
+fn handle_sink_error(e: SinkError, pending: &mut Pending) -> anyhow::Result<()> {
     match e {
         SinkError::Fatal(e) => Err(e),
         SinkError::Rewind(why) => {
             tracing::warn!(reason = %why, "rewinding to the committed offsets");
-            *needs_rebuild = true;
+            pending.rebuild = true;
+            pending.rewound = true;
             Ok(())
         }
     }
+}
+
+/// A rebuild the loop owes before it applies another record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    rebuild: bool,
+    /// Open work was dropped: every position must come from the coordinator again.
+    rewound: bool,
 }
 
 /// Consumer errors are transient (a broker restarting, a leader moving) unless

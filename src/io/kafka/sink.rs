@@ -230,6 +230,14 @@ impl Sink {
         &self.positions
     }
 
+    /// Right after a successful [`Sink::settle`]: the offsets and clock now committed.
+    pub(crate) fn committed(&self) -> (HashMap<PartitionKey, i64>, Option<EventTime>) {
+        match self.guarantee {
+            Guarantee::ExactlyOnce => (self.positions.clone(), self.clock),
+            Guarantee::AtLeastOnce => (self.acked.clone(), self.acked_clock),
+        }
+    }
+
     /// After a fatal error: nothing more is committed, so that closing the consumer (which
     /// runs the revoke callback) does not wait on a producer that cannot answer.
     pub(crate) fn disable(&mut self) {
