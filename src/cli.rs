@@ -199,11 +199,10 @@ fn execute(command: Command) -> Result<(), Failure> {
     match command {
         Command::CheckConfig(arg) => check_config(arg.config.as_deref()),
         Command::Run(arg) => {
-            load_settings(&arg)?;
-            Err(Failure::NotYet(
-                "`run` (the Kafka runtime) is not built yet: see issue 6. \
-                 The configuration is valid.",
-            ))
+            let settings = load_settings(&arg)?;
+            let network = load_roads(&settings)?;
+            io::kafka::run_command(settings, network)?;
+            Ok(())
         }
         Command::Replay {
             roads,
