@@ -203,6 +203,26 @@ impl Drop for Stage {
         if !names.is_empty() {
             let _ = tokio().block_on(kafka::delete_topics(k, &names));
         }
+        // The consumer groups too: the runtime's, its side consumers' and the readers'.
+        let Ok(list) = client.fetch_group_list(None, Duration::from_secs(10)) else {
+            return;
+        };
+        let groups: Vec<String> = list
+            .groups()
+            .iter()
+            .map(|g| g.name().to_owned())
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        let Ok(admin) = kafka::client_config(k, &[])
+            .create::<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>()
+        else {
+            return;
+        };
+        let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let _ = tokio().block_on(admin.delete_groups(&refs, &rdkafka::admin::AdminOptions::new()));
     }
 }
 
@@ -904,6 +924,9 @@ fn a_kill_9_mid_stream_then_restart_gives_every_alert_exactly_once() {
     let status = second.terminate();
     assert!(status.success(), "exit status {status:?} after SIGTERM");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if std::env::var_os("RW_SHOW_LOG").is_some() {
+        eprintln!("{text}");
+    }
     assert!(
         text.contains("detector state rebuilt"),
         "the restart rebuilt its state:\n{text}"

@@ -98,7 +98,7 @@ enum Item {
     Camera(CamEvent),
     Plate {
         reader: usize,
-        vehicle: u32,
+        vehicle: Arc<traffic::Vehicle>,
         /// The plate read when the reader got it wrong.
         misread: Option<String>,
         confidence: f64,
@@ -188,6 +188,7 @@ pub struct Simulator {
     /// Breakage of records, drawn in delivery order.
     noise: Rng,
     renderer: Renderer,
+    /// `event_id` counters per camera, reader and station, in delivery order.
     camera_seq: Vec<u64>,
     reader_seq: Vec<u64>,
     station_seq: Vec<u64>,
@@ -433,10 +434,9 @@ impl Simulator {
                 &mut self.trips,
             );
             // One-off traffic only from the scored start: the warm-up is history.
-            let vehicles = &self.traffic.vehicles;
             let mut kept = first;
             for i in first..self.trips.len() {
-                let v = &vehicles[self.trips[i].vehicle as usize];
+                let v = &self.trips[i].vehicle;
                 let one_off_kind = matches!(v.kind, VehicleKind::Tourist | VehicleKind::Truck);
                 if !(one_off_kind && self.trips[i].start_ms < start) {
                     self.trips.swap(kept, i);
@@ -492,9 +492,8 @@ impl Simulator {
                     continue;
                 }
                 let misread = if rng.chance(self.cfg.misread_rate) {
-                    let plate = &self.traffic.vehicles[trip.vehicle as usize].plate;
                     self.truth.plate_misreads += 1;
-                    Some(plates::misread(&mut rng, plate))
+                    Some(plates::misread(&mut rng, &trip.vehicle.plate))
                 } else {
                     None
                 };
@@ -506,7 +505,7 @@ impl Simulator {
                 let key = Self::delivery(&mut rng, self.cfg.late_rate, ts);
                 let item = Item::Plate {
                     reader,
-                    vehicle: trip.vehicle,
+                    vehicle: trip.vehicle.clone(),
                     misread,
                     confidence,
                 };
@@ -696,7 +695,7 @@ impl Simulator {
             } => {
                 self.reader_seq[reader] += 1;
                 let seq = self.reader_seq[reader];
-                let v = &self.traffic.vehicles[vehicle as usize];
+                let v = &vehicle;
                 let (color, class) = (v.color, v.class);
                 let plate = misread.unwrap_or_else(|| {
                     // Only true reads count as sightings of the vehicle.

@@ -675,7 +675,7 @@ impl SimNetwork {
                     Direction::Down => Direction::Down,
                     _ => Direction::Up,
                 });
-            let interior = sample_inside(net, zone.id(), 24);
+            let interior = sample_inside(net, zone.id(), 24, false);
             let sa = self.service_areas.len();
             self.readers.push(Reader {
                 id: String::new(),
@@ -888,7 +888,7 @@ impl SimNetwork {
                 structure: None,
                 epoch_ts: false,
                 lanes: Vec::new(),
-                interior: sample_inside(net, zone.id(), 24),
+                interior: sample_inside(net, zone.id(), 24, true),
             });
             self.work_zones.push(zone.id());
         }
@@ -981,8 +981,16 @@ fn stake_text(stake: f64) -> String {
 }
 
 /// Up to `n` points inside a zone polygon, by rejection sampling in its bounding box
-/// with a fixed-seed generator (the same points every run).
-fn sample_inside(net: &RoadNetwork, zone: ZoneId, n: usize) -> Vec<(f64, f64)> {
+/// with a fixed-seed generator (the same points every run). Points are rounded to the
+/// 6 decimals they are sent with before the test, so what a detector receives is inside
+/// too. `on_carriageway` picks points on a carriageway (workers in a work zone) or off
+/// every one (people in a service area car park, not on its 0.5 m overlap with the road).
+fn sample_inside(
+    net: &RoadNetwork,
+    zone: ZoneId,
+    n: usize,
+    on_carriageway: bool,
+) -> Vec<(f64, f64)> {
     let Some(z) = net.zone(zone) else {
         return Vec::new();
     };
@@ -993,8 +1001,13 @@ fn sample_inside(net: &RoadNetwork, zone: ZoneId, n: usize) -> Vec<(f64, f64)> {
         if out.len() >= n {
             break;
         }
-        let (x, y) = (rng.range(b[0], b[2]), rng.range(b[1], b[3]));
-        if z.contains(x, y) {
+        let x = (rng.range(b[0], b[2]) * 1e6).round() / 1e6;
+        let y = (rng.range(b[1], b[3]) * 1e6).round() / 1e6;
+        if !z.contains(x, y) {
+            continue;
+        }
+        let paved = net.locate(x, y, 0).is_some_and(|p| p.on_carriageway);
+        if paved == on_carriageway {
             out.push((x, y));
         }
     }

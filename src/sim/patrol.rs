@@ -480,6 +480,15 @@ impl Patrol {
                             });
                         }
                     }
+                    if segs.is_empty() {
+                        // Already there: a short pause keeps the plan moving forward.
+                        segs.push(Seg {
+                            t0: now,
+                            t1: now + 60_000,
+                            kind: SegKind::Park(place),
+                            status: UnitStatus::Available,
+                        });
+                    }
                     return segs;
                 }
                 let end = if travel == Direction::Down { lo } else { hi };

@@ -491,11 +491,14 @@ impl People {
                 spot = *rng.pick(&cam.interior);
             }
             let (mut lon, mut lat) = (
-                spot.0 + rng.normal(0.0, 0.00002),
-                spot.1 + rng.normal(0.0, 0.00002),
+                round6(spot.0 + rng.normal(0.0, 0.00002)),
+                round6(spot.1 + rng.normal(0.0, 0.00002)),
             );
-            // Never let the jitter carry them out of the service area.
-            if !zone.is_some_and(|z| z.contains(lon, lat)) {
+            // Never let the jitter carry them out of the car park (the spots are inside
+            // and off the carriageway; the rounded point is what the detector gets).
+            let inside = zone.is_some_and(|z| z.contains(lon, lat))
+                && !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway);
+            if !inside {
                 (lon, lat) = spot;
             }
             let mut dets = vec![Det {

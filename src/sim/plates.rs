@@ -50,9 +50,13 @@ pub enum PlateStyle {
 }
 
 /// Makes unique plates: the same plate never goes to two simulated vehicles.
+/// Recurring vehicles never share a plate, and no one-off vehicle of a day takes one
+/// of theirs or another's of the same day. Across days one-off plates may repeat (a
+/// visitor coming back), which keeps the memory of long runs bounded.
 #[derive(Debug, Default)]
 pub struct PlateFactory {
     used: HashSet<String>,
+    today: HashSet<String>,
 }
 
 impl PlateFactory {
@@ -66,6 +70,21 @@ impl PlateFactory {
                 return plate;
             }
         }
+    }
+
+    /// A plate for a one-off vehicle of the current day.
+    pub fn make_one_off(&mut self, rng: &mut Rng, style: PlateStyle) -> String {
+        loop {
+            let plate = random_plate(rng, style, false);
+            if !self.used.contains(&plate) && self.today.insert(plate.clone()) {
+                return plate;
+            }
+        }
+    }
+
+    /// Forgets the one-off plates of the day that ended.
+    pub fn new_day(&mut self) {
+        self.today.clear();
     }
 }
 

@@ -517,39 +517,6 @@ fn dispatches_are_answered_in_later_batches() {
     assert!(near);
 }
 
-/// `cargo test --release --lib sim::tests::scale_report -- --ignored --nocapture`
-/// (under `/usr/bin/time` for the speed; src/sim reads no clock, not even in tests):
-/// one simulated day at the default scale, with counts.
-#[test]
-#[ignore]
-fn scale_report() {
-    let mut sim = Simulator::new(SimConfig::default(), network());
-    let mut batch = Vec::new();
-    let mut n = 0usize;
-    let mut bytes = 0usize;
-    while sim.next_batch(&mut batch) {
-        n += batch.len();
-        bytes += batch.iter().map(|r| r.value.len()).sum::<usize>();
-        batch.clear();
-    }
-    let truth = sim.truth();
-    println!("{n} records, {bytes} value bytes");
-    println!("by stream: {:?}", truth.records_by_stream);
-    println!("devices: {:?}", truth.devices);
-    println!(
-        "incidents {} (detectable {}), weather episodes {}, dlq {:?}, late {}",
-        truth.pedestrian_incidents.len(),
-        truth
-            .pedestrian_incidents
-            .iter()
-            .filter(|i| i.detectable)
-            .count(),
-        truth.weather_episodes.len(),
-        truth.expected_dlq,
-        truth.late_records
-    );
-}
-
 /// Every record decodes (or is refused as the simulator says) and the run keeps its
 /// promises on time order.
 fn check_run(records: &[SimRecord]) {

@@ -14,6 +14,8 @@
 //!   service areas to take on passengers, active on most days — 80–350 km a day, around
 //!   the 128.5 km/day the 2023 plate-camera study found for suspects;
 //! - a few watchlisted suspect cars that travel now and then.
+use std::sync::Arc;
+
 use super::config::DAY_MS;
 use super::network::{Route, SimNetwork};
 use super::plates::{style_for, PlateFactory, PlateStyle};
@@ -72,7 +74,8 @@ pub(crate) struct TripPlan {
     /// Number in planning order (set by the simulator): seeds the trip's generator.
     pub id: u64,
     pub start_ms: i64,
-    pub vehicle: u32,
+    /// Shared with the plate reads in flight; a one-off vehicle lives as long as they do.
+    pub vehicle: Arc<Vehicle>,
     pub from: usize,
     pub to: usize,
     pub speed_mps: f64,
@@ -97,8 +100,8 @@ const NO_STOPS: StopPolicy = StopPolicy {
 };
 
 pub(crate) struct Traffic {
-    pub vehicles: Vec<Vehicle>,
-    recurring: Vec<u32>,
+    /// The recurring vehicles. One-off vehicles are not kept: they live in their trips.
+    pub vehicles: Vec<Arc<Vehicle>>,
     plates: PlateFactory,
     /// Trip ends usable by one-off traffic (no hubs), with weights for cars and trucks.
     ends: Vec<usize>,
@@ -160,7 +163,6 @@ impl Traffic {
             .collect();
         let mut t = Traffic {
             vehicles: Vec::new(),
-            recurring: Vec::new(),
             plates: PlateFactory::default(),
             ends,
             car_weights,
@@ -235,8 +237,8 @@ impl Traffic {
                 b,
                 true,
             );
-            t.vehicles[v].active_rate = rng.range(0.75, 0.95);
-            t.vehicles[v].operator = Some(truth.licensed_operators.len());
+            t.vmut(v).active_rate = rng.range(0.75, 0.95);
+            t.vmut(v).operator = Some(truth.licensed_operators.len());
             truth.whitelist_plates.push(t.vehicles[v].plate.clone());
             truth
                 .licensed_operators
@@ -250,14 +252,14 @@ impl Traffic {
                 VehicleClass::Car
             };
             let v = t.add_recurring(&mut rng, VehicleKind::IllegalOperator, class, a, b, true);
-            t.vehicles[v].active_rate = rng.range(0.75, 0.97);
-            t.vehicles[v].operator = Some(truth.illegal_operators.len());
+            t.vmut(v).active_rate = rng.range(0.75, 0.97);
+            t.vmut(v).operator = Some(truth.illegal_operators.len());
             let watched = i < cfg.watchlisted_operators;
             truth
                 .illegal_operators
                 .push(operator_truth(sim, &t.vehicles[v], watched));
             if watched {
-                t.vehicles[v].watch = Some(truth.watchlist.len());
+                t.vmut(v).watch = Some(truth.watchlist.len());
                 truth.watchlist.push(WatchlistEntry {
                     plate: t.vehicles[v].plate.clone(),
                     kind: "illegal_operator",
@@ -277,7 +279,7 @@ impl Traffic {
                 b,
                 local,
             );
-            t.vehicles[v].watch = Some(truth.watchlist.len());
+            t.vmut(v).watch = Some(truth.watchlist.len());
             truth.watchlist.push(WatchlistEntry {
                 plate: t.vehicles[v].plate.clone(),
                 kind: "suspect_vehicle",
@@ -309,7 +311,7 @@ impl Traffic {
     ) -> usize {
         let (style, color) = style_for(rng, class);
         let plate = self.plates.make(rng, style, local);
-        self.vehicles.push(Vehicle {
+        self.vehicles.push(Arc::new(Vehicle {
             plate,
             color,
             class,
@@ -319,10 +321,14 @@ impl Traffic {
             active_rate: 1.0,
             operator: None,
             watch: None,
-        });
-        let v = self.vehicles.len() - 1;
-        self.recurring.push(v as u32);
-        v
+        }));
+        self.vehicles.len() - 1
+    }
+
+    /// A recurring vehicle while the population is being built (before any trip shares it).
+    fn vmut(&mut self, v: usize) -> &mut Vehicle {
+        Arc::get_mut(&mut self.vehicles[v])
+            .expect("vehicles are shared only once trips are planned")
     }
 
     /// Trip-end pairs (both orders) whose route length is in `[lo, hi]` metres,
@@ -350,10 +356,10 @@ impl Traffic {
         out
     }
 
-    fn one_off(&mut self, rng: &mut Rng, kind: VehicleKind, class: VehicleClass) -> u32 {
+    fn one_off(&mut self, rng: &mut Rng, kind: VehicleKind, class: VehicleClass) -> Arc<Vehicle> {
         let (style, color) = style_for(rng, class);
-        let plate = self.plates.make(rng, style, false);
-        self.vehicles.push(Vehicle {
+        let plate = self.plates.make_one_off(rng, style);
+        Arc::new(Vehicle {
             plate,
             color,
             class,
@@ -363,8 +369,7 @@ impl Traffic {
             active_rate: 1.0,
             operator: None,
             watch: None,
-        });
-        (self.vehicles.len() - 1) as u32
+        })
     }
 
     /// Plans the trips of one local day. Recurring vehicles always; the one-off traffic
@@ -387,11 +392,11 @@ impl Traffic {
         let wd = weekday(day);
         let first = out.len();
         let mut rng = Rng::derive(cfg.seed, TAG_RECURRING, day as u64);
-        let recurring = std::mem::take(&mut self.recurring);
-        for &v in &recurring {
-            self.plan_recurring(sim, &mut rng, v, day0, wd, out);
+        for v in 0..self.vehicles.len() {
+            let vehicle = self.vehicles[v].clone();
+            self.plan_recurring(sim, &mut rng, vehicle, day0, wd, out);
         }
-        self.recurring = recurring;
+        self.plates.new_day();
 
         if one_off {
             let mut rng = Rng::derive(cfg.seed, TAG_ONE_OFF, day as u64);
@@ -410,12 +415,12 @@ impl Traffic {
                 let v = self.one_off(&mut rng, VehicleKind::Tourist, VehicleClass::Car);
                 let start = day0 + hour_offset_ms(&mut rng, &CAR_HOURS);
                 let speed = rng.normal(88.0, 12.0).clamp(60.0, 125.0) / 3.6;
-                let trip = self.trip(sim, &mut rng, v, a, b, start, speed, car_stops);
+                let trip = self.trip(sim, &mut rng, v.clone(), a, b, start, speed, car_stops);
                 let end = start + trip_duration_ms(sim, &trip);
                 out.push(trip);
                 if rng.chance(0.25) {
                     let back = end + rng.int(3_600_000, 6 * 3_600_000);
-                    let trip = self.trip(sim, &mut rng, v, b, a, back, speed, car_stops);
+                    let trip = self.trip(sim, &mut rng, v.clone(), b, a, back, speed, car_stops);
                     out.push(trip);
                 }
             }
@@ -433,7 +438,7 @@ impl Traffic {
                 let v = self.one_off(&mut rng, VehicleKind::Truck, VehicleClass::Truck);
                 let start = day0 + hour_offset_ms(&mut rng, &TRUCK_HOURS);
                 let speed = rng.normal(68.0, 7.0).clamp(50.0, 90.0) / 3.6;
-                let trip = self.trip(sim, &mut rng, v, a, b, start, speed, truck_stops);
+                let trip = self.trip(sim, &mut rng, v.clone(), a, b, start, speed, truck_stops);
                 out.push(trip);
             }
         }
@@ -449,7 +454,7 @@ impl Traffic {
         }
         out.truncate(kept);
         for trip in &out[first..] {
-            let v = &self.vehicles[trip.vehicle as usize];
+            let v = &trip.vehicle;
             let Some(slot) = v.operator else { continue };
             let list = match v.kind {
                 VehicleKind::IllegalOperator => &mut truth.illegal_operators,
@@ -478,15 +483,12 @@ impl Traffic {
         &mut self,
         sim: &SimNetwork,
         rng: &mut Rng,
-        v: u32,
+        v: Arc<Vehicle>,
         day0: i64,
         wd: i64,
         out: &mut Vec<TripPlan>,
     ) {
-        let (kind, a, b, active_rate) = {
-            let x = &self.vehicles[v as usize];
-            (x.kind, x.a, x.b, x.active_rate)
-        };
+        let (kind, a, b, active_rate) = (v.kind, v.a, v.b, v.active_rate);
         let hours = |h: f64| (h * 3_600_000.0) as i64;
         match kind {
             VehicleKind::PrivateCommuter | VehicleKind::LongCommuter => {
@@ -507,9 +509,9 @@ impl Traffic {
                 };
                 let morning = day0 + hours(rng.normal(7.75, 0.5).clamp(5.5, 10.0));
                 let evening = day0 + hours(rng.normal(17.9, 0.7).clamp(15.5, 22.0));
-                let t1 = self.trip(sim, rng, v, a, b, morning, speed, stops);
+                let t1 = self.trip(sim, rng, v.clone(), a, b, morning, speed, stops);
                 out.push(t1);
-                let t2 = self.trip(sim, rng, v, b, a, evening, speed, stops);
+                let t2 = self.trip(sim, rng, v.clone(), b, a, evening, speed, stops);
                 out.push(t2);
             }
             VehicleKind::Bus => {
@@ -524,7 +526,7 @@ impl Traffic {
                 let mut t = day0 + hours(6.5) + rng.int(0, 3_600_000);
                 for k in 0..n {
                     let (x, y) = if k % 2 == 0 { (a, b) } else { (b, a) };
-                    let trip = self.trip(sim, rng, v, x, y, t, speed, stops);
+                    let trip = self.trip(sim, rng, v.clone(), x, y, t, speed, stops);
                     let d = trip_duration_ms(sim, &trip);
                     out.push(trip);
                     t += d + rng.int(45 * 60_000, 90 * 60_000);
@@ -563,7 +565,7 @@ impl Traffic {
                     if t > day0 + hours(22.5) {
                         break;
                     }
-                    let trip = self.trip(sim, rng, v, x, y, t, speed, stops);
+                    let trip = self.trip(sim, rng, v.clone(), x, y, t, speed, stops);
                     let d = trip_duration_ms(sim, &trip);
                     out.push(trip);
                     // Waiting at the terminus for the car to fill.
@@ -577,10 +579,10 @@ impl Traffic {
                 }
                 let speed = rng.normal(95.0, 12.0).clamp(65.0, 125.0) / 3.6;
                 let start = day0 + hour_offset_ms(rng, &CAR_HOURS);
-                let trip = self.trip(sim, rng, v, a, b, start, speed, NO_STOPS);
+                let trip = self.trip(sim, rng, v.clone(), a, b, start, speed, NO_STOPS);
                 let back = start + trip_duration_ms(sim, &trip) + rng.int(3_600_000, 4 * 3_600_000);
                 out.push(trip);
-                let trip = self.trip(sim, rng, v, b, a, back, speed, NO_STOPS);
+                let trip = self.trip(sim, rng, v.clone(), b, a, back, speed, NO_STOPS);
                 out.push(trip);
             }
             VehicleKind::Tourist | VehicleKind::Truck => {}
@@ -613,7 +615,7 @@ impl Traffic {
         &mut self,
         sim: &SimNetwork,
         rng: &mut Rng,
-        vehicle: u32,
+        vehicle: Arc<Vehicle>,
         from: usize,
         to: usize,
         start_ms: i64,

@@ -570,11 +570,13 @@ fn forecast(
     }
     let (mut st, mut sv, mut stt, mut stv, mut svv) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut best = None;
+    // Only the latest unbroken run of readings in fog counts: a single noisy dip after
+    // clear readings must not line up with them into a steep "fall".
     let readings = trend
         .iter()
         .rev()
         .filter(|&&(t, _)| t <= now)
-        .take_while(|&&(t, _)| t >= from);
+        .take_while(|&&(t, v)| t >= from && v < s.forecast_max_visibility_m);
     for (i, &(t, v)) in readings.enumerate() {
         // Minutes relative to `now` keep the sums small and well conditioned.
         let t = (t - now) as f64 / 60_000.0;

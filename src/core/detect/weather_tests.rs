@@ -446,18 +446,19 @@ fn quantities_are_independent_alerts() {
 #[test]
 fn a_steady_fall_gives_one_early_warning_and_the_fog_updates_it() {
     let mut rig = Rig::new();
-    let out = rig.vis_all(&[1000.0, 900.0]);
+    // Trends start below 1 km (forecast_max_visibility_m): fog by the WMO definition.
+    let out = rig.vis_all(&[950.0, 850.0]);
     assert!(
         out.is_empty(),
         "two readings are fewer than forecast_min_observations"
     );
-    let out = rig.vis_all(&[800.0]);
+    let out = rig.vis_all(&[750.0]);
     assert_eq!(statuses(&out), vec![(AlertStatus::New, 0)]);
     let f = &out[0];
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(f.details["forecast"], json!(true));
-    // -100 m/min from 800 m: 200 m in 6 minutes.
-    assert_eq!(f.details["forecast_within_s"], json!(360));
+    // -100 m/min from 750 m: 200 m in 5.5 minutes.
+    assert_eq!(f.details["forecast_within_s"], json!(330));
     assert_eq!(f.details["trend_m_per_min"], json!(-100.0));
     assert_eq!(f.details["speed_limit_kmh"], Value::Null);
     assert!(
@@ -499,16 +500,31 @@ fn a_flat_or_rising_series_gives_no_early_warning() {
 }
 
 #[test]
+fn a_single_dip_or_clear_air_never_forecasts() {
+    // A lone noisy reading after clear ones: the fit would be steep, but only the run of
+    // readings below 1 km is trended, and one reading is not a trend.
+    let mut rig = Rig::new();
+    assert!(rig
+        .vis_all(&[15_000.0, 14_000.0, 13_000.0, 300.0])
+        .is_empty());
+    // Scatter at high visibility, falling by kilometres a minute, is not fog coming.
+    let mut clear = Rig::new();
+    assert!(clear
+        .vis_all(&[16_000.0, 12_000.0, 8_000.0, 4_000.0])
+        .is_empty());
+}
+
+#[test]
 fn a_withdrawn_early_warning_is_cleared() {
     let mut rig = Rig::new();
-    let first = rig.vis_all(&[1000.0, 900.0, 800.0]);
+    let first = rig.vis_all(&[950.0, 850.0, 750.0]);
     assert_eq!(first.len(), 1);
     let out = rig.vis_all(&[900.0, 1000.0, 1100.0, 1200.0, 1300.0, 1400.0]);
     assert_eq!(statuses(&out), vec![(AlertStatus::Cleared, 0)]);
     assert_eq!(out[0].alert_id, first[0].alert_id);
     assert_eq!(out[0].severity, Severity::Warning);
-    // A new fall later is a new episode with a new warning.
-    let out = rig.vis_all(&[1300.0, 1100.0, 900.0]);
+    // A new fall later is a new episode with a new warning (three readings in fog).
+    let out = rig.vis_all(&[1100.0, 950.0, 850.0, 750.0]);
     assert_eq!(statuses(&out), vec![(AlertStatus::New, 0)]);
     assert_ne!(out[0].alert_id, first[0].alert_id);
 }

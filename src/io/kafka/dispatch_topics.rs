@@ -46,6 +46,12 @@ impl DispatchTopics {
         })
     }
 
+    /// Forgets what is known: after a failed transaction a per-unit topic may be the
+    /// cause (deleted behind our back), so the next dispatch checks again.
+    pub(crate) fn forget_all(&mut self) {
+        self.known.clear();
+    }
+
     /// Makes sure `topic` exists when it is a per-unit topic; other topics were checked at
     /// start-up. Blocks for the broker's answer on a unit's first dispatch only.
     pub(crate) fn ensure(&mut self, topic: &str) -> anyhow::Result<()> {

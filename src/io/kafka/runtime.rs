@@ -225,6 +225,7 @@ pub fn run(
         last_input: now,
         rebuilt_once: false,
         pending: Pending::default(),
+        rewind_backoff: Duration::ZERO,
         started: now,
         backpressure: false,
         next_plate_check: now + PLATE_LIST_EVERY,
@@ -259,6 +260,7 @@ struct Runtime {
     last_input: Instant,
     rebuilt_once: bool,
     pending: Pending,
+    rewind_backoff: Duration,
     started: Instant,
     backpressure: bool,
     next_plate_check: Instant,
@@ -278,7 +280,20 @@ impl Runtime {
                 self.pending.rebuild = true;
             }
             if self.pending.rebuild {
-                self.rebuild()?;
+                if self.pending.rewound {
+                    self.back_off();
+                }
+                match self.rebuild() {
+                    Ok(()) => {}
+                    Err(RebuildError::Fatal(e)) => return Err(e),
+                    Err(RebuildError::Transient(e)) => {
+                        // A coordinator still waiting for a dead owner's transaction to
+                        // time out, a broker restarting: try again shortly.
+                        tracing::warn!(error = %format!("{e:#}"), "state rebuild failed; retrying");
+                        self.pending.rebuild = true;
+                        self.pending.rewound = true;
+                    }
+                }
                 continue;
             }
             self.housekeeping();
@@ -295,6 +310,19 @@ impl Runtime {
                 self.idle_advance()?;
             }
             self.serve_sink()?;
+        }
+    }
+
+    /// Repeated rewinds (a broker that keeps failing the transaction) wait a little
+    /// longer each time, up to 5 s, so the loop does not spin; a rebuild that is followed
+    /// by a clean commit resets the wait.
+    fn back_off(&mut self) {
+        let wait = self.rewind_backoff;
+        self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !self.shutdown.is_triggered() {
+            // Keeps serving the group (heartbeat partner, rebalance callbacks).
+            let _ = self.group.poll(Duration::from_millis(20));
         }
     }
 
@@ -510,6 +538,9 @@ impl Runtime {
         let mut result = sink.poll(&self.group);
         if result.is_ok() && sink.commit_due() {
             result = sink.commit(&self.group);
+            if result.is_ok() {
+                self.rewind_backoff = Duration::ZERO;
+            }
         }
         drop(sink);
         match result {
@@ -645,7 +676,7 @@ impl Runtime {
 
     /// Settles open work, rebuilds a fresh engine from the input window of the current
     /// assignment (output suppressed), and puts every consumer at the committed offsets.
-    fn rebuild(&mut self) -> anyhow::Result<()> {
+    fn rebuild(&mut self) -> Result<(), RebuildError> {
         let started = Instant::now();
         self.readiness.set(false, "rebuilding detector state");
         // Partitions this instance keeps, with the offsets it has just committed itself:
@@ -656,7 +687,7 @@ impl Runtime {
             match sink.settle(&self.group, false) {
                 Ok(()) if !self.pending.rewound => sink.committed(),
                 Ok(()) | Err(SinkError::Rewind(_)) => (HashMap::new(), None),
-                Err(SinkError::Fatal(e)) => return Err(e),
+                Err(SinkError::Fatal(e)) => return Err(RebuildError::Fatal(e)),
             }
         };
         self.pending = Pending::default();
@@ -914,6 +945,19 @@ fn handle_sink_error(e: SinkError, pending: &mut Pending) -> anyhow::Result<()> 
             pending.rewound = true;
             Ok(())
         }
+    }
+}
+
+enum RebuildError {
+    /// The producer cannot go on: `run` ends.
+    Fatal(anyhow::Error),
+    /// Anything else (a query timed out, a broker is away): the rebuild is retried.
+    Transient(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RebuildError {
+    fn from(e: anyhow::Error) -> Self {
+        RebuildError::Transient(e)
     }
 }
 

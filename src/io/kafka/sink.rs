@@ -567,6 +567,7 @@ impl Sink {
         if let Err(fatal) = self.abort() {
             return fatal;
         }
+        self.dispatch_topics.forget_all();
         SinkError::Rewind(format!("{what}: {e}"))
     }
 
