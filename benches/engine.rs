@@ -1,7 +1,8 @@
-//! Engine throughput (issue 4): a realistic mixed stream from the simulator (cameras,
+//! Engine throughput (issue 4) and decoding (issue 8): a realistic mixed stream from the simulator (cameras,
 //! plate reads, weather, patrol positions; dirty records included) on the shipped Bijie
 //! network, through the whole replay path — decode + locate + rules + dispatch +
-//! serialising the alerts — against plain `serde_json::Value` decoding of the same bytes.
+//! serialising the alerts — against roadwatch's own decode-and-validate alone and plain
+//! `serde_json::Value` decoding of the same bytes.
 //! Targets: ≥ 400,000 records/s on one core; ≥ 0.5 of decode-only throughput.
 //!
 //! `cargo bench --bench engine`
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput};
 use roadwatch::core::detect::ride_hailing::PlateList;
 use roadwatch::core::engine::Engine;
-use roadwatch::core::model::DlqSource;
+use roadwatch::core::model::{decode_record, DecodeContext, DlqSource};
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
 use roadwatch::io::pipeline::Pipeline;
 use roadwatch::sim::{SimConfig, SimRecord, Simulator};
@@ -85,6 +86,19 @@ fn main() {
             },
             BatchSize::LargeInput,
         )
+    });
+    group.bench_function("roadwatch_decode", |b| {
+        let ctx = DecodeContext {
+            now_ms: Some(now),
+            max_future_skew_ms: 300_000,
+        };
+        b.iter(|| {
+            let mut ok = 0usize;
+            for r in &records {
+                ok += usize::from(decode_record(r.stream, black_box(&r.value), &ctx).is_ok());
+            }
+            ok
+        })
     });
     group.bench_function("serde_json_value_decode", |b| {
         b.iter(|| {
