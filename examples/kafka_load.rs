@@ -81,6 +81,12 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         max_seconds: u64,
     },
+    /// Baseline: a bare librdkafka consumer reading the input topics to their end, with
+    /// roadwatch's consumer settings but no processing. Compare with `drain`.
+    Baseline {
+        #[arg(long)]
+        prefix: String,
+    },
     /// Delete the prefixed topics.
     Cleanup {
         #[arg(long)]
@@ -162,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             group,
             max_seconds,
         } => drain(&k, &prefix, &group, max_seconds),
+        Cmd::Baseline { prefix } => baseline(&k, &prefix),
         Cmd::Cleanup { prefix } => {
             let client: BaseConsumer = kafka::client_config(&k, &[]).create()?;
             let md = client.fetch_metadata(None, Duration::from_secs(10))?;
@@ -497,5 +504,66 @@ fn drain(k: &KafkaSettings, prefix: &str, group: &str, max_seconds: u64) -> anyh
             if last.1 >= end { "the end" } else { "the time limit" }
         );
     }
+    Ok(())
+}
+
+fn baseline(k: &KafkaSettings, prefix: &str) -> anyhow::Result<()> {
+    let group = format!("{prefix}-baseline-{}", now_ms());
+    let consumer: BaseConsumer = kafka::client_config(
+        k,
+        &[
+            ("group.id", group.as_str()),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+        ],
+    )
+    .create()?;
+    let inputs: Vec<String> = ["camera", "plate", "weather", "ack"]
+        .iter()
+        .map(|n| topic(prefix, n))
+        .collect();
+    let mut end = 0;
+    for t in &inputs {
+        let md = consumer.fetch_metadata(Some(t), Duration::from_secs(10))?;
+        for p in md.topics().iter().flat_map(|t| t.partitions()) {
+            end += consumer
+                .fetch_watermarks(t, p.id(), Duration::from_secs(10))?
+                .1;
+        }
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs)?;
+    if std::env::var_os("BASELINE_SEEK").is_some() {
+        // Like roadwatch's rebuild: wait for the assignment, pause, seek, resume.
+        while consumer.assignment()?.count() == 0 {
+            let _ = consumer.poll(Duration::from_millis(100));
+        }
+        let a = consumer.assignment()?;
+        consumer.pause(&a)?;
+        let mut seek = TopicPartitionList::new();
+        for e in a.elements() {
+            seek.add_partition_offset(e.topic(), e.partition(), Offset::Offset(0))?;
+        }
+        consumer.seek_partitions(seek, Duration::from_secs(10))?;
+        consumer.resume(&a)?;
+    }
+    let mut n = 0i64;
+    let mut first: Option<Instant> = None;
+    let started = Instant::now();
+    while n < end && started.elapsed() < Duration::from_secs(300) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            n += 1;
+            drop(m);
+        }
+    }
+    let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    println!(
+        "bare consumer: {n} records in {secs:.1} s: {:.0} records/s",
+        n as f64 / secs
+    );
+    consumer.unsubscribe();
     Ok(())
 }

@@ -969,3 +969,63 @@ fn two_instances_over_four_partitions_one_stopped_mid_stream_lose_nothing() {
     assert_exactly_once(&mut reader, &expected);
     b.stop();
 }
+
+#[test]
+fn a_failed_transaction_is_aborted_rewound_and_its_output_later_appears_exactly_once() {
+    let mut stage = Stage::new("abort", 1, Guarantee::ExactlyOnce);
+    // A single broker cannot hold three replicas: creating the unit's topic fails inside
+    // the transaction that already holds the alert, which must then be aborted.
+    stage.settings.kafka.dispatch_topic_replication = 3;
+    let t = stage.topics().clone();
+    let failing = start(stage.settings.clone());
+    failing.wait_ready(Duration::from_secs(60));
+    let p = producer(&stage);
+    let mut sent = Vec::new();
+    for (unit, lon, lat) in UNITS {
+        let v = patrol(unit, lon, lat, now_ms());
+        produce(&p, &t.patrol, unit, v.to_string().as_bytes());
+        sent.push(Sent {
+            stream: "patrol",
+            value: v,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = pedestrian("cam-G76-T1", 1, TUNNEL.0, TUNNEL.1, now_ms());
+    produce(&p, &t.camera, "cam-G76-T1", v.to_string().as_bytes());
+    sent.push(Sent {
+        stream: "camera",
+        value: v,
+    });
+
+    let mut reader = Reader::new(&stage);
+    reader.drain(Duration::from_secs(6));
+    assert!(
+        reader.seen.is_empty(),
+        "an aborted transaction's alert must stay invisible: {:?}",
+        reader.seen
+    );
+    assert!(
+        failing.metrics.render().contains("roadwatch_alerts_total"),
+        "metrics still served"
+    );
+    failing.stop();
+
+    // The same instance, now able to create the unit's topic, starts from the committed
+    // offsets (before the detection) and produces everything once.
+    stage.settings.kafka.dispatch_topic_replication = 1;
+    let fixed = start(stage.settings.clone());
+    let expected = replay_expected(&stage.settings, &sent, "");
+    let want = alert_ids(&expected);
+    assert!(
+        want.keys()
+            .any(|(topic, _, _)| topic.starts_with(&t.dispatch_prefix)),
+        "the scenario dispatches to a unit: {want:?}"
+    );
+    reader.until(Duration::from_secs(60), |seen| {
+        let got = alert_ids(seen);
+        want.keys().all(|k| got.contains_key(k))
+    });
+    reader.drain(Duration::from_secs(2));
+    assert_eq!(alert_ids(&reader.seen), want);
+    fixed.stop();
+}

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -32,6 +34,8 @@ use crate::io::pipeline::Produced;
 
 /// How long one transactional call or flush may block before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The delivery error of a record dropped by our own abort.
+const PURGED: &str = "purged by the abort";
 /// Commit attempts on a retriable error (a timeout) before the transaction is aborted.
 const COMMIT_ATTEMPTS: u32 = 3;
 
@@ -99,7 +103,17 @@ impl ProducerContext for ProducerCtx {
     type DeliveryOpaque = Box<DeliveryTag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<DeliveryTag>) {
-        let error = result.as_ref().err().map(|(e, _)| e.to_string());
+        let error = match result {
+            Ok(_) => None,
+            // Purged by our own abort: expected, not worth a warning.
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => Some(PURGED.to_owned()),
+            Err((e, _)) => Some(e.to_string()),
+        };
         if let Ok(mut r) = self.reports.lock() {
             r.push(Report {
                 batch: tag.batch,
@@ -251,12 +265,19 @@ impl Sink {
         }
     }
 
-    /// Records consumed whose output is not yet committed (exactly-once) or delivered
-    /// (at-least-once): the runtime pauses its partitions above the configured bound.
+    /// Records consumed whose output is not yet committed (exactly-once), or whose
+    /// output still waits for delivery reports (at-least-once): above the configured
+    /// bound the runtime commits early (exactly-once) or pauses its partitions. Records
+    /// that produced nothing wait for nothing and do not count under at-least-once.
     pub(crate) fn in_flight(&self) -> usize {
         match self.guarantee {
             Guarantee::ExactlyOnce => self.open_records,
-            Guarantee::AtLeastOnce => self.batches.iter().map(|b| b.records).sum(),
+            Guarantee::AtLeastOnce => self
+                .batches
+                .iter()
+                .filter(|b| b.outstanding > 0)
+                .map(|b| b.records)
+                .sum(),
         }
     }
 
@@ -578,16 +599,31 @@ impl Sink {
         if !self.txn_open {
             return Ok(());
         }
-        match self.producer.abort_transaction(CALL_TIMEOUT) {
-            Ok(()) => {
-                self.txn_open = false;
-                self.take_reports();
-                Ok(())
+        // librdkafka's abort waits until every outstanding record has had its delivery
+        // report served, and with a BaseProducer nobody serves them but us: purge what
+        // is queued or in flight, then alternate polling and short abort attempts.
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            self.producer.poll(Duration::from_millis(10));
+            self.take_reports();
+            match self.producer.abort_transaction(Duration::from_millis(200)) {
+                Ok(()) => {
+                    self.txn_open = false;
+                    self.take_reports();
+                    return Ok(());
+                }
+                Err(e) if is_retriable(&e) && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "abort not done yet; serving delivery reports");
+                }
+                Err(e) => {
+                    return Err(SinkError::Fatal(fatal_context(
+                        "aborting the transaction",
+                        &e,
+                    )))
+                }
             }
-            Err(e) => Err(SinkError::Fatal(fatal_context(
-                "aborting the transaction",
-                &e,
-            ))),
         }
     }
 
@@ -625,7 +661,7 @@ impl Sink {
             match self.guarantee {
                 Guarantee::ExactlyOnce => {
                     // The commit reports the failure as well; this only names the record.
-                    if let Some(e) = &r.error {
+                    if let Some(e) = r.error.as_deref().filter(|e| *e != PURGED) {
                         tracing::warn!(error = %e, "a record of the open transaction failed");
                     }
                 }
@@ -731,7 +767,9 @@ impl Sink {
 
 fn is_retriable(e: &KafkaError) -> bool {
     match e {
-        KafkaError::Transaction(re) => re.is_retriable(),
+        KafkaError::Transaction(re) => {
+            re.is_retriable() || re.code() == RDKafkaErrorCode::OperationTimedOut
+        }
         KafkaError::Flush(_) => true,
         _ => false,
     }
@@ -751,4 +789,21 @@ fn fencing_hint(code: RDKafkaErrorCode) -> &'static str {
 fn fatal_context(what: &str, e: &KafkaError) -> anyhow::Error {
     let hint = e.rdkafka_error_code().map(fencing_hint).unwrap_or_default();
     anyhow::anyhow!("fatal Kafka error while {what}: {e}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_survives_the_offset_metadata() {
+        assert_eq!(
+            clock_from_metadata(&commit_metadata(Some(1_795_912_845_824))),
+            Some(1_795_912_845_824)
+        );
+        assert_eq!(clock_from_metadata(&commit_metadata(None)), None);
+        // Offsets committed by other tools carry other metadata, or none.
+        assert_eq!(clock_from_metadata(""), None);
+        assert_eq!(clock_from_metadata("clock=soon"), None);
+    }
 }
