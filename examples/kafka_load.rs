@@ -86,6 +86,9 @@ enum Cmd {
     Baseline {
         #[arg(long)]
         prefix: String,
+        /// Follow a live stream for this long instead of reading to the current end.
+        #[arg(long)]
+        follow_seconds: Option<u64>,
     },
     /// Delete the prefixed topics.
     Cleanup {
@@ -168,7 +171,10 @@ fn main() -> anyhow::Result<()> {
             group,
             max_seconds,
         } => drain(&k, &prefix, &group, max_seconds),
-        Cmd::Baseline { prefix } => baseline(&k, &prefix),
+        Cmd::Baseline {
+            prefix,
+            follow_seconds,
+        } => baseline(&k, &prefix, follow_seconds),
         Cmd::Cleanup { prefix } => {
             let client: BaseConsumer = kafka::client_config(&k, &[]).create()?;
             let md = client.fetch_metadata(None, Duration::from_secs(10))?;
@@ -507,7 +513,7 @@ fn drain(k: &KafkaSettings, prefix: &str, group: &str, max_seconds: u64) -> anyh
     Ok(())
 }
 
-fn baseline(k: &KafkaSettings, prefix: &str) -> anyhow::Result<()> {
+fn baseline(k: &KafkaSettings, prefix: &str, follow: Option<u64>) -> anyhow::Result<()> {
     let group = format!("{prefix}-baseline-{}", now_ms());
     let consumer: BaseConsumer = kafka::client_config(
         k,
@@ -552,6 +558,16 @@ fn baseline(k: &KafkaSettings, prefix: &str) -> anyhow::Result<()> {
     let mut n = 0i64;
     let mut first: Option<Instant> = None;
     let started = Instant::now();
+    if let Some(secs) = follow {
+        end = 0;
+        while started.elapsed() < Duration::from_secs(secs) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                first.get_or_insert_with(Instant::now);
+                n += 1;
+                drop(m);
+            }
+        }
+    }
     while n < end && started.elapsed() < Duration::from_secs(300) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             first.get_or_insert_with(Instant::now);
