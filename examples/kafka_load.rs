@@ -185,7 +185,9 @@ fn main() -> anyhow::Result<()> {
                 .filter(|n| n.starts_with(&format!("{prefix}-")))
                 .collect();
             let refs: Vec<&str> = ours.iter().map(String::as_str).collect();
-            block_on(kafka::delete_topics(&k, &refs))?;
+            if !refs.is_empty() {
+                block_on(kafka::delete_topics(&k, &refs))?;
+            }
             let _ = std::fs::remove_file(watchlist_path(&prefix));
             println!("deleted {} topics", refs.len());
             Ok(())
@@ -500,6 +502,23 @@ fn drain(k: &KafkaSettings, prefix: &str, group: &str, max_seconds: u64) -> anyh
             first = Some(last);
         }
         last = now;
+    }
+    if last.1 < end {
+        // Which partitions are behind, for diagnosis.
+        if let Ok(t) = client.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            for e in t.elements() {
+                let high = client
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                    .map(|w| w.1)
+                    .unwrap_or(-1);
+                println!(
+                    "  {}[{}]: committed {:?}, end {high}",
+                    e.topic(),
+                    e.partition(),
+                    e.offset()
+                );
+            }
+        }
     }
     if let Some((t0, c0)) = first {
         let secs = last.0.duration_since(t0).as_secs_f64();

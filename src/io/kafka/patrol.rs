@@ -47,6 +47,13 @@ impl PatrolBuffer {
         }
     }
 
+    /// Resumes the partitions this buffer paused, if it did.
+    pub(crate) fn unpause(&mut self, side: &BaseConsumer) {
+        if self.paused && side.resume(&self.assignment).is_ok() {
+            self.paused = false;
+        }
+    }
+
     /// After a rebuild: the consumer's new assignment, nothing held.
     pub(crate) fn reset(&mut self, assignment: TopicPartitionList) {
         self.assignment = assignment;

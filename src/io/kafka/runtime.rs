@@ -405,7 +405,8 @@ impl Runtime {
             };
             timeout = Duration::ZERO;
             taken += 1;
-            let Some(stream) = topics.stream_of(message.topic()) else {
+            let topic = message.topic();
+            let Some(stream) = topics.stream_of(topic) else {
                 continue;
             };
             let ts = message.timestamp().to_millis();
@@ -421,8 +422,10 @@ impl Runtime {
                 }
                 *group_hwm_ts = (*group_hwm_ts).max(ts);
             }
+            // Owned because `Pipeline::process` takes it by value; it is only read when
+            // the record is dead-lettered.
             let source = DlqSource {
-                topic: Some(message.topic().to_owned()),
+                topic: Some(topic.to_owned()),
                 partition: Some(message.partition()),
                 offset: Some(message.offset()),
                 line: None,
@@ -713,9 +716,6 @@ impl Runtime {
             .group
             .assignment()
             .context("reading the consumer assignment")?;
-        if assignment.count() > 0 {
-            let _ = self.group.pause(&assignment);
-        }
         let mut group_partitions = Vec::new();
         let mut clock_floor: Option<EventTime> = None;
         let mut unknown = TopicPartitionList::new();
@@ -786,8 +786,8 @@ impl Runtime {
         let group = &self.group;
         let shutdown = &self.shutdown;
         let mut keepalive = || {
-            // Serves heartbeats' partner, the poll interval, and any rebalance callback;
-            // paused partitions deliver nothing, and anything else is read again later.
+            // Keeps the member within max.poll.interval.ms and serves rebalance
+            // callbacks; records returned here are dropped and read again after the seek.
             let _ = group.poll(Duration::ZERO);
             !shutdown.is_triggered()
         };
@@ -837,21 +837,20 @@ impl Runtime {
                 .add_partition_offset(&patrol_topic, *p, Offset::Offset(*offset))
                 .context("building the patrol assignment")?;
         }
+        // librdkafka keeps a partition's pause across assignments: lift the patrol
+        // buffer's own pause, if any, before the new assignment.
+        self.patrol.unpause(&self.side);
         self.side
             .assign(&patrol)
             .context("assigning the patrol consumer")?;
-        // librdkafka keeps a partition's pause (patrol backpressure) across assignments.
-        if patrol.count() > 0 {
-            let _ = self.side.resume(&patrol);
-        }
         self.patrol.reset(patrol);
         self.group_hwm_ts = outcome.max_group_ts.unwrap_or(i64::MIN);
 
-        if assignment.count() > 0 {
+        if self.backpressure {
             let current = self.group.assignment().unwrap_or(assignment);
             let _ = self.group.resume(&current);
+            self.backpressure = false;
         }
-        self.backpressure = false;
         self.rebuilt_once = true;
         self.last_input = Instant::now();
         tracing::info!(
