@@ -17,6 +17,10 @@ use roadwatch::core::roads::{LoadOptions, RoadNetwork};
 use roadwatch::io::pipeline::Pipeline;
 use roadwatch::sim::{SimConfig, SimRecord, Simulator};
 
+// The binary's allocator (src/main.rs), so the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Six simulated hours (07:00–13:00, the morning peak and midday) of the default scale.
 fn stream(roads: &Arc<RoadNetwork>) -> (Vec<SimRecord>, Vec<String>, Vec<String>) {
     let cfg = SimConfig {
@@ -61,7 +65,8 @@ fn main() {
         Pipeline::new(&settings, engine, None)
     };
     let now = records.last().map_or(0, |r| r.ts);
-    let mut c = Criterion::default().configure_from_args().sample_size(10);
+    // 10 samples by default (each is a whole stream); `-- --sample-size N` overrides.
+    let mut c = Criterion::default().sample_size(10).configure_from_args();
     let mut group = c.benchmark_group("engine_mixed_stream");
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function("replay_path", |b| {

@@ -24,7 +24,8 @@
 //! Plates are personal data: alert ids carry `opaque_hex(plate)`, never the plate, and
 //! nothing here logs (the core never does). `details.plate` and the summary show it in
 //! full because the command center has to identify the vehicle (see docs).
-use std::collections::{HashMap, HashSet};
+// foldhash: SipHash on plate keys showed in perf; plates are not attacker-chosen keys.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 
 use serde_json::{json, Map, Value};

@@ -32,7 +32,18 @@ fn is_plate_alnum(c: char) -> bool {
 
 /// Classifies a plate; `None` when it fits neither format (it then goes to the DLQ).
 pub fn is_valid_plate(plate: &str) -> Option<PlateKind> {
-    let chars: Vec<char> = plate.chars().collect();
+    // Plates are at most 8 characters: a fixed buffer, not a Vec, since every plate read
+    // passes here.
+    let mut buf = ['\0'; 8];
+    let mut len = 0;
+    for c in plate.chars() {
+        if len == buf.len() {
+            return None;
+        }
+        buf[len] = c;
+        len += 1;
+    }
+    let chars = &buf[..len];
     if chars.len() < 7 || !PROVINCES.contains(chars[0]) || !is_plate_letter(chars[1]) {
         return None;
     }

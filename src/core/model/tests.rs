@@ -38,6 +38,39 @@ fn with(base: &str, from: &str, to: &str) -> String {
 }
 
 #[test]
+fn track_ids_are_text_or_integers_and_kept_for_the_classes_detectors_follow() {
+    let frame = |dets: &str| {
+        format!(
+            r#"{{"event_id":"e1","camera_id":"c1","ts":"2026-11-28T21:15:30.120+08:00","detections":[{dets}]}}"#
+        )
+    };
+    let det = |class: &str, track: &str| {
+        format!(
+            r#"{{"class":"{class}","confidence":0.9,"lon":105.3,"lat":27.3,"track_id":{track}}}"#
+        )
+    };
+    let dets = [
+        det("pedestrian", "17"),
+        det("bicycle", r#""b-\u0037""#),
+        det("vehicle", r#""v9""#),
+        det("tricycle", "-3"),
+    ]
+    .join(",");
+    let Record::Camera(c) = decode(Stream::Camera, &frame(&dets)).unwrap() else {
+        panic!()
+    };
+    let ids: Vec<Option<&str>> = c.detections.iter().map(|d| d.track_id.as_deref()).collect();
+    // An escaped string is decoded; a vehicle's id is checked, then dropped.
+    assert_eq!(ids, [Some("17"), Some("b-7"), None, Some("-3")]);
+    // Neither text nor an integer: the field's type is wrong, whatever the class.
+    for bad in ["1.5", "true", r#"{"a":1}"#] {
+        let err = decode(Stream::Camera, &frame(&det("vehicle", bad))).unwrap_err();
+        assert_eq!(err.reason, RejectReason::InvalidFieldType, "{bad}");
+        assert!(err.detail.contains("track_id"), "{}", err.detail);
+    }
+}
+
+#[test]
 fn contract_examples_decode() {
     let Record::Camera(c) = decode(Stream::Camera, CAMERA).unwrap() else {
         panic!()
@@ -120,6 +153,7 @@ fn invalid_json() {
     let not_utf8 = [b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'];
     let err = decode_record(Stream::Camera, &not_utf8, &ctx()).unwrap_err();
     assert_eq!(err.reason, RejectReason::InvalidJson);
+    assert_eq!(err.detail, "invalid UTF-8 at byte 2");
     // JSON has no NaN: a bare NaN is not JSON at all.
     assert_eq!(
         reason(Stream::Patrol, &with(PATROL, "105.30", "NaN")),

@@ -3,7 +3,7 @@
 //!
 //! Map-matching (`locate`) lives in `locate.rs`; loading in `load.rs`.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use rstar::RTree;
@@ -481,20 +481,22 @@ impl RoadNetwork {
         if !from_stake_m.is_finite() || !to_stake_m.is_finite() {
             return None;
         }
-        let lines: Vec<&Line> = self.carriageways(road_id, direction).collect();
-        if lines.is_empty() {
-            return None;
-        }
         let (lo, hi) = (from_stake_m.min(to_stake_m), from_stake_m.max(to_stake_m));
-        // Each line's share of [lo, hi]: stake from, stake to, the line.
-        let mut pieces: Vec<(f64, f64, &Line)> = lines
-            .iter()
+        // Each line's share of [lo, hi]: stake from, stake to, the line. One pass and one
+        // allocation: this runs for every plate read of a tracked car.
+        let mut any_line = false;
+        let mut pieces: Vec<(f64, f64, &Line)> = self
+            .carriageways(road_id, direction)
             .filter_map(|l| {
+                any_line = true;
                 let (s0, s1) = l.stake_range();
                 let (a, b) = (s0.max(lo), s1.min(hi));
-                (b > a).then_some((a, b, *l))
+                (b > a).then_some((a, b, l))
             })
             .collect();
+        if !any_line {
+            return None;
+        }
         pieces.sort_by(|x, y| {
             x.0.total_cmp(&y.0)
                 .then(x.1.total_cmp(&y.1))
