@@ -152,6 +152,9 @@ pub struct Detection {
     pub confidence: f64,
     pub lon: f64,
     pub lat: f64,
+    /// The camera's track, as text (`17` and `"17"` are the same track). Always `None` for
+    /// `vehicle`: no detector follows vehicle tracks, and keeping them cost an allocation
+    /// for most detections.
     pub track_id: Option<String>,
 }
 
