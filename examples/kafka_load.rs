@@ -6,6 +6,7 @@
 //! kafka_load setup    --prefix P [--partitions 4]      topics + a 100,000-plate watchlist
 //! kafka_load produce  --prefix P --rate 20000 --seconds 60 [--alerts-per-s 20]
 //! kafka_load latency  --prefix P --seconds 70 [--warmup 10]   event→alert, read_committed
+//! kafka_load latency  --prefix P --produce-time ...      the same for `roadwatch simulate --rate`
 //! kafka_load drain    --prefix P --group G               committed records/s of group G
 //! kafka_load cleanup  --prefix P
 //! ```
@@ -71,6 +72,11 @@ enum Cmd {
         seconds: u64,
         #[arg(long, default_value_t = 10)]
         warmup: u64,
+        /// For streams whose event time is not the wall clock (`roadwatch simulate
+        /// --rate`): measure each `new` alert from the Kafka timestamp of its newest
+        /// source event (when the producer sent it) instead of from its `event_ts`.
+        #[arg(long)]
+        produce_time: bool,
     },
     /// Follow the committed offsets of a consumer group: records/s it processes.
     Drain {
@@ -165,7 +171,14 @@ fn main() -> anyhow::Result<()> {
             prefix,
             seconds,
             warmup,
+            produce_time: false,
         } => latency(&k, &prefix, seconds, warmup),
+        Cmd::Latency {
+            prefix,
+            seconds,
+            warmup,
+            produce_time: true,
+        } => latency_from_produce_time(&k, &prefix, seconds, warmup),
         Cmd::Drain {
             prefix,
             group,
@@ -435,19 +448,142 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
     }
     consumer.unsubscribe();
     drop(consumer);
+    report("event→alert (read_committed) over", "alerts", samples, &by_kind, "");
+    Ok(())
+}
+
+/// Prints p50/p99/max of latency samples in ms.
+fn report(
+    what: &str,
+    alerts: &str,
+    mut samples: Vec<i64>,
+    by_kind: &BTreeMap<String, usize>,
+    note: &str,
+) {
     samples.sort_unstable();
-    if samples.is_empty() {
-        println!("no alerts after the warm-up");
-        return Ok(());
-    }
+    let Some(&max) = samples.last() else {
+        println!("no {alerts} after the warm-up{note}");
+        return;
+    };
     let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "event→alert (read_committed) over {} alerts {:?}: p50 {} ms, p99 {} ms, max {} ms",
+        "{what} {} {alerts} {by_kind:?}{note}: p50 {} ms, p99 {} ms, max {max} ms",
         samples.len(),
-        by_kind,
         pct(0.50),
         pct(0.99),
-        samples[samples.len() - 1]
+    );
+}
+
+/// A simulated stream's event time is simulated; what a patrol app waits for is the
+/// time from the moment the triggering record entered Kafka to the alert's arrival. The
+/// input topics are read alongside the alerts (event_id → CreateTime), and each `new`
+/// alert (the one a patrol acts on; timer-driven updates have no triggering record among
+/// their sources) is measured from its newest source event.
+fn latency_from_produce_time(
+    k: &KafkaSettings,
+    prefix: &str,
+    seconds: u64,
+    warmup: u64,
+) -> anyhow::Result<()> {
+    let stamp = now_ms();
+    let alerts: BaseConsumer = kafka::client_config(
+        k,
+        &[
+            ("group.id", format!("{prefix}-latency-{stamp}").as_str()),
+            ("isolation.level", "read_committed"),
+            ("auto.offset.reset", "latest"),
+            ("enable.auto.commit", "false"),
+            ("fetch.wait.max.ms", "5"),
+        ],
+    )
+    .create()?;
+    alerts.subscribe(&[&topic(prefix, "alerts")])?;
+    let inputs: BaseConsumer = kafka::client_config(
+        k,
+        &[
+            ("group.id", format!("{prefix}-latency-inputs-{stamp}").as_str()),
+            ("auto.offset.reset", "latest"),
+            ("enable.auto.commit", "false"),
+        ],
+    )
+    .create()?;
+    let input_topics: Vec<String> = ["camera", "plate", "weather"]
+        .iter()
+        .map(|n| topic(prefix, n))
+        .collect();
+    let refs: Vec<&str> = input_topics.iter().map(String::as_str).collect();
+    inputs.subscribe(&refs)?;
+
+    #[derive(serde::Deserialize)]
+    struct EventId<'a> {
+        #[serde(borrow)]
+        event_id: Option<&'a str>,
+    }
+    let mut produced: std::collections::HashMap<String, i64> = Default::default();
+    let mut read_inputs = |budget: usize| {
+        for _ in 0..budget {
+            let Some(Ok(m)) = inputs.poll(Duration::ZERO) else {
+                return;
+            };
+            let (Some(ts), Some(payload)) = (m.timestamp().to_millis(), m.payload()) else {
+                continue;
+            };
+            if let Ok(EventId { event_id: Some(id) }) = serde_json::from_slice(payload) {
+                produced.insert(id.to_owned(), ts);
+            }
+        }
+    };
+    // (arrival, kind, source ids) of each `new` alert after the warm-up.
+    let mut seen: Vec<(i64, String, Vec<String>)> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        read_inputs(10_000);
+        let Some(Ok(m)) = alerts.poll(Duration::from_millis(5)) else {
+            continue;
+        };
+        let at = now_ms();
+        let Some(Ok(v)) = m
+            .payload()
+            .map(serde_json::from_slice::<serde_json::Value>)
+        else {
+            continue;
+        };
+        drop(m);
+        if started.elapsed() < Duration::from_secs(warmup) || v["status"] != "new" {
+            continue;
+        }
+        let sources = v["source_event_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        seen.push((at, v["kind"].as_str().unwrap_or("?").to_owned(), sources));
+    }
+    // The input reader may trail the alerts a little: let it catch up.
+    let catch_up = Instant::now();
+    while catch_up.elapsed() < Duration::from_secs(5) {
+        read_inputs(10_000);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    alerts.unsubscribe();
+    inputs.unsubscribe();
+    let mut samples = Vec::new();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unmatched = 0usize;
+    for (at, kind, sources) in &seen {
+        match sources.iter().filter_map(|id| produced.get(id)).max() {
+            Some(sent) => {
+                samples.push(at - sent);
+                *by_kind.entry(kind.clone()).or_default() += 1;
+            }
+            None => unmatched += 1,
+        }
+    }
+    report(
+        "produce→alert (read_committed) over",
+        "new alerts",
+        samples,
+        &by_kind,
+        &format!(" ({unmatched} without a source read here)"),
     );
     Ok(())
 }

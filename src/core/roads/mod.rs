@@ -38,6 +38,7 @@ mod locate;
 mod network;
 mod osm_chains;
 mod osm_stakes;
+mod spans;
 mod stake;
 mod stats;
 mod types;

@@ -13,6 +13,7 @@ use super::index::{build_segment_tree, build_zone_tree, zone_within, SegmentTree
 use super::issues::{Issues, LoadIssue, LoadOptions};
 use super::line::Line;
 use super::locate::nearest;
+use super::spans::RoadSpans;
 use super::types::{Direction, LineId, LineKind, ZoneId, ZoneKind};
 use super::zones::{Zone, ZoneDraft, ZoneRoad};
 
@@ -76,6 +77,8 @@ pub struct Road {
     pub(crate) interchanges: Vec<usize>,
     /// Zones attached to this road, sorted by stake.
     pub(crate) zones: Vec<ZoneId>,
+    /// Its carriageways' stake ranges, for `distance_along`.
+    pub(crate) spans: RoadSpans,
 }
 
 impl Road {
@@ -156,6 +159,7 @@ impl RoadNetwork {
                     lines: Vec::new(),
                     interchanges: Vec::new(),
                     zones: Vec::new(),
+                    spans: RoadSpans::default(),
                 });
                 roads.len() - 1
             });
@@ -169,6 +173,9 @@ impl RoadNetwork {
                 roads[slot].name = line.name.clone();
             }
             roads[slot].lines.push(line.id);
+        }
+        for road in &mut roads {
+            road.spans = RoadSpans::build(&lines, &road.lines);
         }
 
         let is_carriageway = |i: u32| lines[i as usize].kind == LineKind::Carriageway;
@@ -481,22 +488,16 @@ impl RoadNetwork {
         if !from_stake_m.is_finite() || !to_stake_m.is_finite() {
             return None;
         }
-        let (lo, hi) = (from_stake_m.min(to_stake_m), from_stake_m.max(to_stake_m));
-        // Each line's share of [lo, hi]: stake from, stake to, the line. One pass and one
-        // allocation: this runs for every plate read of a tracked car.
-        let mut any_line = false;
-        let mut pieces: Vec<(f64, f64, &Line)> = self
-            .carriageways(road_id, direction)
-            .filter_map(|l| {
-                any_line = true;
-                let (s0, s1) = l.stake_range();
-                let (a, b) = (s0.max(lo), s1.min(hi));
-                (b > a).then_some((a, b, l))
-            })
-            .collect();
-        if !any_line {
+        let spans = self.road(road_id)?.spans.get(direction);
+        if spans.is_empty() {
             return None;
         }
+        let (lo, hi) = (from_stake_m.min(to_stake_m), from_stake_m.max(to_stake_m));
+        // Each line's share of [lo, hi]: stake from, stake to, the line.
+        let mut pieces: Vec<(f64, f64, &Line)> = spans
+            .overlapping(lo, hi)
+            .map(|(a, b, id)| (a, b, &self.lines[id.index()]))
+            .collect();
         pieces.sort_by(|x, y| {
             x.0.total_cmp(&y.0)
                 .then(x.1.total_cmp(&y.1))
