@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde_json::error::Category;
+use smallvec::SmallVec;
 
 use super::ident::{is_valid_identifier, is_valid_plate};
 use super::input::*;
@@ -318,8 +319,10 @@ struct RawCamera<'a> {
     camera_id: Option<Str<'a>>,
     #[serde(borrow)]
     ts: Option<RawTs<'a>>,
+    /// Inline for the usual few detections: a heap Vec here was a second allocation per
+    /// frame, next to the validated one.
     #[serde(borrow)]
-    detections: Option<Vec<RawDetection<'a>>>,
+    detections: Option<SmallVec<[RawDetection<'a>; 4]>>,
 }
 
 #[derive(serde::Deserialize)]
