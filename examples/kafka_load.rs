@@ -448,7 +448,13 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
     }
     consumer.unsubscribe();
     drop(consumer);
-    report("event→alert (read_committed) over", "alerts", samples, &by_kind, "");
+    report(
+        "event→alert (read_committed) over",
+        "alerts",
+        samples,
+        &by_kind,
+        "",
+    );
     Ok(())
 }
 
@@ -501,7 +507,10 @@ fn latency_from_produce_time(
     let inputs: BaseConsumer = kafka::client_config(
         k,
         &[
-            ("group.id", format!("{prefix}-latency-inputs-{stamp}").as_str()),
+            (
+                "group.id",
+                format!("{prefix}-latency-inputs-{stamp}").as_str(),
+            ),
             ("auto.offset.reset", "latest"),
             ("enable.auto.commit", "false"),
         ],
@@ -542,10 +551,7 @@ fn latency_from_produce_time(
             continue;
         };
         let at = now_ms();
-        let Some(Ok(v)) = m
-            .payload()
-            .map(serde_json::from_slice::<serde_json::Value>)
-        else {
+        let Some(Ok(v)) = m.payload().map(serde_json::from_slice::<serde_json::Value>) else {
             continue;
         };
         drop(m);
@@ -554,7 +560,11 @@ fn latency_from_produce_time(
         }
         let sources = v["source_event_ids"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         seen.push((at, v["kind"].as_str().unwrap_or("?").to_owned(), sources));
     }
