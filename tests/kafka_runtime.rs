@@ -93,9 +93,14 @@ struct Stage {
 impl Stage {
     /// `partitions` of the camera topic; the other topics get one.
     fn new(test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
+        Stage::on(&bootstrap(), test, camera_partitions, guarantee)
+    }
+
+    /// The same on the broker at `bootstrap` (a test's private broker).
+    fn on(bootstrap: &str, test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
         let prefix = format!("rw-{test}-{}", nonce());
         let mut s = roadwatch::config::defaults();
-        s.kafka.bootstrap_servers = bootstrap();
+        s.kafka.bootstrap_servers = bootstrap.to_owned();
         s.kafka.group_id = format!("{prefix}-group");
         s.kafka.instance_id = "a".to_owned();
         let t = &mut s.kafka.topics;
@@ -128,12 +133,7 @@ impl Stage {
         }
         tokio()
             .block_on(kafka::create_topics(&stage.settings.kafka, &specs))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no Kafka broker at {} (run scripts/test): {e:#}",
-                    bootstrap()
-                )
-            });
+            .unwrap_or_else(|e| panic!("no Kafka broker at {bootstrap} (run scripts/test): {e:#}"));
         stage
     }
 
@@ -784,11 +784,13 @@ fn incident_points(n: usize, spacing_m: f64) -> Vec<(f64, f64)> {
 }
 
 /// Produces `rounds` detections of each point, round-robin, one record every `pace`,
-/// keyed by camera (so each incident stays on one partition, in order).
+/// keyed by camera (so each incident stays on one partition, in order). The cameras are
+/// `cam-<first_camera>`, `cam-<first_camera + 1>`, … (one per point).
 fn produce_incidents(
     p: FutureProducer,
     topic: String,
     points: Vec<(f64, f64)>,
+    first_camera: usize,
     rounds: u32,
     pace: Duration,
 ) -> JoinHandle<Vec<Sent>> {
@@ -796,7 +798,7 @@ fn produce_incidents(
         let mut sent = Vec::new();
         for r in 0..rounds {
             for (i, (lon, lat)) in points.iter().enumerate() {
-                let camera = format!("cam-{i:03}");
+                let camera = format!("cam-{:03}", first_camera + i);
                 let v = pedestrian(&camera, r, *lon, *lat, now_ms());
                 produce(&p, &topic, &camera, v.to_string().as_bytes());
                 sent.push(Sent {
@@ -812,6 +814,12 @@ fn produce_incidents(
 
 /// Every expected (topic, alert_id, status) exactly once, nothing else.
 fn assert_exactly_once(reader: &mut Reader, expected: &[Out]) {
+    assert_every_alert(reader, expected, false);
+}
+
+/// Every expected (topic, alert_id, status), nothing else; more than once only when
+/// `duplicates_allowed` (at-least-once).
+fn assert_every_alert(reader: &mut Reader, expected: &[Out], duplicates_allowed: bool) {
     let want = alert_ids(expected);
     assert!(
         want.len() >= 20,
@@ -825,7 +833,10 @@ fn assert_exactly_once(reader: &mut Reader, expected: &[Out]) {
     reader.drain(Duration::from_secs(3));
     let got = alert_ids(&reader.seen);
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
-    let duplicated: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    let duplicated: Vec<_> = got
+        .iter()
+        .filter(|(_, n)| **n > 1 && !duplicates_allowed)
+        .collect();
     let unexpected: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
     assert!(
         arrived && missing.is_empty() && duplicated.is_empty() && unexpected.is_empty(),
@@ -858,6 +869,30 @@ impl Child {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status, if the process has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Waits until the log contains `line`; fails if the process exits or `limit` passes.
+    fn wait_for_log(&mut self, line: &str, limit: Duration) {
+        let started = Instant::now();
+        while !self.log().contains(line) {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "roadwatch exited ({status}) before logging {line:?}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                started.elapsed() < limit,
+                "no {line:?} within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGTERM, then the exit status within 10 s.
@@ -900,6 +935,7 @@ fn a_kill_9_mid_stream_then_restart_gives_every_alert_exactly_once() {
         producer(&stage),
         t.camera.clone(),
         incident_points(36, 800.0),
+        0,
         3,
         Duration::from_millis(80),
     );
@@ -950,6 +986,7 @@ fn two_instances_over_four_partitions_one_stopped_mid_stream_lose_nothing() {
         producer(&stage),
         t.camera.clone(),
         incident_points(40, 800.0),
+        0,
         3,
         Duration::from_millis(60),
     );
@@ -1028,4 +1065,353 @@ fn a_failed_transaction_is_aborted_rewound_and_its_output_later_appears_exactly_
     reader.drain(Duration::from_secs(2));
     assert_eq!(alert_ids(&reader.seen), want);
     fixed.stop();
+}
+
+// ---------------------------------------------------------------- broker outage
+
+/// The longest one `scripts/kafka-local` call may take (its own limits: 90 s to start,
+/// 30 s + 10 s to stop).
+const SCRIPT_LIMIT: Duration = Duration::from_secs(150);
+
+/// A broker of one test's own: `scripts/kafka-local` with a temporary directory and free
+/// ports, so that stopping it disturbs no other test. Stopped, and its directory removed,
+/// when dropped, also when the test panics.
+struct PrivateBroker {
+    port: u16,
+    controller_port: u16,
+    /// Declared last: removed after `drop` has stopped the broker.
+    dir: tempfile::TempDir,
+}
+
+impl PrivateBroker {
+    fn start() -> PrivateBroker {
+        let (port, controller_port) = free_port_pair();
+        let broker = PrivateBroker {
+            port,
+            controller_port,
+            dir: tempfile::Builder::new()
+                .prefix("rw-broker-")
+                .tempdir()
+                .unwrap(),
+        };
+        broker
+            .script("start", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM (Kafka's controlled shutdown); returns once the broker has exited.
+    fn stop(&self) {
+        self.script("stop", false).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts it again on the same ports, with the topics, offsets and transaction state
+    /// it had.
+    fn start_keeping_data(&self) {
+        self.script("start", true).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn script(&self, command: &str, keep_data: bool) -> Result<(), String> {
+        let log_path = self.dir.path().join("kafka-local.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka-local");
+        // With KAFKA_BOOTSTRAP set (scripts/test sets it) the script would leave the shared
+        // broker in charge and start nothing: this test needs a broker of its own.
+        let mut child = std::process::Command::new(script)
+            .arg(command)
+            .env_remove("KAFKA_BOOTSTRAP")
+            .env("ROADWATCH_KAFKA_DIR", self.dir.path())
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .env("KAFKA_HEAP", "384m")
+            .env(
+                "ROADWATCH_KAFKA_KEEP_DATA",
+                if keep_data { "1" } else { "0" },
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("scripts/kafka-local {command}: {e}"))?;
+        let started = Instant::now();
+        let outcome = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status
+                    .success()
+                    .then_some(())
+                    .ok_or_else(|| format!("exited with {status}"));
+            }
+            if started.elapsed() > SCRIPT_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("did not finish within {SCRIPT_LIMIT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        outcome.map_err(|why| {
+            // The script shows the log's last lines, mostly shutdown chatter; the cause
+            // (a port in use, say) is among the errors before them.
+            let server_log =
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+            let errors: Vec<&str> = server_log
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("Exception"))
+                .take(10)
+                .collect();
+            format!(
+                "scripts/kafka-local {command} (port {}): {why}\n{}\n--- server.log errors\n{}",
+                self.port,
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+                errors.join("\n")
+            )
+        })
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if let Err(e) = self.script("stop", false) {
+            eprintln!("stopping the private broker: {e}");
+        }
+        // Both incarnations' logs (the script keeps the previous one as server.log.1).
+        let logs = ["server.log.1", "server.log"].map(|name| {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            (name, text)
+        });
+        if let Some(dest) = std::env::var_os("RW_BROKER_LOGS") {
+            for (name, text) in &logs {
+                let _ =
+                    std::fs::write(Path::new(&dest).join(format!("{}-{name}", self.port)), text);
+            }
+        }
+        if std::thread::panicking() || std::env::var_os("RW_SHOW_LOG").is_some() {
+            // What the coordinators did, not the start-up and shutdown chatter.
+            for (name, text) in &logs {
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.contains("shutdown-hook"))
+                    .filter(|l| {
+                        [
+                            "GroupCoordinator",
+                            "TransactionCoordinator",
+                            "ERROR",
+                            "WARN",
+                        ]
+                        .iter()
+                        .any(|k| l.contains(k))
+                    })
+                    .collect();
+                let tail = &lines[lines.len().saturating_sub(60)..];
+                eprintln!(
+                    "--- private broker {name} (coordinators, warnings)\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// A progress line with the wall-clock time, to line up with the roadwatch and broker logs.
+fn progress(what: &str) {
+    let ms = now_ms();
+    eprintln!(
+        "[{:02}:{:02}:{:02}.{:03} UTC] {what}",
+        ms / 3_600_000 % 24,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    );
+}
+
+/// Two free consecutive ports below Linux's ephemeral range (32768 and up), so that no
+/// client connection is given one of them while the broker is down. Ports handed out
+/// before in this process are skipped: tests running at the same time would otherwise
+/// both find the same ports free before either broker binds them.
+fn free_port_pair() -> (u16, u16) {
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seed = (now_ms() as u64) ^ u64::from(std::process::id());
+    for i in 0..3000u64 {
+        let port = 20_000 + ((seed + 2 * i) % 12_000) as u16;
+        if taken.contains(&port) || taken.contains(&(port + 1)) {
+            continue;
+        }
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
+            taken.extend([port, port + 1]);
+            return (port, port + 1);
+        }
+    }
+    panic!("no two free ports between 20000 and 32000");
+}
+
+/// The thread's result, or a failure naming `what` after `limit`.
+fn join_within<T>(handle: JoinHandle<T>, limit: Duration, what: &str) -> T {
+    let started = Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} not done within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    handle.join().unwrap()
+}
+
+/// Prints the roadwatch log when the test fails (or always with RW_SHOW_LOG).
+struct ShowLogOnPanic(std::path::PathBuf);
+
+impl Drop for ShowLogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("RW_SHOW_LOG").is_some() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- roadwatch log\n{text}");
+        }
+    }
+}
+
+/// Issue #6. The broker is stopped (SIGTERM) under a live stream, left down for
+/// `RW_OUTAGE_S` (15 s by default: longer than `transaction.timeout.ms` and
+/// `session.timeout.ms`, 10 s each) and started again with its data, while `roadwatch
+/// run` keeps running: it must not exit, and every alert of the whole stream appears
+/// exactly once.
+#[test]
+fn a_broker_stopped_and_restarted_mid_stream_loses_nothing() {
+    broker_outage_mid_stream("outage", Guarantee::ExactlyOnce);
+}
+
+/// The same under at-least-once: every alert at least once, none unexpected.
+#[test]
+fn a_broker_stopped_and_restarted_mid_stream_loses_nothing_at_least_once() {
+    broker_outage_mid_stream("outage-alo", Guarantee::AtLeastOnce);
+}
+
+fn broker_outage_mid_stream(test: &str, guarantee: Guarantee) {
+    let outage = Duration::from_secs(
+        std::env::var("RW_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15),
+    );
+    let started = Instant::now();
+    let broker = PrivateBroker::start();
+    // One camera partition: roadwatch then applies the records in the order they were
+    // produced, as replay does. With several, librdkafka hands over the backlog that
+    // builds up during the outage partition by partition, and a record that waited out
+    // the outage can land more than time.allowed_lateness_s behind records of another
+    // partition and be dropped as late, which replay does not do (docs/KAFKA_RUNTIME.md,
+    // "Broker outage").
+    let stage = Stage::on(&broker.bootstrap(), test, 1, guarantee);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("roadwatch.log");
+    let _show_log = ShowLogOnPanic(log.clone());
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    let mut rw = Child::spawn(&stage, "a", log.clone());
+    rw.wait_for_log("detector state rebuilt", Duration::from_secs(60));
+
+    let points = incident_points(48, 800.0);
+    assert_eq!(points.len(), 48, "the network has room for 48 incidents");
+    let (before, after) = points.split_at(24);
+    // Round 0 raises an incident per point (an alert, in a transaction of its own, every
+    // 60 ms); the later rounds only join them. The broker stops once a few alerts are
+    // out, while round 0 is still raising new ones: transactions holding alerts are open
+    // at that moment, on the broker and in roadwatch.
+    let producing = produce_incidents(
+        producer(&stage),
+        t.camera.clone(),
+        before.to_vec(),
+        0,
+        8,
+        Duration::from_millis(60),
+    );
+    let alerts = t.alerts.clone();
+    let raised = before.len();
+    assert!(
+        reader.until(Duration::from_secs(60), |seen| seen
+            .iter()
+            .filter(|o| o.topic == alerts)
+            .count()
+            >= 5),
+        "no alerts before the outage"
+    );
+    assert!(!producing.is_finished(), "the outage must come mid-stream");
+
+    progress("stopping the broker");
+    let down_at = Instant::now();
+    broker.stop();
+    let stop_took = down_at.elapsed();
+    progress("broker stopped");
+    while down_at.elapsed() < outage {
+        if let Some(status) = rw.exited() {
+            panic!("roadwatch exited ({status}) while the broker was down");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    progress("starting the broker again");
+    broker.start_keeping_data();
+    let down_for = down_at.elapsed();
+    progress("broker ready");
+    let mut sent = join_within(
+        producing,
+        Duration::from_secs(90),
+        "the first part of the stream",
+    );
+    // New incidents after the restart: their alerts need working transactions again.
+    let producing = produce_incidents(
+        producer(&stage),
+        t.camera.clone(),
+        after.to_vec(),
+        before.len(),
+        2,
+        Duration::from_millis(30),
+    );
+    sent.extend(join_within(
+        producing,
+        Duration::from_secs(60),
+        "the second part of the stream",
+    ));
+
+    progress("stream produced");
+    // A reader that starts now, as a command-center client would after the outage. The
+    // one above lived through it: when the outage outlasts its session (librdkafka's
+    // 45 s default) its group waits that long after the restart before it reads again,
+    // which says nothing about roadwatch.
+    let mut after_restart = Reader::new(&stage);
+    // Only for the timeline (the assertion below has its own limit).
+    let _ = after_restart.until(Duration::from_secs(60), |seen| {
+        seen.iter().filter(|o| o.topic == alerts).count() > raised
+    });
+    progress("the first alert raised after the restart is visible");
+    let expected = replay_expected(&stage.settings, &sent, "");
+    if let Some(status) = rw.exited() {
+        panic!("roadwatch exited ({status}) after the restart");
+    }
+    assert_every_alert(
+        &mut after_restart,
+        &expected,
+        guarantee == Guarantee::AtLeastOnce,
+    );
+    progress("every alert arrived");
+    if let Some(status) = rw.exited() {
+        panic!("roadwatch exited ({status}) after the restart");
+    }
+    let status = rw.terminate();
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
+    eprintln!(
+        "broker outage: stop took {stop_took:?}, down (stop to ready again) {down_for:?}, test {:?}",
+        started.elapsed()
+    );
+    drop(after_restart);
+    drop(reader);
+    drop(stage);
 }

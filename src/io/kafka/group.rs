@@ -37,6 +37,8 @@ pub(crate) struct GroupStats {
     pub total_lag: i64,
     pub brokers_up: usize,
     pub brokers: usize,
+    /// Since when some broker has been `UP` without a break (`None` while none is).
+    pub up_since: Option<Instant>,
     /// Worst broker round trip p99 seen by the consumer, µs.
     pub rtt_p99_us: i64,
 }
@@ -156,8 +158,9 @@ impl GroupContext {
 
 impl ClientContext for GroupContext {
     fn stats(&self, s: Statistics) {
+        let now = Instant::now();
         let mut view = GroupStats {
-            received: Some(Instant::now()),
+            received: Some(now),
             ..GroupStats::default()
         };
         for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
@@ -168,6 +171,10 @@ impl ClientContext for GroupContext {
             if let Some(w) = &b.rtt {
                 view.rtt_p99_us = view.rtt_p99_us.max(w.p99);
             }
+        }
+        if view.brokers_up > 0 {
+            let before = self.stats.lock().ok().and_then(|st| st.up_since);
+            view.up_since = Some(before.unwrap_or(now));
         }
         let mut lags = BTreeMap::new();
         for (topic, t) in &s.topics {

@@ -151,11 +151,10 @@ pub fn run(
     let transactional_id = startup::transactional_id(k, &instance);
     let topics = StreamTopics::new(k);
 
-    let producer: BaseProducer<ProducerCtx> = BaseProducer::from_config_and_context(
-        &startup::producer_config(&settings, &transactional_id),
-        ProducerCtx::default(),
-    )
-    .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
+    let producer_config = startup::producer_config(&settings, &transactional_id);
+    let producer: BaseProducer<ProducerCtx> =
+        BaseProducer::from_config_and_context(&producer_config, ProducerCtx::default())
+            .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
     if settings.processing.guarantee == Guarantee::ExactlyOnce {
         // Fences any earlier producer with this id (a crashed or hung predecessor) and
         // aborts its open transaction before we write anything.
@@ -173,6 +172,7 @@ pub fn run(
     let sink = Sink::new(
         settings.processing.guarantee,
         producer,
+        producer_config,
         dispatch_topics,
         topics.clone(),
         metrics.clone(),
@@ -301,6 +301,10 @@ impl Runtime {
             }
             self.housekeeping();
             self.apply_backpressure()?;
+            if self.pending.rebuild {
+                // The commit it forced failed: nothing more is applied before the rewind.
+                continue;
+            }
             self.fill_patrol()?;
             let wait = self.poll_wait();
             self.poll_group_batch(wait)?;
@@ -533,6 +537,21 @@ impl Runtime {
         if !has_partitions || !self.patrol.is_empty() || !self.group_caught_up() {
             return Ok(());
         }
+        // "Read to the end" comes from librdkafka's cached high watermarks, which go stale
+        // when the broker is away: input produced meanwhile (producers buffer through an
+        // outage) would arrive behind a clock that had followed the wall clock, and be
+        // dropped as late. So the clock follows only while a broker has been up for the
+        // whole idle period.
+        let broker_up_since = self
+            .group
+            .context()
+            .stats
+            .lock()
+            .ok()
+            .and_then(|s| s.up_since);
+        if !broker_up_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(after)) {
+            return Ok(());
+        }
         let now = wall_clock_ms();
         if self.pipeline.engine().clock().is_some_and(|c| c >= now) {
             return Ok(());
@@ -705,10 +724,28 @@ impl Runtime {
         // transactional offsets waits until their markers are written (~1 s).
         let (kept, own_clock) = {
             let mut sink = self.group.context().sink.lock().expect("sink lock");
-            match sink.settle(&self.group, false) {
-                Ok(()) if !self.pending.rewound => sink.committed(),
-                Ok(()) | Err(SinkError::Rewind(_)) => (HashMap::new(), None),
+            // First a producer that failed fatally (not fenced) is replaced and an abort
+            // that timed out is finished: both wait for the broker, so during an outage
+            // the rebuild fails here as transient and is retried with back-off.
+            let settled = match sink.recover() {
+                Ok(()) if self.pending.rewound => {
+                    // After a rewind nothing is committed: what was consumed since the
+                    // failure lies past the dropped interval, and committing its offsets
+                    // would skip that interval's input for good.
+                    sink.abandon().map(|()| (HashMap::new(), None))
+                }
+                Ok(()) => sink.settle(&self.group, false).map(|()| sink.committed()),
+                Err(e) => Err(e),
+            };
+            match settled {
+                Ok(kept) => kept,
                 Err(SinkError::Fatal(e)) => return Err(RebuildError::Fatal(e)),
+                Err(SinkError::Rewind(why)) if sink.needs_recovery() => {
+                    return Err(RebuildError::Transient(anyhow!(
+                        "{why} (waiting for the broker)"
+                    )))
+                }
+                Err(SinkError::Rewind(_)) => (HashMap::new(), None),
             }
         };
         self.pending = Pending::default();

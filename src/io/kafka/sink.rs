@@ -16,13 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::startup::StreamTopics;
@@ -38,6 +39,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const PURGED: &str = "purged by the abort";
 /// Commit attempts on a retriable error (a timeout) before the transaction is aborted.
 const COMMIT_ATTEMPTS: u32 = 3;
+/// How long each later attempt to finish an abort that timed out may block (the runtime
+/// backs off between attempts and checks for shutdown).
+const ABORT_RETRY: Duration = Duration::from_secs(2);
+/// `init_transactions` of a replacement producer; a timeout is retried with the rebuild.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Producer replacements without a successful commit in between before the error is
+/// taken as permanent and the process exits.
+const MAX_REPLACEMENTS: u32 = 5;
 
 /// A consumed position: topic (as its stream) and partition.
 pub(crate) type PartitionKey = (Stream, i32);
@@ -154,6 +163,19 @@ impl AloBatch {
 pub(crate) struct Sink {
     guarantee: Guarantee,
     producer: BaseProducer<ProducerCtx>,
+    /// To build a replacement producer (below).
+    producer_config: ClientConfig,
+    /// The producer hit a fatal error that is not fencing (why): it is replaced before
+    /// anything else is done. Broker outages cause these: an `AddOffsetsToTxn` that was
+    /// sent but died with the broker leaves the coordinator without the transaction, and
+    /// librdkafka takes the coordinator's `INVALID_TXN_STATE` answer to the abort as
+    /// fatal.
+    broken: Option<String>,
+    /// Replacements since the last successful commit.
+    replacements: u32,
+    /// Exactly-once: the open transaction's abort timed out (the broker is away).
+    /// librdkafka goes on with it in the background; it is finished before anything else.
+    abort_pending: bool,
     dispatch_topics: DispatchTopics,
     topics: StreamTopics,
     metrics: Arc<Metrics>,
@@ -199,6 +221,7 @@ impl Sink {
     pub(crate) fn new(
         guarantee: Guarantee,
         producer: BaseProducer<ProducerCtx>,
+        producer_config: ClientConfig,
         dispatch_topics: DispatchTopics,
         topics: StreamTopics,
         metrics: Arc<Metrics>,
@@ -209,6 +232,10 @@ impl Sink {
         Sink {
             guarantee,
             producer,
+            producer_config,
+            broken: None,
+            replacements: 0,
+            abort_pending: false,
             dispatch_topics,
             topics,
             metrics,
@@ -335,6 +362,7 @@ impl Sink {
 
     /// Produces one record (inside the open transaction under exactly-once).
     pub(crate) fn send(&mut self, p: &Produced) -> Result<(), SinkError> {
+        self.usable()?;
         if let Err(e) = self.dispatch_topics.ensure(&p.topic) {
             return Err(self.fail_open_work(format!("{e:#}")));
         }
@@ -361,8 +389,8 @@ impl Sink {
                     self.take_reports();
                 }
                 Err((e, _)) => {
-                    if let Some(fatal) = self.fatal_error() {
-                        return Err(fatal);
+                    if let Some(failure) = self.fatal_error() {
+                        return Err(failure);
                     }
                     return Err(self.fail_open_work(format!("producing to {}: {e}", p.topic)));
                 }
@@ -425,10 +453,11 @@ impl Sink {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
+        self.usable()?;
         self.producer.poll(Duration::ZERO);
         self.take_reports();
-        if let Some(fatal) = self.fatal_error() {
-            return Err(fatal);
+        if let Some(failure) = self.fatal_error() {
+            return Err(failure);
         }
         if self.guarantee == Guarantee::AtLeastOnce {
             if let Some(why) = self.delivery_failed.take() {
@@ -448,6 +477,7 @@ impl Sink {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
+        self.usable()?;
         match self.guarantee {
             Guarantee::ExactlyOnce => self.commit_transaction(consumer),
             Guarantee::AtLeastOnce => {
@@ -475,11 +505,12 @@ impl Sink {
         if self.disabled {
             return Ok(());
         }
+        self.usable()?;
         match self.guarantee {
             Guarantee::ExactlyOnce => {
                 if lost {
                     if self.txn_open {
-                        self.abort()?;
+                        self.abort(CALL_TIMEOUT)?;
                     }
                     self.open_since = None;
                     self.open_records = 0;
@@ -509,6 +540,160 @@ impl Sink {
                 }
             }
         }
+    }
+
+    /// Before a rebuild that follows a rewind: drops the open work without committing any
+    /// of it. Whatever was consumed since the failure must not be committed: its offsets
+    /// lie past the dropped interval, whose input would then never be read again.
+    pub(crate) fn abandon(&mut self) -> Result<(), SinkError> {
+        self.usable()?;
+        match self.guarantee {
+            Guarantee::ExactlyOnce => self.abort(CALL_TIMEOUT)?,
+            Guarantee::AtLeastOnce => {
+                let next = self.sealed_next_id();
+                self.batches.clear();
+                self.batches.push_back(AloBatch::new(next));
+                self.delivery_failed = None;
+            }
+        }
+        self.open_since = None;
+        self.open_records = 0;
+        Ok(())
+    }
+
+    /// Before a rebuild: replaces a producer that hit a fatal error other than fencing,
+    /// and finishes an abort that timed out. `Err(Rewind)` while the broker is still
+    /// away (the runtime backs off and tries again); `Err(Fatal)` when the process must
+    /// exit.
+    pub(crate) fn recover(&mut self) -> Result<(), SinkError> {
+        if self.disabled {
+            return Ok(());
+        }
+        if self.broken.is_some() {
+            self.replace_producer()?;
+        }
+        if self.abort_pending {
+            self.abort(ABORT_RETRY)?;
+        }
+        Ok(())
+    }
+
+    /// The producer waits for its replacement or for an abort to finish.
+    pub(crate) fn needs_recovery(&self) -> bool {
+        self.broken.is_some() || self.abort_pending
+    }
+
+    /// `Err(Rewind)` while the producer waits for its replacement or for an abort to
+    /// finish (then only [`Sink::recover`] may go on); a pending abort is given a short
+    /// try first.
+    fn usable(&mut self) -> Result<(), SinkError> {
+        if let Some(why) = &self.broken {
+            return Err(SinkError::Rewind(format!(
+                "the producer is being replaced after: {why}"
+            )));
+        }
+        if self.abort_pending {
+            self.abort(ABORT_RETRY)?;
+            // Aborted now: the interval's work is gone and must be read again.
+            return Err(SinkError::Rewind(
+                "the open transaction was aborted".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new producer in place of one that hit a fatal error. Under exactly-once its
+    /// `init_transactions` bumps the epoch of our transactional id: the old producer is
+    /// fenced and whatever transaction it left open on the coordinator is aborted, as
+    /// after a restart of the process.
+    fn replace_producer(&mut self) -> Result<(), SinkError> {
+        if self.replacements >= MAX_REPLACEMENTS {
+            return Err(SinkError::Fatal(anyhow::anyhow!(
+                "the Kafka producer failed fatally {} times in a row without a successful commit; last: {}",
+                self.replacements,
+                self.broken.as_deref().unwrap_or_default()
+            )));
+        }
+        let producer: BaseProducer<ProducerCtx> =
+            BaseProducer::from_config_and_context(&self.producer_config, ProducerCtx::default())
+                .map_err(|e| {
+                    SinkError::Fatal(anyhow::anyhow!("creating a new Kafka producer: {e}"))
+                })?;
+        if self.guarantee == Guarantee::ExactlyOnce {
+            if let Err(e) = producer.init_transactions(INIT_TIMEOUT) {
+                let code = producer
+                    .client()
+                    .fatal_error()
+                    .map(|(c, _)| c)
+                    .or_else(|| e.rdkafka_error_code());
+                if code.is_some_and(ends_the_process) {
+                    return Err(SinkError::Fatal(fatal_context(
+                        "initialising transactions of a new producer",
+                        &e,
+                    )));
+                }
+                // The broker is still away (a timeout), or the coordinator is loading:
+                // this producer is dropped and the next attempt builds another.
+                return Err(SinkError::Rewind(format!(
+                    "initialising transactions of a new producer: {e}"
+                )));
+            }
+        }
+        tracing::info!(
+            replaced_after = self.broken.as_deref().unwrap_or_default(),
+            "new Kafka producer ready"
+        );
+        // Dropping the old one purges what it still holds (its reports are not needed:
+        // that work is rewound).
+        self.producer = producer;
+        self.broken = None;
+        self.replacements += 1;
+        self.txn_open = false;
+        self.abort_pending = false;
+        self.latencies.clear();
+        self.open_since = None;
+        self.open_records = 0;
+        // A per-unit topic may be what failed: check them again.
+        self.dispatch_topics.forget_all();
+        Ok(())
+    }
+
+    /// A fatal producer error. Fencing (another process took our transactional id) and
+    /// authorisation failures end the process; any other fatal error marks the producer
+    /// for replacement and rewinds.
+    fn fatal(&mut self, what: &str, e: &KafkaError) -> SinkError {
+        let code = self
+            .producer
+            .client()
+            .fatal_error()
+            .map(|(c, _)| c)
+            .or_else(|| e.rdkafka_error_code());
+        self.fatal_code(what, e, code)
+    }
+
+    fn fatal_code(
+        &mut self,
+        what: &str,
+        e: &dyn std::fmt::Display,
+        code: Option<RDKafkaErrorCode>,
+    ) -> SinkError {
+        if let Some(code) = code.filter(|c| ends_the_process(*c)) {
+            return SinkError::Fatal(anyhow::anyhow!(
+                "fatal Kafka error while {what}: {e}{}",
+                fencing_hint(code)
+            ));
+        }
+        tracing::error!(
+            error = %e,
+            "fatal Kafka producer error while {what}; replacing the producer and rewinding to the committed offsets"
+        );
+        self.broken = Some(format!("{what}: {e}"));
+        self.txn_open = false;
+        self.abort_pending = false;
+        self.latencies.clear();
+        self.open_since = None;
+        self.open_records = 0;
+        SinkError::Rewind(format!("fatal producer error while {what}: {e}"))
     }
 
     fn begin(&mut self) -> Result<(), SinkError> {
@@ -590,6 +775,7 @@ impl Sink {
         self.txn_open = false;
         self.open_since = None;
         self.open_records = 0;
+        self.replacements = 0;
         Ok(())
     }
 
@@ -605,28 +791,34 @@ impl Sink {
         self.take_reports();
     }
 
-    /// Sorts a transactional error into fatal (exit) or abortable (abort, rewind).
+    /// Sorts a transactional error into fatal (see [`Sink::fatal`]) or abortable (abort,
+    /// rewind).
     fn transaction_failure(&mut self, what: &str, e: KafkaError) -> SinkError {
         let fatal = match &e {
             KafkaError::Transaction(re) => re.is_fatal(),
             _ => false,
         } || self.producer.client().fatal_error().is_some();
         if fatal {
-            return SinkError::Fatal(fatal_context(what, &e));
+            return self.fatal(what, &e);
         }
         tracing::warn!(error = %e, "{what} failed; aborting the transaction and rewinding to the committed offsets");
-        if let Err(fatal) = self.abort() {
-            return fatal;
-        }
         self.dispatch_topics.forget_all();
+        if let Err(failure) = self.abort(CALL_TIMEOUT) {
+            return failure;
+        }
         SinkError::Rewind(format!("{what}: {e}"))
     }
 
-    fn abort(&mut self) -> Result<(), SinkError> {
+    /// Aborts the open transaction, trying for up to `limit`. A timeout is not fatal: with
+    /// the broker away the abort cannot finish, so it is left pending (`Err(Rewind)`) and
+    /// resumed by the next call, after the runtime has backed off. (It used to be fatal
+    /// after 10 s: a broker stopped for longer made roadwatch exit.)
+    fn abort(&mut self, limit: Duration) -> Result<(), SinkError> {
         self.latencies.clear();
         self.open_since = None;
         self.open_records = 0;
         if !self.txn_open {
+            self.abort_pending = false;
             return Ok(());
         }
         // librdkafka's abort waits until every outstanding record has had its delivery
@@ -634,25 +826,31 @@ impl Sink {
         // is queued or in flight, then alternate polling and short abort attempts.
         self.producer
             .purge(PurgeConfig::default().queue().inflight());
-        let deadline = Instant::now() + CALL_TIMEOUT;
+        let deadline = Instant::now() + limit;
         loop {
             self.producer.poll(Duration::from_millis(10));
             self.take_reports();
             match self.producer.abort_transaction(Duration::from_millis(200)) {
                 Ok(()) => {
+                    if self.abort_pending {
+                        tracing::info!("the pending abort finished");
+                    }
                     self.txn_open = false;
+                    self.abort_pending = false;
                     self.take_reports();
                     return Ok(());
                 }
                 Err(e) if is_retriable(&e) && Instant::now() < deadline => {
                     tracing::debug!(error = %e, "abort not done yet; serving delivery reports");
                 }
-                Err(e) => {
-                    return Err(SinkError::Fatal(fatal_context(
-                        "aborting the transaction",
-                        &e,
-                    )))
+                Err(e) if is_retriable(&e) => {
+                    if !self.abort_pending {
+                        tracing::warn!(error = %e, "the abort did not finish (is the broker reachable?); retrying until it does");
+                    }
+                    self.abort_pending = true;
+                    return Err(SinkError::Rewind(format!("aborting the transaction: {e}")));
                 }
+                Err(e) => return Err(self.fatal("aborting the transaction", &e)),
             }
         }
     }
@@ -661,8 +859,8 @@ impl Sink {
     fn fail_open_work(&mut self, why: String) -> SinkError {
         match self.guarantee {
             Guarantee::ExactlyOnce => {
-                if let Err(fatal) = self.abort() {
-                    return fatal;
+                if let Err(failure) = self.abort(CALL_TIMEOUT) {
+                    return failure;
                 }
             }
             Guarantee::AtLeastOnce => {
@@ -672,13 +870,11 @@ impl Sink {
         SinkError::Rewind(why)
     }
 
-    fn fatal_error(&self) -> Option<SinkError> {
-        self.producer.client().fatal_error().map(|(code, reason)| {
-            SinkError::Fatal(anyhow::anyhow!(
-                "the Kafka producer hit a fatal error: {code}: {reason}{}",
-                fencing_hint(code)
-            ))
-        })
+    /// The producer's fatal error, if it has one, sorted by [`Sink::fatal`].
+    fn fatal_error(&mut self) -> Option<SinkError> {
+        let (code, reason) = self.producer.client().fatal_error()?;
+        let detail = format!("the Kafka producer hit a fatal error: {code}: {reason}");
+        Some(self.fatal_code("producing", &detail, Some(code)))
     }
 
     fn take_reports(&mut self) {
@@ -751,6 +947,7 @@ impl Sink {
                 self.acked_clock = b.clock;
             }
             self.acked_dirty = true;
+            self.replacements = 0;
         }
         if self.batches.is_empty() {
             let next = self.sealed_next_id();
@@ -805,6 +1002,19 @@ fn is_retriable(e: &KafkaError) -> bool {
     }
 }
 
+/// Fatal errors a new producer would hit again: fencing (another process uses our
+/// transactional id, and a replacement would fence it in turn) and authorisation.
+fn ends_the_process(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+    )
+}
+
 fn fencing_hint(code: RDKafkaErrorCode) -> &'static str {
     match code {
         RDKafkaErrorCode::ProducerFenced
@@ -835,5 +1045,26 @@ mod tests {
         // Offsets committed by other tools carry other metadata, or none.
         assert_eq!(clock_from_metadata(""), None);
         assert_eq!(clock_from_metadata("clock=soon"), None);
+    }
+
+    #[test]
+    fn fencing_ends_the_process_other_fatal_errors_replace_the_producer() {
+        for code in [
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::Fenced,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+            RDKafkaErrorCode::TransactionalIdAuthorizationFailed,
+        ] {
+            assert!(ends_the_process(code), "{code:?}");
+        }
+        // What a broker outage leaves behind: an abort of a transaction the restarted
+        // coordinator never heard of, a sequence gap of the idempotent producer.
+        for code in [
+            RDKafkaErrorCode::InvalidTransactionalState,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            RDKafkaErrorCode::UnknownProducerId,
+        ] {
+            assert!(!ends_the_process(code), "{code:?}");
+        }
     }
 }

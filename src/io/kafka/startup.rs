@@ -15,6 +15,14 @@ use crate::config::{Guarantee, KafkaSettings, Settings};
 use crate::core::model::Stream;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// librdkafka doubles the wait between reconnection attempts up to 10 s by default: after
+/// a broker outage of more than a few seconds, clients noticed it was back up to 10 s
+/// late. One second bounds that. It matters most to the transactional producer: an abort
+/// left pending by the outage must reach the coordinator before the coordinator's own
+/// check for timed-out transactions (every 10 s) aborts it by bumping the producer epoch,
+/// which fences the producer (fatal, and the process exits). docs/KAFKA_RUNTIME.md,
+/// "Broker outage".
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
 
 /// The topics of the cluster and their partition counts (one metadata request).
 pub(crate) fn cluster_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String, i32>> {
@@ -158,6 +166,7 @@ pub(crate) fn group_consumer_config(s: &Settings) -> ClientConfig {
             // default looks again only after 1 s; the engine drains that in well under
             // a second, so the default halves throughput (docs/PERFORMANCE.md).
             ("fetch.queue.backoff.ms", "20"),
+            ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
         ],
     )
 }
@@ -177,6 +186,7 @@ pub(crate) fn side_consumer_config(s: &Settings, instance: &str) -> ClientConfig
             ("auto.offset.reset", "earliest"),
             ("isolation.level", "read_committed"),
             ("fetch.queue.backoff.ms", "20"),
+            ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
         ],
     )
 }
@@ -195,6 +205,7 @@ pub(crate) fn producer_config(s: &Settings, transactional_id: &str) -> ClientCon
                 ("transaction.timeout.ms", "10000"),
                 ("linger.ms", "1"),
                 ("statistics.interval.ms", "1000"),
+                ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
             ],
         ),
         Guarantee::AtLeastOnce => client_config(
@@ -204,6 +215,7 @@ pub(crate) fn producer_config(s: &Settings, transactional_id: &str) -> ClientCon
                 ("acks", "all"),
                 ("linger.ms", "1"),
                 ("statistics.interval.ms", "1000"),
+                ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
             ],
         ),
     }
