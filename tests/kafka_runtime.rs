@@ -1415,3 +1415,64 @@ fn broker_outage_mid_stream(test: &str, guarantee: Guarantee) {
     drop(reader);
     drop(stage);
 }
+
+/// Lag must follow what roadwatch has read even under exactly-once, where offsets are
+/// committed through the producer and librdkafka's own `consumer_lag` (counted from the
+/// consumer's committed offset) stays at its value from the assignment.
+#[test]
+fn consumer_lag_returns_to_zero_under_exactly_once_after_a_restart() {
+    let stage = Stage::new("lag", 1, Guarantee::ExactlyOnce);
+    let t = stage.topics().clone();
+    let p = producer(&stage);
+    let vehicles = |seq: u32| {
+        json!({"event_id": format!("cam-lag-{seq:06}"), "camera_id": "cam-lag", "ts": now_ms(),
+               "detections": [{"class": "vehicle", "confidence": 0.9, "lon": TUNNEL.0, "lat": TUNNEL.1}]})
+    };
+    let camera_records = |rt: &InProcess| rt.metrics.records.with_label_values(&["camera"]).get();
+
+    // A first instance commits a position, so that the second starts from one.
+    let rt = start(stage.settings.clone());
+    rt.wait_ready(Duration::from_secs(60));
+    for seq in 0..10 {
+        produce(
+            &p,
+            &t.camera,
+            "cam-lag",
+            vehicles(seq).to_string().as_bytes(),
+        );
+    }
+    wait_for("10 records applied", || camera_records(&rt) >= 10);
+    rt.stop();
+
+    let rt = start(stage.settings.clone());
+    rt.wait_ready(Duration::from_secs(60));
+    for seq in 10..510 {
+        produce(
+            &p,
+            &t.camera,
+            "cam-lag",
+            vehicles(seq).to_string().as_bytes(),
+        );
+    }
+    wait_for("500 records applied", || camera_records(&rt) >= 500);
+    // Statistics arrive once a second; before the fix the gauge stayed at 500.
+    // Read from the scrape, so that a series never set does not count as 0.
+    let series = format!(
+        "roadwatch_consumer_lag_records{{partition=\"0\",topic=\"{}\"}} 0",
+        t.camera
+    );
+    wait_for("camera lag back to 0", || {
+        rt.metrics.render().lines().any(|l| l == series)
+    });
+    assert!(rt.readiness.is_ready(), "ready with no lag");
+    rt.stop();
+}
+
+/// Polls `done` every 100 ms for up to 30 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "not {what} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -179,13 +179,27 @@ impl ClientContext for GroupContext {
         let mut lags = BTreeMap::new();
         for (topic, t) in &s.topics {
             for (id, p) in &t.partitions {
+                // librdkafka's own `consumer_lag` counts from this consumer's committed
+                // offset, which offsets committed inside a transaction (through the
+                // producer) never update: under exactly-once it stayed at its value from
+                // the assignment while records were processed. The lag an operator
+                // means is how far roadwatch's reading trails the log: the end (last
+                // stable offset for read_committed) minus the next offset handed to
+                // roadwatch, or the committed one before anything was handed over.
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                let read = p.app_offset.max(p.committed_offset);
                 // -1 is librdkafka's internal unassigned partition; `desired` marks the
-                // assigned ones; a negative lag is "not known yet".
-                if *id < 0 || !p.desired || p.consumer_lag < 0 {
+                // assigned ones; negative offsets are "not known yet".
+                if *id < 0 || !p.desired || end < 0 || read < 0 {
                     continue;
                 }
-                lags.insert((topic.clone(), *id), p.consumer_lag);
-                view.total_lag += p.consumer_lag;
+                let lag = (end - read).max(0);
+                lags.insert((topic.clone(), *id), lag);
+                view.total_lag += lag;
             }
         }
         if let Ok(mut labels) = self.lag_labels.lock() {
