@@ -1430,32 +1430,24 @@ fn consumer_lag_returns_to_zero_under_exactly_once_after_a_restart() {
     };
     let camera_records = |rt: &InProcess| rt.metrics.records.with_label_values(&["camera"]).get();
 
-    // A first instance commits a position, so that the second starts from one.
-    let rt = start(stage.settings.clone());
-    rt.wait_ready(Duration::from_secs(60));
-    for seq in 0..10 {
-        produce(
-            &p,
-            &t.camera,
-            "cam-lag",
-            vehicles(seq).to_string().as_bytes(),
-        );
-    }
-    wait_for("10 records applied", || camera_records(&rt) >= 10);
-    rt.stop();
-
-    let rt = start(stage.settings.clone());
-    rt.wait_ready(Duration::from_secs(60));
-    for seq in 10..510 {
-        produce(
-            &p,
-            &t.camera,
-            "cam-lag",
-            vehicles(seq).to_string().as_bytes(),
-        );
-    }
-    wait_for("500 records applied", || camera_records(&rt) >= 500);
-    // Statistics arrive once a second; before the fix the gauge stayed at 500.
+    // A first instance commits a position, so that the second starts from one; the
+    // second then reads 500 records past it.
+    let mut phases = [(0..10, 10), (10..510, 500)].into_iter().peekable();
+    let rt = loop {
+        let (seqs, applied) = phases.next().expect("two phases");
+        let rt = start(stage.settings.clone());
+        rt.wait_ready(Duration::from_secs(60));
+        for seq in seqs {
+            let v = vehicles(seq).to_string();
+            produce(&p, &t.camera, "cam-lag", v.as_bytes());
+        }
+        wait_for("every record applied", || camera_records(&rt) >= applied);
+        if phases.peek().is_none() {
+            break rt;
+        }
+        rt.stop();
+    };
+    // Statistics arrive once a second; before the fix the gauge never returned to 0.
     // Read from the scrape, so that a series never set does not count as 0.
     let series = format!(
         "roadwatch_consumer_lag_records{{partition=\"0\",topic=\"{}\"}} 0",
