@@ -403,12 +403,12 @@ fn produce(
     Ok(())
 }
 
-fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow::Result<()> {
-    let group = format!("{prefix}-latency-{}", now_ms());
+/// A reader of `alerts` as a patrol app has one: read_committed, from now on.
+fn alerts_reader(k: &KafkaSettings, prefix: &str, group: &str) -> anyhow::Result<BaseConsumer> {
     let consumer: BaseConsumer = kafka::client_config(
         k,
         &[
-            ("group.id", group.as_str()),
+            ("group.id", group),
             ("isolation.level", "read_committed"),
             ("auto.offset.reset", "latest"),
             ("enable.auto.commit", "false"),
@@ -418,6 +418,11 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
     )
     .create()?;
     consumer.subscribe(&[&topic(prefix, "alerts")])?;
+    Ok(consumer)
+}
+
+fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow::Result<()> {
+    let consumer = alerts_reader(k, prefix, &format!("{prefix}-latency-{}", now_ms()))?;
     let started = Instant::now();
     let mut samples: Vec<i64> = Vec::new();
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
@@ -492,18 +497,7 @@ fn latency_from_produce_time(
     warmup: u64,
 ) -> anyhow::Result<()> {
     let stamp = now_ms();
-    let alerts: BaseConsumer = kafka::client_config(
-        k,
-        &[
-            ("group.id", format!("{prefix}-latency-{stamp}").as_str()),
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", "latest"),
-            ("enable.auto.commit", "false"),
-            ("fetch.wait.max.ms", "5"),
-        ],
-    )
-    .create()?;
-    alerts.subscribe(&[&topic(prefix, "alerts")])?;
+    let alerts = alerts_reader(k, prefix, &format!("{prefix}-latency-{stamp}"))?;
     let inputs: BaseConsumer = kafka::client_config(
         k,
         &[

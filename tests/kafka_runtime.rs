@@ -329,6 +329,13 @@ impl Reader {
     }
 
     /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.
+    /// Whether at least `n` records arrived on `topic` within 60 s.
+    fn alerts_seen(&mut self, topic: &str, n: usize) -> bool {
+        self.until(Duration::from_secs(60), |seen| {
+            seen.iter().filter(|o| o.topic == topic).count() >= n
+        })
+    }
+
     fn until(&mut self, limit: Duration, done: impl Fn(&[Out]) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         while !done(&self.seen) {
@@ -939,13 +946,8 @@ fn a_kill_9_mid_stream_then_restart_gives_every_alert_exactly_once() {
         3,
         Duration::from_millis(80),
     );
-    let alerts = t.alerts.clone();
     assert!(
-        reader.until(Duration::from_secs(60), |seen| seen
-            .iter()
-            .filter(|o| o.topic == alerts)
-            .count()
-            >= 5),
+        reader.alerts_seen(&t.alerts, 5),
         "no alerts before the kill:\n{}",
         first.log()
     );
@@ -990,15 +992,7 @@ fn two_instances_over_four_partitions_one_stopped_mid_stream_lose_nothing() {
         3,
         Duration::from_millis(60),
     );
-    let alerts = t.alerts.clone();
-    assert!(
-        reader.until(Duration::from_secs(60), |seen| seen
-            .iter()
-            .filter(|o| o.topic == alerts)
-            .count()
-            >= 8),
-        "no alerts while both run"
-    );
+    assert!(reader.alerts_seen(&t.alerts, 8), "no alerts while both run");
     assert!(!producing.is_finished(), "the stop must come mid-stream");
     a.stop();
     let sent = producing.join().unwrap();
@@ -1337,11 +1331,7 @@ fn broker_outage_mid_stream(test: &str, guarantee: Guarantee) {
     let alerts = t.alerts.clone();
     let raised = before.len();
     assert!(
-        reader.until(Duration::from_secs(60), |seen| seen
-            .iter()
-            .filter(|o| o.topic == alerts)
-            .count()
-            >= 5),
+        reader.alerts_seen(&alerts, 5),
         "no alerts before the outage"
     );
     assert!(!producing.is_finished(), "the outage must come mid-stream");
