@@ -256,6 +256,22 @@ fn pedestrian(camera: &str, seq: u32, lon: f64, lat: f64, ts: i64) -> Value {
            "detections": [{"class": "pedestrian", "confidence": 0.9, "lon": lon, "lat": lat, "track_id": "1"}]})
 }
 
+/// Every unit of `UNITS` reports its position; then a pause, because the patrol consumer
+/// is separate from the group and must fetch them first.
+fn send_units(p: &FutureProducer, topic: &str) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    for (unit, lon, lat) in UNITS {
+        let v = patrol(unit, lon, lat, now_ms());
+        produce(p, topic, unit, v.to_string().as_bytes());
+        sent.push(Sent {
+            stream: "patrol",
+            value: v,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    sent
+}
+
 fn patrol(unit: &str, lon: f64, lat: f64, ts: i64) -> Value {
     json!({"unit_id": unit, "ts": ts, "lon": lon, "lat": lat, "status": "available", "speed_kmh": 60.0})
 }
@@ -488,20 +504,9 @@ fn every_alert_kind_reaches_alerts_and_the_units_topic() {
     rt.wait_ready(Duration::from_secs(60));
     let p = producer(&stage);
     let mut reader = Reader::new(&stage);
-    let mut sent = Vec::new();
-
     // Units first; each later record is produced once the previous one's alert is out,
     // so that live processing sees exactly the replay's order.
-    for (unit, lon, lat) in UNITS {
-        let v = patrol(unit, lon, lat, now_ms());
-        produce(&p, &t.patrol, unit, v.to_string().as_bytes());
-        sent.push(Sent {
-            stream: "patrol",
-            value: v,
-        });
-    }
-    // The patrol consumer is separate from the group: give it time to fetch them.
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut sent = send_units(&p, &t.patrol);
 
     let steps: Vec<(&'static str, &str, Value, &str)> = vec![
         (
@@ -1011,16 +1016,7 @@ fn a_failed_transaction_is_aborted_rewound_and_its_output_later_appears_exactly_
     let failing = start(stage.settings.clone());
     failing.wait_ready(Duration::from_secs(60));
     let p = producer(&stage);
-    let mut sent = Vec::new();
-    for (unit, lon, lat) in UNITS {
-        let v = patrol(unit, lon, lat, now_ms());
-        produce(&p, &t.patrol, unit, v.to_string().as_bytes());
-        sent.push(Sent {
-            stream: "patrol",
-            value: v,
-        });
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut sent = send_units(&p, &t.patrol);
     let v = pedestrian("cam-G76-T1", 1, TUNNEL.0, TUNNEL.1, now_ms());
     produce(&p, &t.camera, "cam-G76-T1", v.to_string().as_bytes());
     sent.push(Sent {
