@@ -87,6 +87,10 @@ pub struct ProcessingSettings {
     pub state_rebuild_window_ms: u64,
     /// /readyz is false while the summed consumer lag exceeds this.
     pub ready_max_lag_records: u64,
+    /// Records held per partition by the event-time merge before it pauses the partition.
+    pub merge_lane_records: usize,
+    /// Longest time an empty partition that is behind holds the merge up.
+    pub merge_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -345,6 +349,8 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         state_rebuild_window_ms: r.int("processing.state_rebuild_window_s", 0, 90 * 86_400) as u64
             * 1000,
         ready_max_lag_records: r.int("processing.ready_max_lag_records", 1, i64::MAX) as u64,
+        merge_lane_records: r.int("processing.merge_lane_records", 1, 10_000_000) as usize,
+        merge_wait_ms: r.int("processing.merge_wait_ms", 0, 600_000) as u64,
     };
 
     let time = TimeSettings {

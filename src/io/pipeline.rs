@@ -9,7 +9,7 @@ use crate::config::{Settings, Topics};
 use crate::core::engine::{Applied, Engine};
 use crate::core::model::{
     decode_record, format_rfc3339, Alert, AlertKind, DecodeContext, DlqRecord, DlqSource,
-    EventTime, Reject, Stream, UtcOffset,
+    EventTime, Record, Reject, Stream, UtcOffset,
 };
 use crate::io::metrics::{Metrics, Stage};
 
@@ -22,6 +22,23 @@ pub struct Produced {
     /// For the first copy of an alert: its kind and triggering event time, so that the
     /// adapter can observe event→alert latency once the record is really out.
     pub alert: Option<(AlertKind, EventTime)>,
+}
+
+/// A record decoded but not applied yet ([`Pipeline::decode`]).
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    Record(Record),
+    Refused { reject: Reject, value: Vec<u8> },
+}
+
+impl Decoded {
+    /// Event time of a decoded record; `None` for a refused one.
+    pub fn ts(&self) -> Option<EventTime> {
+        match self {
+            Decoded::Record(r) => Some(r.ts()),
+            Decoded::Refused { .. } => None,
+        }
+    }
 }
 
 /// What became of one input record.
@@ -95,9 +112,55 @@ impl Pipeline {
         emitted_ms: EventTime,
         out: &mut Vec<Produced>,
     ) -> Fate {
+        match self.decode_only(stream, value, now_ms) {
+            Ok(record) => self.apply_record(stream, &record, emitted_ms, out),
+            Err(reject) => {
+                self.dead_letter(&reject, Some(stream), source, value, out);
+                Fate::DeadLettered
+            }
+        }
+    }
+
+    /// The first half of [`Pipeline::process`], for a caller that orders records by
+    /// their event time before applying them (the Kafka runtime's merge). A refusal is
+    /// kept with a copy of the bytes and dead-lettered by [`Pipeline::apply`], so that it
+    /// is produced together with its offset.
+    pub fn decode(&mut self, stream: Stream, value: &[u8], now_ms: Option<EventTime>) -> Decoded {
+        match self.decode_only(stream, value, now_ms) {
+            Ok(record) => Decoded::Record(record),
+            Err(reject) => Decoded::Refused {
+                reject,
+                value: value.to_vec(),
+            },
+        }
+    }
+
+    /// The second half of [`Pipeline::process`].
+    pub fn apply(
+        &mut self,
+        stream: Stream,
+        decoded: Decoded,
+        source: DlqSource,
+        emitted_ms: EventTime,
+        out: &mut Vec<Produced>,
+    ) -> Fate {
+        match decoded {
+            Decoded::Record(record) => self.apply_record(stream, &record, emitted_ms, out),
+            Decoded::Refused { reject, value } => {
+                self.dead_letter(&reject, Some(stream), source, &value, out);
+                Fate::DeadLettered
+            }
+        }
+    }
+
+    fn decode_only(
+        &mut self,
+        stream: Stream,
+        value: &[u8],
+        now_ms: Option<EventTime>,
+    ) -> Result<Record, Reject> {
         self.seen += 1;
-        let timed = self.metrics.is_some() && self.seen % self.sample_every == 0;
-        let started = timed.then(Instant::now);
+        let started = self.timed().then(Instant::now);
         let ctx = DecodeContext {
             now_ms,
             max_future_skew_ms: self.skew_ms,
@@ -106,15 +169,18 @@ impl Pipeline {
         if let (Some(m), Some(t)) = (&self.metrics, started) {
             m.observe_stage(Stage::Decode, t.elapsed().as_secs_f64());
         }
-        let record = match decoded {
-            Ok(r) => r,
-            Err(reject) => {
-                self.dead_letter(&reject, Some(stream), source, value, out);
-                return Fate::DeadLettered;
-            }
-        };
-        let started = timed.then(Instant::now);
-        let applied = self.engine.on_record(&record, &mut self.alerts);
+        decoded
+    }
+
+    fn apply_record(
+        &mut self,
+        stream: Stream,
+        record: &Record,
+        emitted_ms: EventTime,
+        out: &mut Vec<Produced>,
+    ) -> Fate {
+        let started = self.timed().then(Instant::now);
+        let applied = self.engine.on_record(record, &mut self.alerts);
         if let (Some(m), Some(t)) = (&self.metrics, started) {
             m.observe_stage(Stage::Detect, t.elapsed().as_secs_f64());
         }
@@ -129,6 +195,11 @@ impl Pipeline {
             Applied::Accepted => Fate::Applied,
             Applied::Late => Fate::Late,
         }
+    }
+
+    /// Time one record in `sample_every` through the stage histograms.
+    fn timed(&self) -> bool {
+        self.metrics.is_some() && self.seen % self.sample_every == 0
     }
 
     /// Advances event time without a record (idle input) and emits what timers produce.

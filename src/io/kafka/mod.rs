@@ -5,6 +5,7 @@ mod admin;
 mod client;
 mod dispatch_topics;
 mod group;
+mod merge;
 mod patrol;
 mod runtime;
 mod sink;

@@ -31,6 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
+use super::merge::{Merge, Pushed};
 use super::patrol::PatrolBuffer;
 use super::sink::{clock_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError};
 use super::startup::{self, StreamTopics};
@@ -43,7 +44,7 @@ use crate::core::roads::RoadNetwork;
 use crate::io::http::Readiness;
 use crate::io::metrics::{Metrics, Stage};
 use crate::io::output::wall_clock_ms;
-use crate::io::pipeline::{Pipeline, Produced};
+use crate::io::pipeline::{Decoded, Pipeline, Produced};
 use crate::io::plate_lists::PlateListFiles;
 
 /// Records taken from the group consumer per batch before the loop looks around.
@@ -205,6 +206,10 @@ pub fn run(
     );
 
     let patrol = PatrolBuffer::new(k.topics.patrol.clone());
+    let merge = Merge::new(
+        settings.processing.merge_lane_records,
+        Duration::from_millis(settings.processing.merge_wait_ms),
+    );
     let now = Instant::now();
     let mut runtime = Runtime {
         settings,
@@ -221,6 +226,7 @@ pub fn run(
         plate_files,
         lists: (watchlist, whitelist),
         patrol,
+        merge,
         group_hwm_ts: i64::MIN,
         last_input: now,
         rebuilt_once: false,
@@ -255,6 +261,8 @@ struct Runtime {
     plate_files: PlateListFiles,
     lists: (PlateList, PlateList),
     patrol: PatrolBuffer,
+    /// Polled group records waiting to be applied in event-time order (merge.rs).
+    merge: Merge<PartitionKey, Queued>,
     /// Largest Kafka timestamp of a group record applied: patrol records up to it are
     /// released (positions stay in step with the records they serve).
     group_hwm_ts: i64,
@@ -312,6 +320,7 @@ impl Runtime {
             if self.pending.rebuild {
                 continue;
             }
+            self.apply_merged()?;
             if self.rebuilt_once {
                 self.release_patrol()?;
                 self.idle_advance()?;
@@ -367,21 +376,23 @@ impl Runtime {
         if !self.patrol.is_empty() {
             wait = wait.min(Duration::from_millis(5));
         }
+        if !self.merge.is_empty() {
+            // Waiting for another partition's records before applying these.
+            wait = wait.min(Duration::from_millis(10));
+        }
         wait
     }
 
-    /// Takes up to a batch of records from the group consumer and applies them. The
-    /// first `poll` waits up to `wait`; the rest only drain what librdkafka has fetched.
+    /// Takes up to a batch of records from the group consumer, decodes them and queues
+    /// them in their partition's lane of the merge. The first `poll` waits up to `wait`;
+    /// the rest only drain what librdkafka has fetched.
     fn poll_group_batch(&mut self, wait: Duration) -> anyhow::Result<()> {
         let Runtime {
             group,
             pipeline,
-            out,
             topics,
-            patrol,
-            group_hwm_ts,
+            merge,
             last_input,
-            pending,
             error_logged_at,
             loop_stats,
             ..
@@ -389,9 +400,7 @@ impl Runtime {
         let now_ms = wall_clock_ms();
         let mut timeout = wait;
         let mut taken = 0;
-        // Time spent handing a batch's output to librdkafka (Stage::Produce).
-        let mut produce_time = Duration::ZERO;
-        let mut produced = 0usize;
+        let mut full = Vec::new();
         while taken < MAX_BATCH {
             let polled_at = Instant::now();
             let polled = group.poll(timeout);
@@ -409,54 +418,25 @@ impl Runtime {
             };
             timeout = Duration::ZERO;
             taken += 1;
-            let topic = message.topic();
-            let Some(stream) = topics.stream_of(topic) else {
+            let Some(stream) = topics.stream_of(message.topic()) else {
                 continue;
             };
-            let ts = message.timestamp().to_millis();
-            let mut sink = group.context().sink.lock().expect("sink lock");
-            if let Some(ts) = ts {
-                // Positions reported before this record first (patrol.rs).
-                if !patrol.is_empty() {
-                    if let Err(e) = patrol.apply_upto(ts, pipeline, out, &mut sink, now_ms) {
-                        drop(sink);
-                        handle_sink_error(e, pending)?;
-                        break;
-                    }
-                }
-                *group_hwm_ts = (*group_hwm_ts).max(ts);
+            let key = (stream, message.partition());
+            if !merge.wants(key, message.offset()) {
+                // Revoked or newly assigned (the rebuild seeks it again), or fetched
+                // again after a resume.
+                continue;
             }
-            // Owned because `Pipeline::process` takes it by value; it is only read when
-            // the record is dead-lettered.
-            let source = DlqSource {
-                topic: Some(topic.to_owned()),
-                partition: Some(message.partition()),
-                offset: Some(message.offset()),
-                line: None,
+            let decoded =
+                pipeline.decode(stream, message.payload().unwrap_or_default(), Some(now_ms));
+            let ts = decoded.ts();
+            let queued = Queued {
+                offset: message.offset(),
+                kafka_ts: message.timestamp().to_millis(),
+                decoded,
             };
-            pipeline.process(
-                stream,
-                message.payload().unwrap_or_default(),
-                source,
-                Some(now_ms),
-                now_ms,
-                out,
-            );
-            sink.consumed(
-                (stream, message.partition()),
-                message.offset(),
-                pipeline.engine().clock(),
-            );
-            if !out.is_empty() {
-                produced += out.len();
-                let t = Instant::now();
-                let sent = send_all(&mut sink, out);
-                produce_time += t.elapsed();
-                if let Err(e) = sent {
-                    drop(sink);
-                    handle_sink_error(e, pending)?;
-                    break;
-                }
+            if merge.push(key, message.offset(), ts, queued) == Pushed::QueuedFull {
+                full.push(key);
             }
         }
         if taken > 0 {
@@ -464,11 +444,119 @@ impl Runtime {
         }
         loop_stats.records += taken as u64;
         loop_stats.batches += 1;
+        if !full.is_empty() {
+            let tpl = self.partition_list(&full);
+            if let Err(e) = self.group.pause(&tpl) {
+                tracing::warn!(error = %e, "pausing partitions ahead of the others");
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the merged records, oldest event time first, for as long as no partition
+    /// could still deliver an older one (merge.rs), then resumes drained partitions.
+    fn apply_merged(&mut self) -> anyhow::Result<()> {
+        if self.merge.is_empty() {
+            return Ok(());
+        }
+        let Runtime {
+            group,
+            pipeline,
+            out,
+            topics,
+            patrol,
+            group_hwm_ts,
+            pending,
+            merge,
+            backpressure,
+            ..
+        } = self;
+        let now_ms = wall_clock_ms();
+        let now = Instant::now();
+        // "Behind" = librdkafka knows of records past what was polled. Looked up once
+        // per partition per call: the answer does not change while nothing is polled.
+        let mut positions: Option<TopicPartitionList> = None;
+        let mut known: Vec<(PartitionKey, bool)> = Vec::new();
+        let mut behind = |key: PartitionKey, next: i64| -> bool {
+            if let Some((_, b)) = known.iter().find(|(k, _)| *k == key) {
+                return *b;
+            }
+            let topic = topics.topic_of(key.0);
+            // The consumer's position moves past transaction markers, which occupy
+            // offsets but are never delivered.
+            let position = positions
+                .get_or_insert_with(|| group.position().unwrap_or_default())
+                .find_partition(topic, key.1)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(-1);
+            let b = cached_high_watermark(group, topic, key.1)
+                .is_some_and(|high| next.max(position) < high);
+            known.push((key, b));
+            b
+        };
+        let mut produce_time = Duration::ZERO;
+        let mut produced = 0usize;
+        let mut sink = group.context().sink.lock().expect("sink lock");
+        while let Some((key, q)) = merge.pop(now, *backpressure, &mut behind) {
+            let (stream, partition) = key;
+            if let Some(ts) = q.kafka_ts {
+                // Positions reported before this record first (patrol.rs).
+                if !patrol.is_empty() {
+                    if let Err(e) = patrol.apply_upto(ts, pipeline, out, &mut sink, now_ms) {
+                        drop(sink);
+                        return handle_sink_error(e, pending);
+                    }
+                }
+                *group_hwm_ts = (*group_hwm_ts).max(ts);
+            }
+            let source = DlqSource {
+                topic: Some(topics.topic_of(stream).to_owned()),
+                partition: Some(partition),
+                offset: Some(q.offset),
+                line: None,
+            };
+            pipeline.apply(stream, q.decoded, source, now_ms, out);
+            sink.consumed(key, q.offset, pipeline.engine().clock());
+            if !out.is_empty() {
+                produced += out.len();
+                let t = Instant::now();
+                let sent = send_all(&mut sink, out);
+                produce_time += t.elapsed();
+                if let Err(e) = sent {
+                    drop(sink);
+                    return handle_sink_error(e, pending);
+                }
+            }
+        }
+        drop(sink);
         if produced > 0 {
             self.metrics
                 .observe_stage(Stage::Produce, produce_time.as_secs_f64());
         }
+        let resumable = self.merge.resumable();
+        if !resumable.is_empty() && !self.backpressure {
+            let tpl = self.partition_list(&resumable);
+            if let Err(e) = self.group.resume(&tpl) {
+                tracing::warn!(error = %e, "resuming partitions");
+            }
+        }
         Ok(())
+    }
+
+    /// librdkafka keeps a pause across seeks and assignments: partitions the merge
+    /// paused are resumed when its lanes are reset.
+    fn resume_held(&self, held: &[PartitionKey]) {
+        if !held.is_empty() && !self.backpressure {
+            let _ = self.group.resume(&self.partition_list(held));
+        }
+    }
+
+    fn partition_list(&self, keys: &[PartitionKey]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (stream, partition) in keys {
+            tpl.add_partition(self.topics.topic_of(*stream), *partition);
+        }
+        tpl
     }
 
     /// Applies the held patrol positions once the group records have caught up with
@@ -534,7 +622,11 @@ impl Runtime {
             .lock()
             .map(|s| !s.positions().is_empty())
             .unwrap_or(false);
-        if !has_partitions || !self.patrol.is_empty() || !self.group_caught_up() {
+        if !has_partitions
+            || !self.patrol.is_empty()
+            || !self.merge.is_empty()
+            || !self.group_caught_up()
+        {
             return Ok(());
         }
         // "Read to the end" comes from librdkafka's cached high watermarks, which go stale
@@ -600,8 +692,17 @@ impl Runtime {
                     self.backpressure = true;
                     tracing::debug!(in_flight, "pausing input: deliveries behind");
                 } else if self.backpressure && in_flight <= max / 2 {
+                    // Not the partitions the merge keeps paused (ahead of the others).
+                    let held = self.merge.paused();
                     if let Ok(a) = self.group.assignment() {
-                        let _ = self.group.resume(&a);
+                        let mut tpl = TopicPartitionList::new();
+                        for e in a.elements() {
+                            let key = self.topics.stream_of(e.topic()).map(|s| (s, e.partition()));
+                            if !key.is_some_and(|k| held.contains(&k)) {
+                                tpl.add_partition(e.topic(), e.partition());
+                            }
+                        }
+                        let _ = self.group.resume(&tpl);
                     }
                     self.backpressure = false;
                 }
@@ -638,6 +739,8 @@ impl Runtime {
                 batches = ls.batches,
                 empty_polls = ls.empty_polls,
                 polling_s = ls.polling.as_secs_f64(),
+                merge_queued = self.merge.len(),
+                merge_paused = self.merge.paused().len(),
                 "runtime loop"
             );
             let stats = self
@@ -719,6 +822,9 @@ impl Runtime {
     fn rebuild(&mut self) -> Result<(), RebuildError> {
         let started = Instant::now();
         self.readiness.set(false, "rebuilding detector state");
+        // What was polled and not applied is read again after the seek below.
+        let held = self.merge.reset([]);
+        self.resume_held(&held);
         // Partitions this instance keeps, with the offsets it has just committed itself:
         // no need to ask the coordinator, whose answer for freshly committed
         // transactional offsets waits until their markers are written (~1 s).
@@ -841,6 +947,12 @@ impl Runtime {
 
         // Consumers to the committed offsets: what was consumed after them is applied
         // again, now by an engine that has not seen it.
+        let held = self.merge.reset(
+            group_partitions
+                .iter()
+                .map(|g| ((g.stream, g.partition), g.live)),
+        );
+        self.resume_held(&held);
         let mut positions: HashMap<PartitionKey, i64> = HashMap::new();
         if !group_partitions.is_empty() {
             let mut seek = TopicPartitionList::new();
@@ -1022,6 +1134,13 @@ struct LoopStats {
     empty_polls: u64,
     /// Time inside the group consumer's `poll` (waiting for and fetching records).
     polling: Duration,
+}
+
+/// A group record polled and decoded, waiting in the merge.
+struct Queued {
+    offset: i64,
+    kafka_ts: Option<i64>,
+    decoded: Decoded,
 }
 
 /// A rebuild the loop owes before it applies another record.
