@@ -169,9 +169,10 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         Some((self.lanes[i].key, item))
     }
 
-    /// Paused lanes drained to a quarter of their capacity: resume their partitions.
+    /// Paused lanes drained to half their capacity: resume their partitions (the other
+    /// half covers the refetch).
     pub(crate) fn resumable(&mut self) -> Vec<K> {
-        let low = self.capacity / 4;
+        let low = self.capacity / 2;
         let mut out = Vec::new();
         for lane in self.lanes.iter_mut() {
             if lane.paused && lane.queue.len() <= low {
@@ -257,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn full_lanes_ask_to_pause_and_resume_at_a_quarter() {
+    fn full_lanes_ask_to_pause_and_resume_at_half() {
         let mut m = Merge::new(8, WAIT);
         m.reset([(0u8, 10), (1, 0)]);
         assert_eq!(
@@ -281,12 +282,12 @@ mod tests {
         assert!(!m.wants(0, 17) && m.wants(0, 18) && !m.wants(3, 0));
         assert_eq!(m.paused(), [0]);
         let now = Instant::now();
-        for _ in 0..5 {
+        for _ in 0..3 {
             assert!(m.pop(now, false, &mut |_, _| false).is_some());
             assert!(m.resumable().is_empty());
         }
         m.pop(now, false, &mut |_, _| false);
-        assert_eq!(m.resumable(), [0], "2 left of 8");
+        assert_eq!(m.resumable(), [0], "4 left of 8");
         assert!(m.paused().is_empty());
         m.push(0, 18, Some(18), "a");
         for o in 19..30 {

@@ -6,7 +6,6 @@ mod client;
 mod dispatch_topics;
 mod group;
 mod merge;
-mod patrol;
 mod runtime;
 mod sink;
 mod startup;

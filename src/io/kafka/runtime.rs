@@ -3,10 +3,12 @@
 //! One thread drives everything, because the engine is one synchronous state machine:
 //!
 //! ```text
-//!  group consumer (camera, plate, weather, ack) ──┐   poll a batch
-//!  side consumer (patrol-positions, all of it) ───┤   held back to the group's time
+//!  group consumer (camera, plate, weather, ack) ──┐   poll a batch, decode
+//!  side consumer (patrol-positions, all of it) ───┤
 //!                                                 ▼
-//!                                  Pipeline (decode → engine → records)
+//!                    Merge: every partition's records in event-time order
+//!                                                 ▼
+//!                                  Pipeline (engine → records)
 //!                                                 ▼
 //!                 Sink: transactional producer + offsets (exactly-once)
 //!                       or delivery-confirmed offsets (at-least-once)
@@ -23,23 +25,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
 use super::merge::{Merge, Pushed};
-use super::patrol::PatrolBuffer;
 use super::sink::{clock_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError};
 use super::startup::{self, StreamTopics};
 use super::state_rebuild::{self, GroupPartition, RebuildRequest};
 use crate::config::{Guarantee, Settings};
 use crate::core::detect::ride_hailing::PlateList;
 use crate::core::engine::Engine;
-use crate::core::model::{DlqSource, EventTime};
+use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::core::roads::RoadNetwork;
 use crate::io::http::Readiness;
 use crate::io::metrics::{Metrics, Stage};
@@ -205,7 +206,6 @@ pub fn run(
         "Kafka runtime started"
     );
 
-    let patrol = PatrolBuffer::new(k.topics.patrol.clone());
     let merge = Merge::new(
         settings.processing.merge_lane_records,
         Duration::from_millis(settings.processing.merge_wait_ms),
@@ -225,9 +225,7 @@ pub fn run(
         out: Vec::new(),
         plate_files,
         lists: (watchlist, whitelist),
-        patrol,
         merge,
-        group_hwm_ts: i64::MIN,
         last_input: now,
         rebuilt_once: false,
         pending: Pending::default(),
@@ -260,12 +258,9 @@ struct Runtime {
     out: Vec<Produced>,
     plate_files: PlateListFiles,
     lists: (PlateList, PlateList),
-    patrol: PatrolBuffer,
-    /// Polled group records waiting to be applied in event-time order (merge.rs).
+    /// Polled records of every input partition (the group's and the patrol positions)
+    /// waiting to be applied in event-time order (merge.rs).
     merge: Merge<PartitionKey, Queued>,
-    /// Largest Kafka timestamp of a group record applied: patrol records up to it are
-    /// released (positions stay in step with the records they serve).
-    group_hwm_ts: i64,
     last_input: Instant,
     rebuilt_once: bool,
     pending: Pending,
@@ -313,7 +308,7 @@ impl Runtime {
                 // The commit it forced failed: nothing more is applied before the rewind.
                 continue;
             }
-            self.fill_patrol()?;
+            self.poll_patrol()?;
             let wait = self.poll_wait();
             self.poll_group_batch(wait)?;
             self.take_callbacks()?;
@@ -322,7 +317,6 @@ impl Runtime {
             }
             self.apply_merged()?;
             if self.rebuilt_once {
-                self.release_patrol()?;
                 self.idle_advance()?;
             }
             self.serve_sink()?;
@@ -373,9 +367,6 @@ impl Runtime {
                 wait = wait.min(due);
             }
         }
-        if !self.patrol.is_empty() {
-            wait = wait.min(Duration::from_millis(5));
-        }
         if !self.merge.is_empty() {
             // Waiting for another partition's records before applying these.
             wait = wait.min(Duration::from_millis(10));
@@ -421,22 +412,8 @@ impl Runtime {
             let Some(stream) = topics.stream_of(message.topic()) else {
                 continue;
             };
-            let key = (stream, message.partition());
-            if !merge.wants(key, message.offset()) {
-                // Revoked or newly assigned (the rebuild seeks it again), or fetched
-                // again after a resume.
-                continue;
-            }
-            let decoded =
-                pipeline.decode(stream, message.payload().unwrap_or_default(), Some(now_ms));
-            let ts = decoded.ts();
-            let queued = Queued {
-                offset: message.offset(),
-                kafka_ts: message.timestamp().to_millis(),
-                decoded,
-            };
-            if merge.push(key, message.offset(), ts, queued) == Pushed::QueuedFull {
-                full.push(key);
+            if queue_message(merge, pipeline, stream, &message, now_ms) {
+                full.push((stream, message.partition()));
             }
         }
         if taken > 0 {
@@ -444,12 +421,7 @@ impl Runtime {
         }
         loop_stats.records += taken as u64;
         loop_stats.batches += 1;
-        if !full.is_empty() {
-            let tpl = self.partition_list(&full);
-            if let Err(e) = self.group.pause(&tpl) {
-                tracing::warn!(error = %e, "pausing partitions ahead of the others");
-            }
-        }
+        self.hold(&full, true);
         Ok(())
     }
 
@@ -461,11 +433,10 @@ impl Runtime {
         }
         let Runtime {
             group,
+            side,
             pipeline,
             out,
             topics,
-            patrol,
-            group_hwm_ts,
             pending,
             merge,
             backpressure,
@@ -475,22 +446,34 @@ impl Runtime {
         let now = Instant::now();
         // "Behind" = librdkafka knows of records past what was polled. Looked up once
         // per partition per call: the answer does not change while nothing is polled.
-        let mut positions: Option<TopicPartitionList> = None;
+        let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
         let mut known: Vec<(PartitionKey, bool)> = Vec::new();
         let mut behind = |key: PartitionKey, next: i64| -> bool {
             if let Some((_, b)) = known.iter().find(|(k, _)| *k == key) {
                 return *b;
             }
             let topic = topics.topic_of(key.0);
+            let patrol = key.0 == Stream::Patrol;
             // The consumer's position moves past transaction markers, which occupy
             // offsets but are never delivered.
-            let position = positions
-                .get_or_insert_with(|| group.position().unwrap_or_default())
+            let position = positions[usize::from(patrol)]
+                .get_or_insert_with(|| {
+                    if patrol {
+                        side.position()
+                    } else {
+                        group.position()
+                    }
+                    .unwrap_or_default()
+                })
                 .find_partition(topic, key.1)
                 .and_then(|e| e.offset().to_raw())
                 .unwrap_or(-1);
-            let b = cached_high_watermark(group, topic, key.1)
-                .is_some_and(|high| next.max(position) < high);
+            let high = if patrol {
+                cached_high_watermark(side, topic, key.1)
+            } else {
+                cached_high_watermark(group, topic, key.1)
+            };
+            let b = high.is_some_and(|high| next.max(position) < high);
             known.push((key, b));
             b
         };
@@ -499,16 +482,6 @@ impl Runtime {
         let mut sink = group.context().sink.lock().expect("sink lock");
         while let Some((key, q)) = merge.pop(now, *backpressure, &mut behind) {
             let (stream, partition) = key;
-            if let Some(ts) = q.kafka_ts {
-                // Positions reported before this record first (patrol.rs).
-                if !patrol.is_empty() {
-                    if let Err(e) = patrol.apply_upto(ts, pipeline, out, &mut sink, now_ms) {
-                        drop(sink);
-                        return handle_sink_error(e, pending);
-                    }
-                }
-                *group_hwm_ts = (*group_hwm_ts).max(ts);
-            }
             let source = DlqSource {
                 topic: Some(topics.topic_of(stream).to_owned()),
                 partition: Some(partition),
@@ -516,7 +489,12 @@ impl Runtime {
                 line: None,
             };
             pipeline.apply(stream, q.decoded, source, now_ms, out);
-            sink.consumed(key, q.offset, pipeline.engine().clock());
+            if stream == Stream::Patrol {
+                // Not the group's: no offset to commit, but the clock it moved is.
+                sink.clock_advanced(pipeline.engine().clock());
+            } else {
+                sink.consumed(key, q.offset, pipeline.engine().clock());
+            }
             if !out.is_empty() {
                 produced += out.len();
                 let t = Instant::now();
@@ -534,20 +512,23 @@ impl Runtime {
                 .observe_stage(Stage::Produce, produce_time.as_secs_f64());
         }
         let resumable = self.merge.resumable();
-        if !resumable.is_empty() && !self.backpressure {
-            let tpl = self.partition_list(&resumable);
-            if let Err(e) = self.group.resume(&tpl) {
-                tracing::warn!(error = %e, "resuming partitions");
-            }
-        }
+        self.hold(&resumable, false);
         Ok(())
     }
 
-    /// librdkafka keeps a pause across seeks and assignments: partitions the merge
-    /// paused are resumed when its lanes are reset.
-    fn resume_held(&self, held: &[PartitionKey]) {
-        if !held.is_empty() && !self.backpressure {
-            let _ = self.group.resume(&self.partition_list(held));
+    /// Pauses (or resumes) partitions for the merge, each on its own consumer. Group
+    /// partitions stay paused while delivery backpressure holds them all.
+    fn hold(&self, keys: &[PartitionKey], pause: bool) {
+        if keys.is_empty() {
+            return;
+        }
+        let (patrol, rest): (Vec<PartitionKey>, Vec<PartitionKey>) =
+            keys.iter().partition(|k| k.0 == Stream::Patrol);
+        if !patrol.is_empty() {
+            pause_or_resume(&self.side, &self.partition_list(&patrol), pause);
+        }
+        if !rest.is_empty() && (pause || !self.backpressure) {
+            pause_or_resume(&self.group, &self.partition_list(&rest), pause);
         }
     }
 
@@ -559,38 +540,36 @@ impl Runtime {
         tpl
     }
 
-    /// Applies the held patrol positions once the group records have caught up with
-    /// them, or every one when the group partitions are read to their end.
-    fn release_patrol(&mut self) -> anyhow::Result<()> {
-        if self.patrol.is_empty() {
-            return Ok(());
-        }
-        let bound = if self.group_caught_up() {
-            i64::MAX
-        } else {
-            self.group_hwm_ts
-        };
+    /// Takes what the patrol consumer has fetched, without waiting, into the merge.
+    fn poll_patrol(&mut self) -> anyhow::Result<()> {
         let now_ms = wall_clock_ms();
-        let mut sink = self.group.context().sink.lock().expect("sink lock");
-        let result =
-            self.patrol
-                .apply_upto(bound, &mut self.pipeline, &mut self.out, &mut sink, now_ms);
-        drop(sink);
-        match result {
-            Ok(0) => Ok(()),
-            Ok(_) => {
-                self.last_input = Instant::now();
-                Ok(())
+        let mut full = Vec::new();
+        let mut error = None;
+        for _ in 0..MAX_BATCH {
+            match self.side.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => {
+                    error = Some(e);
+                    break;
+                }
+                Some(Ok(m)) => {
+                    if queue_message(
+                        &mut self.merge,
+                        &mut self.pipeline,
+                        Stream::Patrol,
+                        &m,
+                        now_ms,
+                    ) {
+                        full.push((Stream::Patrol, m.partition()));
+                    }
+                }
             }
-            Err(e) => handle_sink_error(e, &mut self.pending),
         }
-    }
-
-    fn fill_patrol(&mut self) -> anyhow::Result<()> {
-        for e in self.patrol.fill(&self.side, self.group_hwm_ts) {
-            consumer_error(e, &mut self.error_logged_at)?;
+        self.hold(&full, true);
+        match error {
+            Some(e) => consumer_error(e, &mut self.error_logged_at),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether every assigned partition has been read to librdkafka's last known end.
@@ -622,11 +601,7 @@ impl Runtime {
             .lock()
             .map(|s| !s.positions().is_empty())
             .unwrap_or(false);
-        if !has_partitions
-            || !self.patrol.is_empty()
-            || !self.merge.is_empty()
-            || !self.group_caught_up()
-        {
+        if !has_partitions || !self.merge.is_empty() || !self.group_caught_up() {
             return Ok(());
         }
         // "Read to the end" comes from librdkafka's cached high watermarks, which go stale
@@ -822,9 +797,10 @@ impl Runtime {
     fn rebuild(&mut self) -> Result<(), RebuildError> {
         let started = Instant::now();
         self.readiness.set(false, "rebuilding detector state");
-        // What was polled and not applied is read again after the seek below.
+        // What was polled and not applied is read again after the seek below; librdkafka
+        // keeps a pause across seeks and assignments, so the merge's pauses are lifted.
         let held = self.merge.reset([]);
-        self.resume_held(&held);
+        self.hold(&held, false);
         // Partitions this instance keeps, with the offsets it has just committed itself:
         // no need to ask the coordinator, whose answer for freshly committed
         // transactional offsets waits until their markers are written (~1 s).
@@ -947,12 +923,6 @@ impl Runtime {
 
         // Consumers to the committed offsets: what was consumed after them is applied
         // again, now by an engine that has not seen it.
-        let held = self.merge.reset(
-            group_partitions
-                .iter()
-                .map(|g| ((g.stream, g.partition), g.live)),
-        );
-        self.resume_held(&held);
         let mut positions: HashMap<PartitionKey, i64> = HashMap::new();
         if !group_partitions.is_empty() {
             let mut seek = TopicPartitionList::new();
@@ -986,14 +956,19 @@ impl Runtime {
                 .add_partition_offset(&patrol_topic, *p, Offset::Offset(*offset))
                 .context("building the patrol assignment")?;
         }
-        // librdkafka keeps a partition's pause across assignments: lift the patrol
-        // buffer's own pause, if any, before the new assignment.
-        self.patrol.unpause(&self.side);
         self.side
             .assign(&patrol)
             .context("assigning the patrol consumer")?;
-        self.patrol.reset(patrol);
-        self.group_hwm_ts = outcome.max_group_ts.unwrap_or(i64::MIN);
+        let lanes = group_partitions
+            .iter()
+            .map(|g| ((g.stream, g.partition), g.live))
+            .chain(
+                outcome
+                    .patrol_resume
+                    .iter()
+                    .map(|(p, o)| ((Stream::Patrol, *p), *o)),
+            );
+        self.merge.reset(lanes);
 
         if self.backpressure {
             let current = self.group.assignment().unwrap_or(assignment);
@@ -1051,16 +1026,7 @@ impl Runtime {
     /// Commits the open work (clean stop) and leaves the group.
     fn close(self, clean: bool) -> anyhow::Result<()> {
         self.readiness.set(false, "shutting down");
-        let Runtime {
-            group,
-            side,
-            patrol,
-            ..
-        } = self;
-        // A partition list used to pause or resume holds librdkafka partition handles;
-        // one still alive when its consumer is destroyed keeps that destroy waiting
-        // forever (like a live BorrowedMessage).
-        drop(patrol);
+        let Runtime { group, side, .. } = self;
         let mut result = Ok(());
         {
             let mut sink = group.context().sink.lock().expect("sink lock");
@@ -1089,6 +1055,45 @@ impl Runtime {
         drop(group);
         tracing::info!("Kafka runtime stopped");
         result
+    }
+}
+
+/// Decodes a polled record into its partition's lane of the merge; true when the lane
+/// is now full (the caller pauses the partition).
+fn queue_message(
+    merge: &mut Merge<PartitionKey, Queued>,
+    pipeline: &mut Pipeline,
+    stream: Stream,
+    message: &BorrowedMessage<'_>,
+    now_ms: EventTime,
+) -> bool {
+    let key = (stream, message.partition());
+    if !merge.wants(key, message.offset()) {
+        // Revoked or newly assigned (the rebuild seeks it again), or fetched again
+        // after a resume.
+        return false;
+    }
+    let decoded = pipeline.decode(stream, message.payload().unwrap_or_default(), Some(now_ms));
+    let ts = decoded.ts();
+    let queued = Queued {
+        offset: message.offset(),
+        decoded,
+    };
+    merge.push(key, message.offset(), ts, queued) == Pushed::QueuedFull
+}
+
+fn pause_or_resume<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    pause: bool,
+) {
+    let done = if pause {
+        consumer.pause(tpl)
+    } else {
+        consumer.resume(tpl)
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, pause, "pausing or resuming partitions for the merge");
     }
 }
 
@@ -1139,7 +1144,6 @@ struct LoopStats {
 /// A group record polled and decoded, waiting in the merge.
 struct Queued {
     offset: i64,
-    kafka_ts: Option<i64>,
     decoded: Decoded,
 }
 

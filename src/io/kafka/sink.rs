@@ -88,6 +88,8 @@ pub(crate) struct ProducerStats {
 #[derive(Default)]
 pub(crate) struct ProducerCtx {
     reports: Mutex<Vec<Report>>,
+    /// Delivery reports handed over so far (see [`Sink::serve_reports`]).
+    served: std::sync::atomic::AtomicU64,
     pub(crate) stats: Mutex<ProducerStats>,
 }
 
@@ -123,6 +125,8 @@ impl ProducerContext for ProducerCtx {
             )) => Some(PURGED.to_owned()),
             Err((e, _)) => Some(e.to_string()),
         };
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut r) = self.reports.lock() {
             r.push(Report {
                 batch: tag.batch,
@@ -454,7 +458,7 @@ impl Sink {
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
         self.usable()?;
-        self.producer.poll(Duration::ZERO);
+        self.serve_reports();
         self.take_reports();
         if let Some(failure) = self.fatal_error() {
             return Err(failure);
@@ -777,6 +781,27 @@ impl Sink {
         self.open_records = 0;
         self.replacements = 0;
         Ok(())
+    }
+
+    /// Serves every delivery report librdkafka has ready, without waiting. rust-rdkafka's
+    /// `poll(Duration::ZERO)` serves a single event (one produce request's reports):
+    /// called once per loop turn, reports of single-record requests — alerts — trickled
+    /// in at one per turn, and at-least-once commits fell tens of seconds behind a
+    /// backlog that raised many alerts (docs/PERFORMANCE.md).
+    fn serve_reports(&self) {
+        let served = || {
+            self.producer
+                .context()
+                .served
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        for _ in 0..10_000 {
+            let before = served();
+            self.producer.poll(Duration::ZERO);
+            if served() == before {
+                break;
+            }
+        }
     }
 
     /// Waits, in 1 ms steps, until librdkafka has a delivery report for every record.

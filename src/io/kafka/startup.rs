@@ -166,6 +166,11 @@ pub(crate) fn group_consumer_config(s: &Settings) -> ClientConfig {
             // default looks again only after 1 s; the engine drains that in well under
             // a second, so the default halves throughput (docs/PERFORMANCE.md).
             ("fetch.queue.backoff.ms", "20"),
+            // A partition the event-time merge resumes is fetched with the next fetch
+            // request; behind librdkafka's 500 ms long poll for caught-up partitions it
+            // waited that long while the others were held for it.
+            ("fetch.wait.max.ms", "100"),
+            ("fetch.error.backoff.ms", "20"),
             ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
         ],
     )
@@ -186,6 +191,11 @@ pub(crate) fn side_consumer_config(s: &Settings, instance: &str) -> ClientConfig
             ("auto.offset.reset", "earliest"),
             ("isolation.level", "read_committed"),
             ("fetch.queue.backoff.ms", "20"),
+            // A partition the event-time merge resumes is fetched with the next fetch
+            // request; behind librdkafka's 500 ms long poll for caught-up partitions it
+            // waited that long while the others were held for it.
+            ("fetch.wait.max.ms", "100"),
+            ("fetch.error.backoff.ms", "20"),
             ("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS),
         ],
     )

@@ -67,8 +67,6 @@ pub(crate) struct RebuildOutcome {
     /// Where the live patrol consumer resumes, per partition.
     pub patrol_resume: Vec<(i32, i64)>,
     pub replayed: u64,
-    /// Largest Kafka timestamp of a replayed group record.
-    pub max_group_ts: Option<i64>,
     pub elapsed: Duration,
     /// The rebuild stopped early because `keepalive` asked it to (shutdown).
     pub interrupted: bool,
@@ -431,9 +429,6 @@ fn release(
         };
         let s = &mut sources[i];
         let rec = s.queue.pop_front().expect("a head");
-        if s.is_group() {
-            outcome.max_group_ts = outcome.max_group_ts.max(Some(rec.ts));
-        }
         let source = DlqSource {
             topic: Some(s.topic.clone()),
             partition: Some(s.partition),
