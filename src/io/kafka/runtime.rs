@@ -553,6 +553,8 @@ impl Runtime {
                     break;
                 }
                 Some(Ok(m)) => {
+                    // Positions are input too: the idle wall-clock advance waits for them.
+                    self.last_input = Instant::now();
                     if queue_message(
                         &mut self.merge,
                         &mut self.pipeline,
@@ -956,9 +958,7 @@ impl Runtime {
                 .add_partition_offset(&patrol_topic, *p, Offset::Offset(*offset))
                 .context("building the patrol assignment")?;
         }
-        self.side
-            .assign(&patrol)
-            .context("assigning the patrol consumer")?;
+        self.place_patrol_consumer(&patrol)?;
         let lanes = group_partitions
             .iter()
             .map(|g| ((g.stream, g.partition), g.live))
@@ -989,6 +989,45 @@ impl Runtime {
         );
         self.update_readiness();
         Ok(())
+    }
+
+    /// Puts the patrol consumer at the rebuild's resume offsets: a seek when it already
+    /// holds those partitions, an assignment otherwise. Re-assigning the same partitions
+    /// on every rebuild (a run of aborts rebuilds twice a second) exposes librdkafka
+    /// 2.12's assignment teardown race (confluentinc/librdkafka#5573: a second stop for
+    /// a partition whose first is still pending fails the assertion
+    /// `rktp->rktp_started`); one CI run aborted on that assertion during the
+    /// abort-and-rewind test.
+    fn place_patrol_consumer(&self, patrol: &TopicPartitionList) -> anyhow::Result<()> {
+        let held: Vec<(String, i32)> = self
+            .side
+            .assignment()
+            .map(|a| {
+                a.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wanted: Vec<(String, i32)> = patrol
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        if !wanted.is_empty()
+            && held.len() == wanted.len()
+            && wanted.iter().all(|w| held.contains(w))
+        {
+            match self.side.seek_partitions(patrol.clone(), QUERY_TIMEOUT) {
+                Ok(result) if result.elements().iter().all(|e| e.error().is_ok()) => return Ok(()),
+                Ok(_) | Err(_) => {
+                    tracing::debug!("seeking the patrol consumer failed; assigning it again");
+                }
+            }
+        }
+        self.side
+            .assign(patrol)
+            .context("assigning the patrol consumer")
     }
 
     /// Where a partition without a committed offset starts (`auto.offset.reset`).
