@@ -1189,6 +1189,12 @@ impl PrivateBroker {
                 .tempdir()
                 .unwrap(),
         };
+        // scripts/test stops brokers whose owner is gone (a killed test run).
+        std::fs::write(
+            broker.dir.path().join("owner"),
+            std::process::id().to_string(),
+        )
+        .unwrap();
         broker
             .script("start", false)
             .unwrap_or_else(|e| panic!("{e}"));
