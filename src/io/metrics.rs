@@ -52,7 +52,7 @@ impl Stage {
 }
 
 /// Dispatch outcomes, the `outcome` label of `roadwatch_dispatch_total`.
-pub const DISPATCH_OUTCOMES: [&str; 10] = [
+pub const DISPATCH_OUTCOMES: [&str; 12] = [
     "assigned",
     "redispatched",
     "escalated",
@@ -63,6 +63,8 @@ pub const DISPATCH_OUTCOMES: [&str; 10] = [
     "ack_resolved",
     "ack_unknown_alert",
     "ack_wrong_unit",
+    "booked_elsewhere",
+    "preempted",
 ];
 
 pub struct Metrics {
@@ -251,6 +253,12 @@ impl Metrics {
                 dispatch.acks_wrong_unit,
                 last.acks_wrong_unit,
             ),
+            (
+                "booked_elsewhere",
+                dispatch.booked_elsewhere,
+                last.booked_elsewhere,
+            ),
+            ("preempted", dispatch.preempted, last.preempted),
         ];
         for (outcome, now, before) in pairs {
             if now > before {

@@ -15,7 +15,13 @@
 //!   unit (`redispatch`, attempt + 1, the refusing unit excluded); after `max_attempts`,
 //!   or with no candidate, the alert is `escalated` with `dispatch: null`.
 //! - A unit is busy from assignment until `resolved`, or `busy_after_arrived` after
-//!   `arrived`. Acks for unknown alerts or from units not assigned are counted, ignored.
+//!   `arrived`. Acks from units not assigned to the alert are counted and ignored.
+//! - An ack for an alert not held here (another instance's, with several instances in
+//!   the group, or one raised before the state window) is counted as unknown, but its
+//!   unit's answer still holds: `accepted`/`arrived` book the unit for
+//!   `busy_after_arrived` (so it is not sent elsewhere meanwhile), and a unit that was
+//!   assigned one of ours without accepting it yet is taken off ours at once
+//!   (`redispatch`, no wait for the time-out); `declined`/`resolved` end the booking.
 mod eta;
 mod registry;
 
@@ -47,6 +53,17 @@ pub struct DispatchStats {
     pub acks_unknown_alert: u64,
     /// Acks from a unit that does not hold the alert.
     pub acks_wrong_unit: u64,
+    /// Units booked by an ack for an alert not held here.
+    pub booked_elsewhere: u64,
+    /// Our unaccepted assignments re-dispatched because their unit accepted another alert.
+    pub preempted: u64,
+}
+
+/// A unit busy on an alert this dispatcher does not hold, known only from its acks.
+#[derive(Debug, Clone)]
+struct Booking {
+    alert_id: String,
+    until: EventTime,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +86,8 @@ pub struct Dispatcher {
     registry: Registry,
     /// Open assignments by alert id (ordered, so timers fire deterministically).
     assignments: BTreeMap<String, Assignment>,
+    /// Units booked by acks for alerts not held here, by unit index.
+    bookings: BTreeMap<u32, Booking>,
     stats: DispatchStats,
     snap_m: f64,
     /// Speed assumed for a vehicle to be intercepted (m/s).
@@ -85,6 +104,7 @@ impl Dispatcher {
             output,
             registry: Registry::new(lat, snap_m),
             assignments: BTreeMap::new(),
+            bookings: BTreeMap::new(),
             stats: DispatchStats::default(),
             snap_m,
         }
@@ -176,6 +196,7 @@ impl Dispatcher {
     ) {
         let Some(mut a) = self.assignments.remove(&ack.alert_id) else {
             self.stats.acks_unknown_alert += 1;
+            self.on_ack_elsewhere(ack, now, net, out);
             return;
         };
         let unit = self.registry.index_of(&ack.unit_id);
@@ -215,8 +236,72 @@ impl Dispatcher {
         self.assignments.insert(ack.alert_id.clone(), a);
     }
 
+    /// An ack for an alert not held here: the unit's answer still says where it is going.
+    fn on_ack_elsewhere(
+        &mut self,
+        ack: &DispatchAck,
+        now: EventTime,
+        net: &RoadNetwork,
+        out: &mut Vec<Alert>,
+    ) {
+        let Some(unit) = self.registry.index_of(&ack.unit_id) else {
+            return;
+        };
+        match ack.status {
+            AckStatus::Accepted | AckStatus::Arrived => {
+                let held = self.registry.get(unit).assignment.clone();
+                if let Some(ours) = held.filter(|id| self.assignments.contains_key(id)) {
+                    let a = self.assignments.remove(&ours).expect("checked above");
+                    if a.accepted || a.cleared_ms.is_some() {
+                        // On its way to ours too, by its own word: the acks that follow
+                        // settle it.
+                        self.assignments.insert(ours, a);
+                        return;
+                    }
+                    // The unit went to the other incident: ours goes to the next best
+                    // unit now rather than after the ack time-out.
+                    self.stats.preempted += 1;
+                    self.redispatch(a, now, net, out);
+                }
+                let until = now + self.settings.busy_after_arrived_ms;
+                let fresh = !self.bookings.contains_key(&unit);
+                self.bookings.insert(
+                    unit,
+                    Booking {
+                        alert_id: ack.alert_id.clone(),
+                        until,
+                    },
+                );
+                self.registry.get_mut(unit).assignment = Some(ack.alert_id.clone());
+                if fresh {
+                    self.stats.booked_elsewhere += 1;
+                }
+            }
+            AckStatus::Declined | AckStatus::Resolved => {
+                if self
+                    .bookings
+                    .get(&unit)
+                    .is_some_and(|b| b.alert_id == ack.alert_id)
+                {
+                    self.bookings.remove(&unit);
+                    self.release(unit);
+                }
+            }
+        }
+    }
+
     /// Event time reached `now`: ack time-outs re-dispatch, busy periods end.
     pub fn on_time(&mut self, now: EventTime, net: &RoadNetwork, out: &mut Vec<Alert>) {
+        let ended: Vec<u32> = self
+            .bookings
+            .iter()
+            .filter(|(_, b)| b.until <= now)
+            .map(|(u, _)| *u)
+            .collect();
+        for unit in ended {
+            self.bookings.remove(&unit);
+            self.release(unit);
+        }
         let s = &self.settings;
         let mut due: Vec<(EventTime, String, bool)> = Vec::new();
         for (id, a) in &self.assignments {
@@ -302,6 +387,7 @@ impl Dispatcher {
         }
         match self.choose(&target, &a.excluded, now, net) {
             Some((unit, r)) => {
+                self.bookings.remove(&unit);
                 self.registry.get_mut(unit).assignment = Some(a.alert.alert_id.clone());
                 a.unit = Some(unit);
                 a.alert.dispatch = Some(AlertDispatch {

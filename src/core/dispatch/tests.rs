@@ -378,7 +378,7 @@ fn accepted_unit_stays_busy_until_resolved_or_30_min_after_arrival() {
 }
 
 #[test]
-fn acks_for_unknown_alerts_or_other_units_are_counted_and_ignored() {
+fn acks_from_other_units_or_unknown_units_are_counted_and_ignored() {
     let net = network();
     let mut d = dispatcher_with(
         &net,
@@ -395,18 +395,146 @@ fn acks_for_unknown_alerts_or_other_units_are_counted_and_ignored() {
         &net,
         &mut out,
     );
-    let mut unknown = ack("P-1", AckStatus::Accepted, T0 + 1_000);
-    unknown.alert_id = "nope".into();
-    d.on_ack(&unknown, T0 + 1_000, &net, &mut out);
     d.on_ack(
         &ack("P-77", AckStatus::Accepted, T0 + 1_000),
         T0 + 1_000,
         &net,
         &mut out,
     );
+    let mut unknown = ack("P-77", AckStatus::Accepted, T0 + 1_000);
+    unknown.alert_id = "nope".into();
+    d.on_ack(&unknown, T0 + 1_000, &net, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(d.stats().acks_wrong_unit, 2);
     assert_eq!(d.stats().acks_unknown_alert, 1);
+    assert_eq!(d.stats().booked_elsewhere, 0, "P-77 is not a known unit");
+    assert_eq!(out[0].dispatch.as_ref().unwrap().unit_id, "P-1");
+}
+
+fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
+    DispatchAck {
+        alert_id: alert_id.into(),
+        unit_id: unit.into(),
+        ts,
+        status,
+    }
+}
+
+/// With several instances, each raises alerts from its own partitions but every instance
+/// reads every ack: a unit that accepted another instance's alert is not free here.
+#[test]
+fn a_unit_that_accepted_an_alert_held_elsewhere_is_not_sent_here_until_it_is_free() {
+    let net = network();
+    let mut d = dispatcher_with(
+        &net,
+        &[
+            unit_at("P-1", "up", 1_009_000.0, T0),
+            unit_at("P-2", "up", 1_006_000.0, T0),
+        ],
+    );
+    let mut out = Vec::new();
+    d.on_ack(
+        &ack_for("wx-elsewhere", "P-1", AckStatus::Accepted, T0),
+        T0,
+        &net,
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(d.stats().acks_unknown_alert, 1);
+    assert_eq!(d.stats().booked_elsewhere, 1);
+    d.on_alert(alert_at(1_010_000.0), T0 + 1_000, &net, &mut out);
+    assert_eq!(
+        out[0].dispatch.as_ref().unwrap().unit_id,
+        "P-2",
+        "P-1 is nearer but busy elsewhere"
+    );
+    // Resolved elsewhere: P-1 is free again and wins the next alert nearby.
+    d.on_ack(
+        &ack_for("wx-elsewhere", "P-1", AckStatus::Resolved, T0 + 2_000),
+        T0 + 2_000,
+        &net,
+        &mut out,
+    );
+    let mut second = alert_at(1_010_500.0);
+    second.alert_id = "ped-second".into();
+    d.on_alert(second, T0 + 3_000, &net, &mut out);
+    assert_eq!(out[1].dispatch.as_ref().unwrap().unit_id, "P-1");
+
+    // Without a resolved ack the booking ends `busy_after_arrived` after the last answer.
+    let mut d = dispatcher_with(&net, &[unit_at("P-1", "up", 1_009_000.0, T0)]);
+    d.on_ack(
+        &ack_for("wx-elsewhere", "P-1", AckStatus::Arrived, T0),
+        T0,
+        &net,
+        &mut out,
+    );
+    d.on_time(T0 + 1_799_999, &net, &mut out);
+    assert!(d.registry().units().next().unwrap().assignment.is_some());
+    d.on_time(T0 + 1_800_000, &net, &mut out);
+    assert!(d.registry().units().next().unwrap().assignment.is_none());
+    // A decline of an alert the unit was never booked for frees nothing.
+    d.on_ack(
+        &ack_for("wx-elsewhere", "P-1", AckStatus::Accepted, T0 + 1_800_000),
+        T0 + 1_800_000,
+        &net,
+        &mut out,
+    );
+    d.on_ack(
+        &ack_for("other", "P-1", AckStatus::Declined, T0 + 1_800_001),
+        T0 + 1_800_001,
+        &net,
+        &mut out,
+    );
+    assert_eq!(
+        d.registry().units().next().unwrap().assignment.as_deref(),
+        Some("wx-elsewhere")
+    );
+}
+
+/// Two instances can pick the same unit for two incidents within the same moment; the
+/// unit answers one of them. The other instance hears that answer and sends its alert to
+/// the next unit at once instead of waiting out the ack time-out.
+#[test]
+fn a_unit_that_accepts_elsewhere_before_answering_ours_is_replaced_at_once() {
+    let net = network();
+    let mut d = dispatcher_with(
+        &net,
+        &[
+            unit_at("P-1", "up", 1_009_000.0, T0),
+            unit_at("P-2", "up", 1_006_000.0, T0),
+        ],
+    );
+    let mut out = Vec::new();
+    d.on_alert(alert_at(1_010_000.0), T0, &net, &mut out);
+    assert_eq!(out[0].dispatch.as_ref().unwrap().unit_id, "P-1");
+    d.on_ack(
+        &ack_for("ped-elsewhere", "P-1", AckStatus::Accepted, T0 + 4_000),
+        T0 + 4_000,
+        &net,
+        &mut out,
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].status, AlertStatus::Redispatch);
+    let disp = out[1].dispatch.as_ref().unwrap();
+    assert_eq!((disp.unit_id.as_str(), disp.attempt), ("P-2", 2));
+    assert_eq!(d.stats().preempted, 1);
+    assert_eq!(d.stats().redispatched, 1);
+    // Once ours is accepted, an answer elsewhere does not take the unit off it.
+    d.on_ack(
+        &ack("P-2", AckStatus::Accepted, T0 + 5_000),
+        T0 + 5_000,
+        &net,
+        &mut out,
+    );
+    d.on_ack(
+        &ack_for("ped-third", "P-2", AckStatus::Accepted, T0 + 6_000),
+        T0 + 6_000,
+        &net,
+        &mut out,
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(d.stats().preempted, 1);
+    assert_eq!(d.open_assignments(), 1);
 }
 
 #[test]

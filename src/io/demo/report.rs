@@ -72,6 +72,8 @@ pub fn since(now: &DispatchStats, before: &DispatchStats) -> DispatchStats {
         acks_resolved: now.acks_resolved - before.acks_resolved,
         acks_unknown_alert: now.acks_unknown_alert - before.acks_unknown_alert,
         acks_wrong_unit: now.acks_wrong_unit - before.acks_wrong_unit,
+        booked_elsewhere: now.booked_elsewhere - before.booked_elsewhere,
+        preempted: now.preempted - before.preempted,
     }
 }
 
