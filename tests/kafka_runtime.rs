@@ -5,7 +5,7 @@
 //! The expected alerts of every test come from `replay` of the very records the test
 //! produced (CONTRACT section 5: replaying what `run` consumed yields what it produced),
 //! read back by `read_committed` consumers, as a patrol app or the command center would.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -98,6 +98,16 @@ impl Stage {
 
     /// The same on the broker at `bootstrap` (a test's private broker).
     fn on(bootstrap: &str, test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
+        Stage::build(bootstrap, test, camera_partitions, 1, guarantee)
+    }
+
+    fn build(
+        bootstrap: &str,
+        test: &str,
+        camera_partitions: i32,
+        ack_partitions: i32,
+        guarantee: Guarantee,
+    ) -> Stage {
         let prefix = format!("rw-{test}-{}", nonce());
         let mut s = roadwatch::config::defaults();
         s.kafka.bootstrap_servers = bootstrap.to_owned();
@@ -119,12 +129,19 @@ impl Stage {
             prefix,
         };
         let t = &stage.settings.kafka.topics;
-        let mut specs = vec![TopicSpec {
-            name: t.camera.clone(),
-            partitions: camera_partitions,
-            replication: 1,
-        }];
-        for name in [&t.plate, &t.weather, &t.patrol, &t.ack, &t.alerts, &t.dlq] {
+        let mut specs = vec![
+            TopicSpec {
+                name: t.camera.clone(),
+                partitions: camera_partitions,
+                replication: 1,
+            },
+            TopicSpec {
+                name: t.ack.clone(),
+                partitions: ack_partitions,
+                replication: 1,
+            },
+        ];
+        for name in [&t.plate, &t.weather, &t.patrol, &t.alerts, &t.dlq] {
             specs.push(TopicSpec {
                 name: name.clone(),
                 partitions: 1,
@@ -863,6 +880,16 @@ struct Child {
 
 impl Child {
     fn spawn(stage: &Stage, instance: &str, log: std::path::PathBuf) -> Child {
+        Child::spawn_with(stage, instance, log, &[])
+    }
+
+    /// With extra `ROADWATCH__…` settings.
+    fn spawn_with(
+        stage: &Stage,
+        instance: &str,
+        log: std::path::PathBuf,
+        extra: &[(&str, &str)],
+    ) -> Child {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -871,6 +898,7 @@ impl Child {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roadwatch"))
             .arg("run")
             .envs(stage.env(instance))
+            .envs(extra.iter().copied())
             .env("RUST_LOG", "roadwatch=info")
             .stdout(std::process::Stdio::null())
             .stderr(err)
@@ -1004,6 +1032,192 @@ fn two_instances_over_four_partitions_one_stopped_mid_stream_lose_nothing() {
     let expected = replay_expected(&stage.settings, &sent, "");
     assert_exactly_once(&mut reader, &expected);
     b.stop();
+}
+
+/// Acks are keyed by unit, so with two instances about half of them land on an ack
+/// partition the instance that raised the alert does not own. Every instance reads every
+/// ack: each alert's owner hears its unit accept, nothing is re-dispatched when the
+/// (short) ack time-out passes, and the other instance books the unit meanwhile.
+#[test]
+fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_on() {
+    let mut stage = Stage::build(&bootstrap(), "acks", 4, 2, Guarantee::ExactlyOnce);
+    stage.settings.engine.dispatch.ack_timeout_ms = 3_000;
+    // Event time follows the wall clock after 1 s without input, so the time-outs fall
+    // due while the test waits.
+    stage.settings.processing.idle_advance_after_ms = Some(1_000);
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    let instance = |id: &str| {
+        let mut s = stage.settings.clone();
+        s.kafka.instance_id = id.to_owned();
+        start(s)
+    };
+    let (a, b) = (instance("a"), instance("b"));
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+
+    // A unit at each incident, so that each alert has one best unit.
+    let points = incident_points(8, 800.0);
+    let p = producer(&stage);
+    for (i, (lon, lat)) in points.iter().enumerate() {
+        let unit = format!("U-{i}");
+        let v = patrol(&unit, *lon, *lat, now_ms());
+        produce(&p, &t.patrol, &unit, v.to_string().as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for (i, (lon, lat)) in points.iter().enumerate() {
+        let camera = format!("cam-{i:03}");
+        let v = pedestrian(&camera, 0, *lon, *lat, now_ms());
+        produce_to(
+            &p,
+            &t.camera,
+            i as i32 % 4,
+            &camera,
+            v.to_string().as_bytes(),
+        );
+    }
+    // The patrol apps: a unit accepts its first dispatch and declines any other while
+    // it is on one (two instances may pick the same unit for two incidents at once;
+    // the one declined, or taken off its unit by the other's accept, goes elsewhere).
+    let mut answered: BTreeSet<(String, String, i64)> = BTreeSet::new();
+    let mut on: BTreeMap<String, String> = BTreeMap::new();
+    let mut accepted = 0;
+    let mut last_dispatch = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    // Quiet for longer than the ack time-out: an alert whose ack went unheard would
+    // have been re-dispatched by then, and answered again.
+    while last_dispatch.elapsed() < Duration::from_secs(8) {
+        assert!(Instant::now() < deadline, "dispatches never settled");
+        reader.drain(Duration::from_millis(500));
+        for o in reader.seen.iter().filter(|o| o.topic == t.alerts) {
+            let (Some(alert_id), Some(unit), Some(attempt)) = (
+                o.value["alert_id"].as_str(),
+                o.value["dispatch"]["unit_id"].as_str(),
+                o.value["dispatch"]["attempt"].as_i64(),
+            ) else {
+                continue;
+            };
+            if !answered.insert((alert_id.to_owned(), unit.to_owned(), attempt)) {
+                continue;
+            }
+            last_dispatch = Instant::now();
+            let status = match on.get(unit) {
+                Some(busy_on) if busy_on != alert_id => "declined",
+                _ => {
+                    on.insert(unit.to_owned(), alert_id.to_owned());
+                    accepted += 1;
+                    "accepted"
+                }
+            };
+            let ack =
+                json!({"alert_id": alert_id, "unit_id": unit, "ts": now_ms(), "status": status});
+            produce(&p, &t.ack, unit, ack.to_string().as_bytes());
+        }
+    }
+    let count = |outcome: &str| {
+        [&a, &b]
+            .iter()
+            .map(|rt| rt.metrics.dispatch.with_label_values(&[outcome]).get())
+            .sum::<u64>()
+    };
+    let raised: BTreeSet<&str> = reader
+        .seen
+        .iter()
+        .filter(|o| o.topic == t.alerts)
+        .filter_map(|o| o.value["alert_id"].as_str())
+        .collect();
+    assert_eq!(raised.len(), 8, "one alert per incident");
+    assert_eq!(
+        count("ack_timeout"),
+        0,
+        "every ack reached the alert's owner: none timed out"
+    );
+    assert_eq!(
+        count("ack_accepted"),
+        accepted,
+        "each accept heard once, by the alert's owner"
+    );
+    assert_eq!(accepted, 8, "every incident has a unit on its way");
+    assert_eq!(
+        count("booked_elsewhere"),
+        accepted,
+        "and each accepting unit booked by the other instance"
+    );
+    // The scenario means something only if both instances raised some of the alerts.
+    let assigned = |rt: &InProcess| rt.metrics.dispatch.with_label_values(&["assigned"]).get();
+    assert!(
+        assigned(&a) > 0 && assigned(&b) > 0,
+        "assigned: a {} b {}",
+        assigned(&a),
+        assigned(&b)
+    );
+    a.stop();
+    b.stop();
+}
+
+/// Acks are read outside the group, so an ack's offset is not committed with the output it
+/// caused; each commit records how far the acks had been applied instead, and a rebuild
+/// replays them exactly that far. Killed after applying a decline but before committing
+/// the re-dispatch it caused, the restarted instance applies the decline again: the
+/// re-dispatch arrives, once. (Replayed to the end, the decline would be applied with
+/// its output suppressed, and the re-dispatch lost.)
+#[test]
+fn a_decline_applied_but_not_committed_before_a_kill_9_is_applied_again() {
+    let stage = Stage::new("ackcrash", 1, Guarantee::ExactlyOnce);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("roadwatch.log");
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    // A long commit interval keeps the decline's output open long enough to kill it
+    // (an interval with alerts is committed after a fifth of it: 6 s).
+    let extra = [("ROADWATCH__PROCESSING__COMMIT_INTERVAL_MS", "30000")];
+    let mut first = Child::spawn_with(&stage, "a", log.clone(), &extra);
+    first.wait_for_log("detector state rebuilt", Duration::from_secs(60));
+    let p = producer(&stage);
+    send_units(&p, &t.patrol);
+    let v = pedestrian("cam-G76-T1", 1, TUNNEL.0, TUNNEL.1, now_ms());
+    produce(&p, &t.camera, "cam-G76-T1", v.to_string().as_bytes());
+    let docs = |seen: &[Out], status: &str| -> Vec<Value> {
+        seen.iter()
+            .filter(|o| o.topic == t.alerts && o.value["status"] == status)
+            .map(|o| o.value.clone())
+            .collect()
+    };
+    assert!(
+        reader.until(Duration::from_secs(30), |seen| !docs(seen, "new")
+            .is_empty()),
+        "no alert:\n{}",
+        first.log()
+    );
+    let alert = docs(&reader.seen, "new").remove(0);
+    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    let declining = alert["dispatch"]["unit_id"].as_str().unwrap().to_owned();
+    let ack =
+        json!({"alert_id": alert_id, "unit_id": declining, "ts": now_ms(), "status": "declined"});
+    produce(&p, &t.ack, &declining, ack.to_string().as_bytes());
+    // Applied (the re-dispatch waits in the open transaction), not committed.
+    reader.drain(Duration::from_secs(2));
+    assert!(
+        docs(&reader.seen, "redispatch").is_empty(),
+        "the re-dispatch was committed before the kill; the test needs it open"
+    );
+    drop(first); // SIGKILL
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Child::spawn(&stage, "a", log.clone());
+    assert!(
+        reader.until(Duration::from_secs(45), |seen| !docs(seen, "redispatch")
+            .is_empty()),
+        "the decline's re-dispatch never arrived:\n{}",
+        second.log()
+    );
+    reader.drain(Duration::from_secs(3));
+    let redispatched = docs(&reader.seen, "redispatch");
+    assert_eq!(redispatched.len(), 1, "{redispatched:?}");
+    let again = &redispatched[0]["dispatch"];
+    assert_eq!(again["attempt"], 2);
+    assert_ne!(again["unit_id"].as_str(), Some(declining.as_str()));
+    let status = second.terminate();
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
 }
 
 /// Produces one record to a chosen partition.

@@ -270,6 +270,12 @@ impl Metrics {
         *last = dispatch.clone();
     }
 
+    /// A rebuilt engine's counters start from what its replay did (output suppressed):
+    /// only what it does from now on is counted.
+    pub fn rebase_dispatch(&self, dispatch: &DispatchStats) {
+        *self.last_dispatch.lock().expect("not poisoned") = dispatch.clone();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

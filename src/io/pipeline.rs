@@ -60,6 +60,8 @@ pub struct Pipeline {
     /// record would cost more than decoding it.
     sample_every: u64,
     seen: u64,
+    /// Refresh the engine gauges and dispatch counters with the next emit.
+    refresh_now: bool,
     /// When set, every alert document emitted is also kept for [`Pipeline::take_alerts`]
     /// (the demo prints and scores them).
     keep_alerts: bool,
@@ -77,6 +79,7 @@ impl Pipeline {
             alerts: Vec::new(),
             sample_every: 64,
             seen: 0,
+            refresh_now: false,
             keep_alerts: false,
             kept: Vec::new(),
         }
@@ -190,6 +193,10 @@ impl Pipeline {
                 Applied::Late => m.late_records.inc(),
             }
         }
+        if stream == Stream::Ack {
+            // Acks are few, and each moves a dispatch counter an operator watches.
+            self.refresh_now = true;
+        }
         self.emit(emitted_ms, out);
         match applied {
             Applied::Accepted => Fate::Applied,
@@ -232,7 +239,9 @@ impl Pipeline {
     fn emit(&mut self, emitted_ms: EventTime, out: &mut Vec<Produced>) {
         // Gauges and dispatch counters are refreshed when something happened, and now
         // and then otherwise: reading them for every record would cost a lock each.
-        let refresh = !self.alerts.is_empty() || self.seen % 256 == 0;
+        let refresh = !self.alerts.is_empty()
+            || self.seen % 256 == 0
+            || std::mem::take(&mut self.refresh_now);
         for mut alert in self.alerts.drain(..) {
             alert.emitted_ts = format_rfc3339(emitted_ms, self.offset);
             let payload = serde_json::to_vec(&alert).expect("alerts serialize");

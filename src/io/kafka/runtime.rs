@@ -3,8 +3,9 @@
 //! One thread drives everything, because the engine is one synchronous state machine:
 //!
 //! ```text
-//!  group consumer (camera, plate, weather, ack) ──┐   poll a batch, decode
-//!  side consumer (patrol-positions, all of it) ───┤
+//!  group consumer (camera, plate, weather) ──────┐   poll a batch, decode
+//!  side consumer (patrol positions and acks, ────┤
+//!                 all of them: global streams)   │
 //!                                                 ▼
 //!                    Merge: every partition's records in event-time order
 //!                                                 ▼
@@ -34,9 +35,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
 use super::merge::{Merge, Pushed};
-use super::sink::{clock_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError};
-use super::startup::{self, StreamTopics};
-use super::state_rebuild::{self, GroupPartition, RebuildRequest};
+use super::sink::{
+    clock_from_metadata, globals_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError,
+};
+use super::startup::{self, is_global, StreamTopics};
+use super::state_rebuild::{self, GlobalPartition, GroupPartition, RebuildRequest};
 use crate::config::{Guarantee, Settings};
 use crate::core::detect::ride_hailing::PlateList;
 use crate::core::engine::Engine;
@@ -50,12 +53,12 @@ use crate::io::plate_lists::PlateListFiles;
 
 /// Records taken from the group consumer per batch before the loop looks around.
 const MAX_BATCH: usize = 5_000;
-/// Longest wait in `poll` when nothing arrives: bounds shutdown and patrol latency.
+/// Longest wait in `poll` when nothing arrives: bounds shutdown and global-stream latency.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 const PLATE_LIST_EVERY: Duration = Duration::from_secs(5);
 const READINESS_EVERY: Duration = Duration::from_secs(1);
 const STATS_LOG_EVERY: Duration = Duration::from_secs(10);
-/// Without a first assignment by then, state is built for patrol positions alone (an
+/// Without a first assignment by then, state is built for the global streams alone (an
 /// instance that gets no partitions still serves /readyz and keeps its units current).
 const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -188,7 +191,7 @@ pub fn run(
     let rebuild_reader = startup::side_consumer_config(&settings, &instance);
     let side: BaseConsumer = rebuild_reader
         .create()
-        .with_context(|| format!("creating the patrol consumer for {}", k.bootstrap_servers))?;
+        .with_context(|| format!("creating the side consumer for {}", k.bootstrap_servers))?;
 
     let (plate_files, watchlist, whitelist) =
         PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
@@ -258,7 +261,7 @@ struct Runtime {
     out: Vec<Produced>,
     plate_files: PlateListFiles,
     lists: (PlateList, PlateList),
-    /// Polled records of every input partition (the group's and the patrol positions)
+    /// Polled records of every input partition (the group's and the global streams')
     /// waiting to be applied in event-time order (merge.rs).
     merge: Merge<PartitionKey, Queued>,
     last_input: Instant,
@@ -308,7 +311,7 @@ impl Runtime {
                 // The commit it forced failed: nothing more is applied before the rewind.
                 continue;
             }
-            self.poll_patrol()?;
+            self.poll_side()?;
             let wait = self.poll_wait();
             self.poll_group_batch(wait)?;
             self.take_callbacks()?;
@@ -453,12 +456,12 @@ impl Runtime {
                 return *b;
             }
             let topic = topics.topic_of(key.0);
-            let patrol = key.0 == Stream::Patrol;
+            let global = is_global(key.0);
             // The consumer's position moves past transaction markers, which occupy
             // offsets but are never delivered.
-            let position = positions[usize::from(patrol)]
+            let position = positions[usize::from(global)]
                 .get_or_insert_with(|| {
-                    if patrol {
+                    if global {
                         side.position()
                     } else {
                         group.position()
@@ -468,7 +471,7 @@ impl Runtime {
                 .find_partition(topic, key.1)
                 .and_then(|e| e.offset().to_raw())
                 .unwrap_or(-1);
-            let high = if patrol {
+            let high = if global {
                 cached_high_watermark(side, topic, key.1)
             } else {
                 cached_high_watermark(group, topic, key.1)
@@ -489,9 +492,10 @@ impl Runtime {
                 line: None,
             };
             pipeline.apply(stream, q.decoded, source, now_ms, out);
-            if stream == Stream::Patrol {
-                // Not the group's: no offset to commit, but the clock it moved is.
-                sink.clock_advanced(pipeline.engine().clock());
+            if is_global(stream) {
+                // Not the group's: no offset to commit, but the next commit records how
+                // far the stream was applied, and the clock it moved.
+                sink.global_applied(key, q.offset, pipeline.engine().clock());
             } else {
                 sink.consumed(key, q.offset, pipeline.engine().clock());
             }
@@ -522,10 +526,10 @@ impl Runtime {
         if keys.is_empty() {
             return;
         }
-        let (patrol, rest): (Vec<PartitionKey>, Vec<PartitionKey>) =
-            keys.iter().partition(|k| k.0 == Stream::Patrol);
-        if !patrol.is_empty() {
-            pause_or_resume(&self.side, &self.partition_list(&patrol), pause);
+        let (global, rest): (Vec<PartitionKey>, Vec<PartitionKey>) =
+            keys.iter().partition(|k| is_global(k.0));
+        if !global.is_empty() {
+            pause_or_resume(&self.side, &self.partition_list(&global), pause);
         }
         if !rest.is_empty() && (pause || !self.backpressure) {
             pause_or_resume(&self.group, &self.partition_list(&rest), pause);
@@ -540,8 +544,9 @@ impl Runtime {
         tpl
     }
 
-    /// Takes what the patrol consumer has fetched, without waiting, into the merge.
-    fn poll_patrol(&mut self) -> anyhow::Result<()> {
+    /// Takes what the side consumer (global streams) has fetched, without waiting, into
+    /// the merge.
+    fn poll_side(&mut self) -> anyhow::Result<()> {
         let now_ms = wall_clock_ms();
         let mut full = Vec::new();
         let mut error = None;
@@ -553,16 +558,14 @@ impl Runtime {
                     break;
                 }
                 Some(Ok(m)) => {
-                    // Positions are input too: the idle wall-clock advance waits for them.
+                    let Some(stream) = self.topics.stream_of(m.topic()) else {
+                        continue;
+                    };
+                    // Positions and acks are input too: the idle wall-clock advance
+                    // waits for them.
                     self.last_input = Instant::now();
-                    if queue_message(
-                        &mut self.merge,
-                        &mut self.pipeline,
-                        Stream::Patrol,
-                        &m,
-                        now_ms,
-                    ) {
-                        full.push((Stream::Patrol, m.partition()));
+                    if queue_message(&mut self.merge, &mut self.pipeline, stream, &m, now_ms) {
+                        full.push((stream, m.partition()));
                     }
                 }
             }
@@ -806,7 +809,7 @@ impl Runtime {
         // Partitions this instance keeps, with the offsets it has just committed itself:
         // no need to ask the coordinator, whose answer for freshly committed
         // transactional offsets waits until their markers are written (~1 s).
-        let (kept, own_clock) = {
+        let (kept, own) = {
             let mut sink = self.group.context().sink.lock().expect("sink lock");
             // First a producer that failed fatally (not fenced) is replaced and an abort
             // that timed out is finished: both wait for the broker, so during an outage
@@ -816,7 +819,8 @@ impl Runtime {
                     // After a rewind nothing is committed: what was consumed since the
                     // failure lies past the dropped interval, and committing its offsets
                     // would skip that interval's input for good.
-                    sink.abandon().map(|()| (HashMap::new(), None))
+                    sink.abandon()
+                        .map(|()| (HashMap::new(), Default::default()))
                 }
                 Ok(()) => sink.settle(&self.group, false).map(|()| sink.committed()),
                 Err(e) => Err(e),
@@ -829,7 +833,7 @@ impl Runtime {
                         "{why} (waiting for the broker)"
                     )))
                 }
-                Err(SinkError::Rewind(_)) => (HashMap::new(), None),
+                Err(SinkError::Rewind(_)) => (HashMap::new(), Default::default()),
             }
         };
         self.pending = Pending::default();
@@ -839,6 +843,9 @@ impl Runtime {
             .context("reading the consumer assignment")?;
         let mut group_partitions = Vec::new();
         let mut clock_floor: Option<EventTime> = None;
+        // How far the global streams had been applied when each partition's offset was
+        // committed; the least of them is where their replay ends.
+        let mut progress = GlobalProgress::default();
         let mut unknown = TopicPartitionList::new();
         for elem in assignment.elements() {
             let Some(stream) = self.topics.stream_of(elem.topic()) else {
@@ -852,9 +859,10 @@ impl Runtime {
                         partition: elem.partition(),
                         live,
                     });
-                    if let Some(c) = own_clock {
+                    if let Some(c) = own.clock {
                         clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
                     }
+                    progress.add(Some(&own.globals).filter(|g| !g.is_empty()).cloned());
                 }
                 None => {
                     unknown.add_partition(elem.topic(), elem.partition());
@@ -877,9 +885,13 @@ impl Runtime {
                     if let Some(c) = clock_from_metadata(elem.metadata()) {
                         clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
                     }
+                    progress.add(globals_from_metadata(elem.metadata()));
                     o
                 }
-                _ => self.reset_offset(elem.topic(), elem.partition())?,
+                _ => {
+                    progress.add(None);
+                    self.reset_offset(elem.topic(), elem.partition())?
+                }
             };
             group_partitions.push(GroupPartition {
                 stream,
@@ -889,13 +901,22 @@ impl Runtime {
             });
         }
         let committed_at = started.elapsed();
-        let patrol_topic = self.settings.kafka.topics.patrol.clone();
-        let patrol_partitions = self.partitions_of(&patrol_topic)?;
+        let mut globals = Vec::new();
+        for (stream, topic) in self.topics.global_topics() {
+            for partition in self.partitions_of(topic)? {
+                globals.push(GlobalPartition {
+                    stream,
+                    topic: topic.to_owned(),
+                    partition,
+                    until: progress.until((stream, partition)),
+                });
+            }
+        }
+        let exact = globals.iter().filter(|g| g.until.is_some()).count();
         let window = self.settings.processing.state_rebuild_window_ms as i64;
         let request = RebuildRequest {
             group: group_partitions.clone(),
-            patrol_topic: &patrol_topic,
-            patrol_partitions,
+            globals,
             since_ms: wall_clock_ms() - window,
             clock_floor,
         };
@@ -922,6 +943,8 @@ impl Runtime {
             return Ok(());
         }
         std::mem::swap(self.pipeline.engine_mut(), fresh.engine_mut());
+        self.metrics
+            .rebase_dispatch(self.pipeline.engine().dispatch_stats());
 
         // Consumers to the committed offsets: what was consumed after them is applied
         // again, now by an engine that has not seen it.
@@ -950,24 +973,18 @@ impl Runtime {
             .sink
             .lock()
             .expect("sink lock")
-            .reset_positions(positions);
+            .reset_positions(positions, outcome.global_resume.iter().copied().collect());
 
-        let mut patrol = TopicPartitionList::new();
-        for (p, offset) in &outcome.patrol_resume {
-            patrol
-                .add_partition_offset(&patrol_topic, *p, Offset::Offset(*offset))
-                .context("building the patrol assignment")?;
+        let mut side = TopicPartitionList::new();
+        for ((stream, p), offset) in &outcome.global_resume {
+            side.add_partition_offset(self.topics.topic_of(*stream), *p, Offset::Offset(*offset))
+                .context("building the side consumer's assignment")?;
         }
-        self.place_patrol_consumer(&patrol)?;
+        self.place_side_consumer(&side)?;
         let lanes = group_partitions
             .iter()
             .map(|g| ((g.stream, g.partition), g.live))
-            .chain(
-                outcome
-                    .patrol_resume
-                    .iter()
-                    .map(|(p, o)| ((Stream::Patrol, *p), *o)),
-            );
+            .chain(outcome.global_resume.iter().copied());
         self.merge.reset(lanes);
 
         if self.backpressure {
@@ -980,6 +997,8 @@ impl Runtime {
         tracing::info!(
             partitions = group_partitions.len(),
             replayed = outcome.replayed,
+            global_partitions = outcome.global_resume.len(),
+            global_exact = exact,
             replay_seconds = outcome.elapsed.as_secs_f64(),
             total_seconds = started.elapsed().as_secs_f64(),
             committed_seconds = committed_at.as_secs_f64(),
@@ -991,14 +1010,14 @@ impl Runtime {
         Ok(())
     }
 
-    /// Puts the patrol consumer at the rebuild's resume offsets: a seek when it already
+    /// Puts the side consumer at the rebuild's resume offsets: a seek when it already
     /// holds those partitions, an assignment otherwise. Re-assigning the same partitions
     /// on every rebuild (a run of aborts rebuilds twice a second) exposes librdkafka
     /// 2.12's assignment teardown race (confluentinc/librdkafka#5573: a second stop for
     /// a partition whose first is still pending fails the assertion
     /// `rktp->rktp_started`); one CI run aborted on that assertion during the
     /// abort-and-rewind test.
-    fn place_patrol_consumer(&self, patrol: &TopicPartitionList) -> anyhow::Result<()> {
+    fn place_side_consumer(&self, side: &TopicPartitionList) -> anyhow::Result<()> {
         let held: Vec<(String, i32)> = self
             .side
             .assignment()
@@ -1009,7 +1028,7 @@ impl Runtime {
                     .collect()
             })
             .unwrap_or_default();
-        let wanted: Vec<(String, i32)> = patrol
+        let wanted: Vec<(String, i32)> = side
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
@@ -1018,16 +1037,16 @@ impl Runtime {
             && held.len() == wanted.len()
             && wanted.iter().all(|w| held.contains(w))
         {
-            match self.side.seek_partitions(patrol.clone(), QUERY_TIMEOUT) {
+            match self.side.seek_partitions(side.clone(), QUERY_TIMEOUT) {
                 Ok(result) if result.elements().iter().all(|e| e.error().is_ok()) => return Ok(()),
                 Ok(_) | Err(_) => {
-                    tracing::debug!("seeking the patrol consumer failed; assigning it again");
+                    tracing::debug!("seeking the side consumer failed; assigning it again");
                 }
             }
         }
         self.side
-            .assign(patrol)
-            .context("assigning the patrol consumer")
+            .assign(side)
+            .context("assigning the side consumer")
     }
 
     /// Where a partition without a committed offset starts (`auto.offset.reset`).
@@ -1085,7 +1104,7 @@ impl Runtime {
             }
             sink.disable();
         }
-        tracing::debug!("closing the patrol consumer");
+        tracing::debug!("closing the side consumer");
         drop(side);
         tracing::debug!("leaving the group");
         group.unsubscribe();
@@ -1178,6 +1197,47 @@ struct LoopStats {
     empty_polls: u64,
     /// Time inside the group consumer's `poll` (waiting for and fetching records).
     polling: Duration,
+}
+
+/// The least recorded global-stream progress over the group partitions of a rebuild.
+/// A partition committed without a record of it (a first start, an older version, or
+/// offsets committed by another tool) leaves every global partition without one.
+#[derive(Debug, Default)]
+struct GlobalProgress {
+    least: Option<HashMap<PartitionKey, i64>>,
+    incomplete: bool,
+}
+
+impl GlobalProgress {
+    fn add(&mut self, globals: Option<HashMap<PartitionKey, i64>>) {
+        let Some(globals) = globals else {
+            self.incomplete = true;
+            return;
+        };
+        match &mut self.least {
+            None => self.least = Some(globals),
+            Some(least) => {
+                // A global partition one commit knows and another does not: unknown.
+                least.retain(|k, _| globals.contains_key(k));
+                for (k, v) in least.iter_mut() {
+                    *v = (*v).min(globals[k]);
+                }
+            }
+        }
+    }
+
+    /// Where the replay of a global partition ends; `None`: cut it by time. The least
+    /// offset: partitions taken over from two previous owners were committed at
+    /// different points, and the records between them are applied live. For the
+    /// partitions of the owner that had applied them, that may repeat an output (a
+    /// decline re-dispatched twice); the greatest offset would instead skip the output
+    /// the other owner never produced. A repeat is the lesser harm.
+    fn until(&self, key: PartitionKey) -> Option<i64> {
+        if self.incomplete {
+            return None;
+        }
+        self.least.as_ref().and_then(|l| l.get(&key).copied())
+    }
 }
 
 /// A group record polled and decoded, waiting in the merge.

@@ -9,9 +9,12 @@
 //!   offsets of a batch are committed only once every record the batch produced has a
 //!   successful delivery report (rust-rdkafka's `examples/at_least_once.rs`).
 //!
-//! Each commit also records the engine's event clock in the offset metadata, so that a
-//! rebuilt engine can advance to the clock its predecessor had committed (timers fired by
-//! an idle advance, whose output is committed, must not fire a second time).
+//! Each commit also records, in the offset metadata, the engine's event clock and how far
+//! the global streams (patrol positions, acks: read in full, never committed) had been
+//! applied. A rebuilt engine advances to that clock (timers fired by an idle advance,
+//! whose output is committed, must not fire a second time) and replays the global
+//! streams exactly to those offsets (an ack whose output is committed must not be
+//! applied again; one whose output was lost must be).
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +53,19 @@ const MAX_REPLACEMENTS: u32 = 5;
 
 /// A consumed position: topic (as its stream) and partition.
 pub(crate) type PartitionKey = (Stream, i32);
+
+/// The committed offset metadata is capped by the broker (`offset.metadata.max.bytes`,
+/// 4096 by default); past this the global offsets are left out and a rebuild falls back
+/// to cutting the global streams by time.
+const MAX_METADATA: usize = 3_500;
+
+/// What a commit records besides the group offsets: the engine clock and the next offset
+/// of every global-stream partition applied so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub clock: Option<EventTime>,
+    pub globals: HashMap<PartitionKey, i64>,
+}
 
 /// Why the sink could not go on.
 #[derive(Debug)]
@@ -143,6 +159,7 @@ struct AloBatch {
     id: u64,
     positions: HashMap<PartitionKey, i64>,
     clock: Option<EventTime>,
+    globals: HashMap<PartitionKey, i64>,
     records: usize,
     outstanding: usize,
     sealed: bool,
@@ -156,6 +173,7 @@ impl AloBatch {
             id,
             positions: HashMap::new(),
             clock: None,
+            globals: HashMap::new(),
             records: 0,
             outstanding: 0,
             sealed: false,
@@ -188,6 +206,8 @@ pub(crate) struct Sink {
     positions: HashMap<PartitionKey, i64>,
     /// The engine clock as of the last consumed record or idle advance.
     clock: Option<EventTime>,
+    /// Next offset of each global-stream partition, as far as applied.
+    globals: HashMap<PartitionKey, i64>,
     // Exactly-once state.
     txn_open: bool,
     /// When the first record of the open interval was consumed or produced.
@@ -198,6 +218,7 @@ pub(crate) struct Sink {
     batches: VecDeque<AloBatch>,
     acked: HashMap<PartitionKey, i64>,
     acked_clock: Option<EventTime>,
+    acked_globals: HashMap<PartitionKey, i64>,
     acked_dirty: bool,
     sealed_at: Instant,
     delivery_failed: Option<String>,
@@ -206,11 +227,25 @@ pub(crate) struct Sink {
     disabled: bool,
 }
 
-fn commit_metadata(clock: Option<EventTime>) -> String {
-    match clock {
+/// `roadwatch;clock=<ms>;g=<stream>.<partition>:<offset>,…` (either part may be absent).
+fn commit_metadata(clock: Option<EventTime>, globals: &HashMap<PartitionKey, i64>) -> String {
+    let mut m = match clock {
         Some(ms) => format!("roadwatch;clock={ms}"),
         None => "roadwatch".to_owned(),
+    };
+    if !globals.is_empty() {
+        let mut sorted: Vec<_> = globals.iter().collect();
+        sorted.sort();
+        let list: Vec<String> = sorted
+            .iter()
+            .map(|((stream, p), o)| format!("{}.{p}:{o}", stream.as_str()))
+            .collect();
+        let g = format!(";g={}", list.join(","));
+        if m.len() + g.len() <= MAX_METADATA {
+            m.push_str(&g);
+        }
     }
+    m
 }
 
 /// The engine clock recorded in a committed offset's metadata, if any.
@@ -219,6 +254,24 @@ pub(crate) fn clock_from_metadata(metadata: &str) -> Option<EventTime> {
         .split(';')
         .find_map(|part| part.strip_prefix("clock="))
         .and_then(|v| v.parse().ok())
+}
+
+/// The global-stream offsets recorded in a committed offset's metadata; `None` when it
+/// has none (committed by an older version, another tool, or cut for size).
+pub(crate) fn globals_from_metadata(metadata: &str) -> Option<HashMap<PartitionKey, i64>> {
+    let list = metadata
+        .split(';')
+        .find_map(|part| part.strip_prefix("g="))?;
+    let mut globals = HashMap::new();
+    for item in list.split(',') {
+        let (key, offset) = item.split_once(':')?;
+        let (stream, partition) = key.rsplit_once('.')?;
+        globals.insert(
+            (Stream::parse(stream)?, partition.parse().ok()?),
+            offset.parse().ok()?,
+        );
+    }
+    Some(globals)
 }
 
 impl Sink {
@@ -246,6 +299,7 @@ impl Sink {
             commit_interval,
             positions: HashMap::new(),
             clock: None,
+            globals: HashMap::new(),
             txn_open: false,
             open_since: None,
             open_records: 0,
@@ -253,6 +307,7 @@ impl Sink {
             batches,
             acked: HashMap::new(),
             acked_clock: None,
+            acked_globals: HashMap::new(),
             acked_dirty: false,
             sealed_at: Instant::now(),
             delivery_failed: None,
@@ -275,11 +330,23 @@ impl Sink {
         &self.positions
     }
 
-    /// Right after a successful [`Sink::settle`]: the offsets and clock now committed.
-    pub(crate) fn committed(&self) -> (HashMap<PartitionKey, i64>, Option<EventTime>) {
+    /// Right after a successful [`Sink::settle`]: the offsets and progress now committed.
+    pub(crate) fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress) {
         match self.guarantee {
-            Guarantee::ExactlyOnce => (self.positions.clone(), self.clock),
-            Guarantee::AtLeastOnce => (self.acked.clone(), self.acked_clock),
+            Guarantee::ExactlyOnce => (
+                self.positions.clone(),
+                Progress {
+                    clock: self.clock,
+                    globals: self.globals.clone(),
+                },
+            ),
+            Guarantee::AtLeastOnce => (
+                self.acked.clone(),
+                Progress {
+                    clock: self.acked_clock,
+                    globals: self.acked_globals.clone(),
+                },
+            ),
         }
     }
 
@@ -311,11 +378,18 @@ impl Sink {
         }
     }
 
-    /// After a rebuild: the positions consumers were sought to, nothing in flight.
-    pub(crate) fn reset_positions(&mut self, positions: HashMap<PartitionKey, i64>) {
+    /// After a rebuild: the positions consumers were sought to (group partitions, and the
+    /// global streams as far as the rebuilt engine has applied them), nothing in flight.
+    pub(crate) fn reset_positions(
+        &mut self,
+        positions: HashMap<PartitionKey, i64>,
+        globals: HashMap<PartitionKey, i64>,
+    ) {
         debug_assert!(!self.txn_open, "reset with an open transaction");
         self.positions = positions;
         self.acked = self.positions.clone();
+        self.globals = globals;
+        self.acked_globals = self.globals.clone();
         self.acked_dirty = false;
         // Batch numbers keep counting: a late report for a dropped batch must not be
         // taken for one of the new batch.
@@ -360,6 +434,22 @@ impl Sink {
     pub(crate) fn clock_advanced(&mut self, clock: Option<EventTime>) {
         self.clock = clock;
         if let Some(b) = self.batches.back_mut() {
+            b.clock = clock;
+        }
+    }
+
+    /// A record of a global stream was applied: no offset of the group's to commit, but
+    /// the next commit records how far the stream was applied, and the clock it moved.
+    pub(crate) fn global_applied(
+        &mut self,
+        key: PartitionKey,
+        offset: i64,
+        clock: Option<EventTime>,
+    ) {
+        self.globals.insert(key, offset + 1);
+        self.clock = clock;
+        if let Some(b) = self.batches.back_mut() {
+            b.globals.insert(key, offset + 1);
             b.clock = clock;
         }
     }
@@ -714,8 +804,9 @@ impl Sink {
         &self,
         positions: &HashMap<PartitionKey, i64>,
         clock: Option<EventTime>,
+        globals: &HashMap<PartitionKey, i64>,
     ) -> TopicPartitionList {
-        let metadata = commit_metadata(clock);
+        let metadata = commit_metadata(clock, globals);
         let mut tpl = TopicPartitionList::with_capacity(positions.len());
         let mut sorted: Vec<_> = positions.iter().collect();
         sorted.sort();
@@ -743,7 +834,7 @@ impl Sink {
             let Some(group) = consumer.group_metadata() else {
                 return Err(self.fail_open_work("no consumer group metadata".to_owned()));
             };
-            let offsets = self.offsets_list(&self.positions, self.clock);
+            let offsets = self.offsets_list(&self.positions, self.clock, &self.globals);
             if let Err(e) =
                 self.producer
                     .send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
@@ -971,6 +1062,7 @@ impl Sink {
             if b.clock.is_some() {
                 self.acked_clock = b.clock;
             }
+            self.acked_globals.extend(b.globals);
             self.acked_dirty = true;
             self.replacements = 0;
         }
@@ -981,7 +1073,7 @@ impl Sink {
         if !self.acked_dirty || self.acked.is_empty() {
             return;
         }
-        let offsets = self.offsets_list(&self.acked, self.acked_clock);
+        let offsets = self.offsets_list(&self.acked, self.acked_clock, &self.acked_globals);
         if matches!(mode, CommitMode::Async) {
             self.async_commit_sent = Some(Instant::now());
         }
@@ -1063,13 +1155,50 @@ mod tests {
     #[test]
     fn the_clock_survives_the_offset_metadata() {
         assert_eq!(
-            clock_from_metadata(&commit_metadata(Some(1_795_912_845_824))),
+            clock_from_metadata(&commit_metadata(Some(1_795_912_845_824), &HashMap::new())),
             Some(1_795_912_845_824)
         );
-        assert_eq!(clock_from_metadata(&commit_metadata(None)), None);
+        assert_eq!(
+            clock_from_metadata(&commit_metadata(None, &HashMap::new())),
+            None
+        );
         // Offsets committed by other tools carry other metadata, or none.
         assert_eq!(clock_from_metadata(""), None);
         assert_eq!(clock_from_metadata("clock=soon"), None);
+    }
+
+    #[test]
+    fn the_global_offsets_survive_the_offset_metadata_or_are_left_out_whole() {
+        let globals: HashMap<PartitionKey, i64> = [
+            ((Stream::Patrol, 0), 1_234),
+            ((Stream::Patrol, 11), 0),
+            ((Stream::Ack, 3), 98_765_432_101),
+        ]
+        .into_iter()
+        .collect();
+        let m = commit_metadata(Some(7), &globals);
+        assert_eq!(
+            m,
+            "roadwatch;clock=7;g=patrol.0:1234,patrol.11:0,ack.3:98765432101"
+        );
+        assert_eq!(clock_from_metadata(&m), Some(7));
+        assert_eq!(globals_from_metadata(&m), Some(globals));
+        assert_eq!(globals_from_metadata("roadwatch;clock=7"), None);
+        // Anything malformed is no answer at all, never a partial one.
+        assert_eq!(
+            globals_from_metadata("roadwatch;g=patrol.0:1,bogus.1:2"),
+            None
+        );
+        assert_eq!(globals_from_metadata("roadwatch;g=patrol.x:1"), None);
+        // Too many partitions for the broker's metadata limit: the clock stays, the
+        // offsets go (the rebuild then cuts the global streams by time).
+        let many: HashMap<PartitionKey, i64> = (0..400)
+            .map(|p| ((Stream::Patrol, p), 1_000_000_000))
+            .collect();
+        let m = commit_metadata(Some(7), &many);
+        assert!(m.len() <= MAX_METADATA);
+        assert_eq!(clock_from_metadata(&m), Some(7));
+        assert_eq!(globals_from_metadata(&m), None);
     }
 
     #[test]

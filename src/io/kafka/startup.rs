@@ -142,7 +142,7 @@ pub(crate) fn transactional_id(k: &KafkaSettings, instance: &str) -> String {
     format!("{}-{}-{}", k.client_id, k.group_id, instance)
 }
 
-/// The group consumer over camera, plate, weather and ack.
+/// The group consumer over camera, plate and weather.
 pub(crate) fn group_consumer_config(s: &Settings) -> ClientConfig {
     let k = &s.kafka;
     client_config(
@@ -176,8 +176,8 @@ pub(crate) fn group_consumer_config(s: &Settings) -> ClientConfig {
     )
 }
 
-/// The group-less consumer that reads `patrol-positions` in full and re-reads input
-/// windows when state is rebuilt. It has a group id only because librdkafka's manual
+/// The group-less consumer that reads the global streams (`patrol-positions`,
+/// `dispatch-acks`) in full and re-reads input windows when state is rebuilt. It has a group id only because librdkafka's manual
 /// assignment needs one; it never joins the group and never commits.
 pub(crate) fn side_consumer_config(s: &Settings, instance: &str) -> ClientConfig {
     let k = &s.kafka;
@@ -267,12 +267,51 @@ impl StreamTopics {
             .unwrap_or_default()
     }
 
-    /// The topics of the consumer group: every input but the patrol positions.
+    /// The topics of the consumer group: every input but the global streams.
     pub(crate) fn group_topics(&self) -> Vec<&str> {
         self.by_name
             .iter()
-            .filter(|(_, s)| *s != Stream::Patrol)
+            .filter(|(_, s)| !is_global(*s))
             .map(|(n, _)| n.as_str())
             .collect()
+    }
+
+    /// The global streams and their topics.
+    pub(crate) fn global_topics(&self) -> Vec<(Stream, &str)> {
+        self.by_name
+            .iter()
+            .filter(|(_, s)| is_global(*s))
+            .map(|(n, s)| (*s, n.as_str()))
+            .collect()
+    }
+}
+
+/// Streams every instance reads in full, outside the group: any instance may need any
+/// unit's position, and an ack must reach the instance that raised its alert, which its
+/// key (`unit_id`) does not tell (docs/KAFKA_RUNTIME.md, "Dispatch across instances").
+pub(crate) fn is_global(stream: Stream) -> bool {
+    matches!(stream, Stream::Patrol | Stream::Ack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_acks_are_read_outside_the_group() {
+        let k = crate::config::defaults().kafka;
+        let topics = StreamTopics::new(&k);
+        let t = &k.topics;
+        assert_eq!(
+            topics.group_topics(),
+            vec![t.camera.as_str(), t.plate.as_str(), t.weather.as_str()]
+        );
+        assert_eq!(
+            topics.global_topics(),
+            vec![
+                (Stream::Patrol, t.patrol.as_str()),
+                (Stream::Ack, t.ack.as_str())
+            ]
+        );
     }
 }

@@ -7,9 +7,13 @@
 //! - every assigned group partition from the first offset at or after `now − window`
 //!   up to (not including) its committed offset — the records whose output is already
 //!   out (committed) and must not be produced again;
-//! - every `patrol-positions` partition over the same window (dispatch state — which
-//!   unit holds which alert — needs the positions that were current when those alerts
-//!   were raised), up to the time of the first record the live consumers will read.
+//! - every partition of the global streams (`patrol-positions`, `dispatch-acks`) over
+//!   the same window (dispatch state — which unit holds which alert — needs the positions
+//!   and answers that were current when those alerts were raised), up to the offsets
+//!   recorded with the committed offsets: exactly what the committed output had seen.
+//!   Without such a record (a first start, offsets committed by an older version) a
+//!   global partition is replayed up to the time of the first record the live consumers
+//!   will read.
 //!
 //! The partitions are merged by Kafka timestamp, as a k-way merge with bounded
 //! per-partition queues (a partition is paused when its queue is full), because the
@@ -27,6 +31,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::sink::PartitionKey;
 use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::io::output::wall_clock_ms;
 use crate::io::pipeline::{Pipeline, Produced};
@@ -52,10 +57,19 @@ pub(crate) struct GroupPartition {
     pub live: i64,
 }
 
-pub(crate) struct RebuildRequest<'a> {
+/// A partition of a global stream, read in full by every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GlobalPartition {
+    pub stream: Stream,
+    pub topic: String,
+    pub partition: i32,
+    /// The first offset the committed output had not seen, when the commit recorded it.
+    pub until: Option<i64>,
+}
+
+pub(crate) struct RebuildRequest {
     pub group: Vec<GroupPartition>,
-    pub patrol_topic: &'a str,
-    pub patrol_partitions: Vec<i32>,
+    pub globals: Vec<GlobalPartition>,
     /// Start of the window, wall-clock epoch ms.
     pub since_ms: i64,
     /// The smallest engine clock recorded with the committed offsets.
@@ -64,8 +78,8 @@ pub(crate) struct RebuildRequest<'a> {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RebuildOutcome {
-    /// Where the live patrol consumer resumes, per partition.
-    pub patrol_resume: Vec<(i32, i64)>,
+    /// Where the live side consumer resumes, per global partition.
+    pub global_resume: Vec<(PartitionKey, i64)>,
     pub replayed: u64,
     pub elapsed: Duration,
     /// The rebuild stopped early because `keepalive` asked it to (shutdown).
@@ -82,8 +96,11 @@ struct Source {
     stream: Stream,
     topic: String,
     partition: i32,
-    /// Group partitions: the first offset not to replay. Patrol: none.
+    /// Group partitions: the first offset not to replay. Global streams: none.
     live: Option<i64>,
+    /// Global partitions whose committed progress is known: the first offset not to
+    /// replay. None: cut by time (the first live group record's).
+    until: Option<i64>,
     queue: VecDeque<Rec>,
     /// The next offset this source will read.
     next: i64,
@@ -104,6 +121,11 @@ impl Source {
         self.live.is_some()
     }
 
+    /// A global partition cut by time rather than by a recorded offset.
+    fn time_bounded(&self) -> bool {
+        self.live.is_none() && self.until.is_none()
+    }
+
     fn exhausted(&self) -> bool {
         self.done && self.queue.is_empty()
     }
@@ -115,14 +137,14 @@ impl Source {
     }
 }
 
-/// Feeds `pipeline` (whose output is discarded) and returns where the live patrol
+/// Feeds `pipeline` (whose output is discarded) and returns where the live side
 /// consumer resumes. `consumer` is a fresh group-less consumer used for this rebuild
 /// only: librdkafka keeps pauses and cached watermarks across assignments, which would
 /// leak from one rebuild into the next. `keepalive` is called now and then; returning
 /// false stops early.
 pub(crate) fn rebuild<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    req: &RebuildRequest<'_>,
+    req: &RebuildRequest,
     pipeline: &mut Pipeline,
     keepalive: &mut dyn FnMut() -> bool,
 ) -> anyhow::Result<RebuildOutcome> {
@@ -191,10 +213,15 @@ pub(crate) fn rebuild<C: ConsumerContext>(
         pipeline.advance_to(floor, now, &mut scratch);
         scratch.clear();
     }
-    outcome.patrol_resume = sources
+    outcome.global_resume = sources
         .iter()
         .filter(|s| !s.is_group())
-        .map(|s| (s.partition, s.queue.front().map_or(s.next, |r| r.offset)))
+        .map(|s| {
+            (
+                (s.stream, s.partition),
+                s.queue.front().map_or(s.next, |r| r.offset),
+            )
+        })
         .collect();
     outcome.elapsed = started.elapsed();
     Ok(outcome)
@@ -203,7 +230,7 @@ pub(crate) fn rebuild<C: ConsumerContext>(
 /// Resolves each partition's first offset in the window.
 fn plan_sources<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    req: &RebuildRequest<'_>,
+    req: &RebuildRequest,
 ) -> anyhow::Result<Vec<Source>> {
     // Two batched ListOffsets requests: the first offset at or after the window start,
     // and the current end (-1 = latest; under read_committed the last stable offset).
@@ -212,8 +239,8 @@ fn plan_sources<C: ConsumerContext>(
         for g in &req.group {
             tpl.add_partition_offset(&g.topic, g.partition, at)?;
         }
-        for p in &req.patrol_partitions {
-            tpl.add_partition_offset(req.patrol_topic, *p, at)?;
+        for g in &req.globals {
+            tpl.add_partition_offset(&g.topic, g.partition, at)?;
         }
         if tpl.count() == 0 {
             return Ok(tpl);
@@ -257,6 +284,7 @@ fn plan_sources<C: ConsumerContext>(
             topic: g.topic.clone(),
             partition: g.partition,
             live: Some(g.live),
+            until: None,
             queue: VecDeque::new(),
             next: start,
             end,
@@ -268,16 +296,20 @@ fn plan_sources<C: ConsumerContext>(
             progress_at: now,
         });
     }
-    for p in &req.patrol_partitions {
-        let end = end_of(req.patrol_topic, *p)?;
-        let start = first_in_window(req.patrol_topic, *p)?
+    for g in &req.globals {
+        // A recorded offset is where the replay ends (and the live consumer starts);
+        // before the window's start, nothing is replayed.
+        let end = end_of(&g.topic, g.partition)?;
+        let end = g.until.map_or(end, |u| u.min(end));
+        let start = first_in_window(&g.topic, g.partition)?
             .unwrap_or(end)
             .min(end);
         sources.push(Source {
-            stream: Stream::Patrol,
-            topic: req.patrol_topic.to_owned(),
-            partition: *p,
+            stream: g.stream,
+            topic: g.topic.clone(),
+            partition: g.partition,
             live: None,
+            until: g.until.map(|_| end),
             queue: VecDeque::new(),
             next: start,
             end,
@@ -306,6 +338,12 @@ fn route<C: ConsumerContext>(
     if s.done || m.offset() < s.next {
         // Past the end we settled on, or a duplicate after a pause: the live consumer
         // reads it.
+        return;
+    }
+    if s.until.is_some_and(|until| m.offset() >= until) {
+        // Past the recorded progress: the live consumer applies it.
+        s.done = true;
+        let _ = consumer.pause(&s.tpl());
         return;
     }
     let ts = m.timestamp().to_millis().unwrap_or(s.last_ts);
@@ -371,8 +409,9 @@ fn resume_drained<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseCon
     }
 }
 
-/// The patrol replay stops at the first live group record's time (the earliest of
-/// them): later positions are for the live consumer, in step with the group records.
+/// A global partition without recorded progress stops at the first live group record's
+/// time (the earliest of them): later records are for the live consumer, in step with
+/// the group records.
 fn patrol_bound(sources: &[Source]) -> Option<i64> {
     sources.iter().filter_map(|s| s.live_ts).min()
 }
@@ -380,7 +419,7 @@ fn patrol_bound(sources: &[Source]) -> Option<i64> {
 fn finished(sources: &[Source]) -> bool {
     let bound = patrol_bound(sources);
     sources.iter().all(|s| {
-        if s.is_group() {
+        if !s.time_bounded() {
             s.exhausted()
         } else {
             s.exhausted()
@@ -413,7 +452,7 @@ fn release(
                 // This partition may still deliver something earlier: wait for it.
                 return;
             };
-            if !s.is_group() && bound.is_some_and(|b| head.ts >= b) {
+            if s.time_bounded() && bound.is_some_and(|b| head.ts >= b) {
                 continue;
             }
             let earlier = match best {
