@@ -1059,6 +1059,12 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
     // A unit at each incident, so that each alert has one best unit.
     let points = incident_points(8, 800.0);
     let p = producer(&stage);
+    // Bad records on the global streams: every instance reads them, one dead-letters
+    // them.
+    for partition in 0..2 {
+        produce_to(&p, &t.ack, partition, "U-x", b"{not json");
+    }
+    produce(&p, &t.patrol, "U-x", b"{not json");
     for (i, (lon, lat)) in points.iter().enumerate() {
         let unit = format!("U-{i}");
         let v = patrol(&unit, *lon, *lat, now_ms());
@@ -1114,6 +1120,29 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
             produce(&p, &t.ack, unit, ack.to_string().as_bytes());
         }
     }
+    let dead: Vec<(String, String)> = reader
+        .seen
+        .iter()
+        .filter(|o| o.topic == t.dlq)
+        .map(|o| {
+            (
+                format!(
+                    "{}[{}]@{}",
+                    o.value["source_topic"], o.value["partition"], o.value["offset"]
+                ),
+                o.value["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dead.len(),
+        3,
+        "each bad record dead-lettered once: {dead:?}"
+    );
+    assert!(
+        dead.iter().all(|(_, reason)| reason == "invalid_json"),
+        "{dead:?}"
+    );
     let count = |outcome: &str| {
         [&a, &b]
             .iter()

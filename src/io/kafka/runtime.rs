@@ -173,6 +173,7 @@ pub fn run(
                 )
             })?;
     }
+    let camera_partitions = cluster.get(&k.topics.camera).copied().unwrap_or(1).max(1);
     let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
     let sink = Sink::new(
         settings.processing.guarantee,
@@ -229,6 +230,7 @@ pub fn run(
         plate_files,
         lists: (watchlist, whitelist),
         merge,
+        camera_partitions,
         last_input: now,
         rebuilt_once: false,
         pending: Pending::default(),
@@ -264,6 +266,9 @@ struct Runtime {
     /// Polled records of every input partition (the group's and the global streams')
     /// waiting to be applied in event-time order (merge.rs).
     merge: Merge<PartitionKey, Queued>,
+    /// Partitions of the camera topic: which instance dead-letters a bad record of a
+    /// global stream (see [`dead_letters_global`]).
+    camera_partitions: i32,
     last_input: Instant,
     rebuilt_once: bool,
     pending: Pending,
@@ -443,6 +448,7 @@ impl Runtime {
             pending,
             merge,
             backpressure,
+            camera_partitions,
             ..
         } = self;
         let now_ms = wall_clock_ms();
@@ -491,7 +497,13 @@ impl Runtime {
                 offset: Some(q.offset),
                 line: None,
             };
-            pipeline.apply(stream, q.decoded, source, now_ms, out);
+            let refused = matches!(q.decoded, Decoded::Refused { .. });
+            if !refused
+                || !is_global(stream)
+                || dead_letters_global(&sink, partition, *camera_partitions)
+            {
+                pipeline.apply(stream, q.decoded, source, now_ms, out);
+            }
             if is_global(stream) {
                 // Not the group's: no offset to commit, but the next commit records how
                 // far the stream was applied, and the clock it moved.
@@ -1138,6 +1150,16 @@ fn queue_message(
         decoded,
     };
     merge.push(key, message.offset(), ts, queued) == Pushed::QueuedFull
+}
+
+/// Every instance reads the global streams, so a bad record there would reach the
+/// dead-letter topic (and `roadwatch_dlq_total`) once per instance. Only the instance
+/// that holds camera partition `p mod n` dead-letters those of global partition `p`:
+/// every camera partition has exactly one owner at a time. Around a rebalance a record
+/// may be dead-lettered by both the old and the new owner, never by neither.
+fn dead_letters_global(sink: &Sink, partition: i32, camera_partitions: i32) -> bool {
+    sink.positions()
+        .contains_key(&(Stream::Camera, partition.rem_euclid(camera_partitions)))
 }
 
 fn pause_or_resume<C: ConsumerContext>(
