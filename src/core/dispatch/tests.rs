@@ -225,9 +225,14 @@ fn dispatcher_with(net: &RoadNetwork, units: &[PatrolPosition]) -> Dispatcher {
     d
 }
 
+/// An ack for the alert of `alert_at`.
 fn ack(unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
+    ack_for("ped-G1-up-1010000-20261128T040000", unit, status, ts)
+}
+
+fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
     DispatchAck {
-        alert_id: "ped-G1-up-1010000-20261128T040000".into(),
+        alert_id: alert_id.into(),
         unit_id: unit.into(),
         ts,
         status,
@@ -409,15 +414,6 @@ fn acks_from_other_units_or_unknown_units_are_counted_and_ignored() {
     assert_eq!(d.stats().acks_unknown_alert, 1);
     assert_eq!(d.stats().booked_elsewhere, 0, "P-77 is not a known unit");
     assert_eq!(out[0].dispatch.as_ref().unwrap().unit_id, "P-1");
-}
-
-fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
-    DispatchAck {
-        alert_id: alert_id.into(),
-        unit_id: unit.into(),
-        ts,
-        status,
-    }
 }
 
 /// With several instances, each raises alerts from its own partitions but every instance
