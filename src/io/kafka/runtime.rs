@@ -900,10 +900,8 @@ impl Runtime {
                     progress.add(globals_from_metadata(elem.metadata()));
                     o
                 }
-                _ => {
-                    progress.add(None);
-                    self.reset_offset(elem.topic(), elem.partition())?
-                }
+                // Never committed: no output of it is out, so it bounds nothing.
+                _ => self.reset_offset(elem.topic(), elem.partition())?,
             };
             group_partitions.push(GroupPartition {
                 stream,
@@ -1222,8 +1220,8 @@ struct LoopStats {
 }
 
 /// The least recorded global-stream progress over the group partitions of a rebuild.
-/// A partition committed without a record of it (a first start, an older version, or
-/// offsets committed by another tool) leaves every global partition without one.
+/// A partition committed without a record of it (by an older version, or by another
+/// tool) leaves every global partition without one.
 #[derive(Debug, Default)]
 struct GlobalProgress {
     least: Option<HashMap<PartitionKey, i64>>,
@@ -1291,5 +1289,33 @@ fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Res
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn globals(pairs: &[(Stream, i32, i64)]) -> Option<HashMap<PartitionKey, i64>> {
+        Some(pairs.iter().map(|&(s, p, o)| ((s, p), o)).collect())
+    }
+
+    #[test]
+    fn the_global_replay_ends_at_the_least_recorded_offset_or_is_cut_by_time() {
+        let mut progress = GlobalProgress::default();
+        assert_eq!(progress.until((Stream::Ack, 0)), None, "nothing recorded");
+        progress.add(globals(&[
+            (Stream::Patrol, 0, 500),
+            (Stream::Ack, 0, 40),
+            (Stream::Ack, 1, 7),
+        ]));
+        progress.add(globals(&[(Stream::Patrol, 0, 450), (Stream::Ack, 0, 41)]));
+        assert_eq!(progress.until((Stream::Patrol, 0)), Some(450));
+        assert_eq!(progress.until((Stream::Ack, 0)), Some(40));
+        // Known to one commit only (a partition added since): cut by time.
+        assert_eq!(progress.until((Stream::Ack, 1)), None);
+        // A commit without a record (an older version): everything cut by time.
+        progress.add(None);
+        assert_eq!(progress.until((Stream::Patrol, 0)), None);
     }
 }
