@@ -15,11 +15,15 @@
 //!   global partition is replayed up to the time of the first record the live consumers
 //!   will read.
 //!
-//! The partitions are merged by Kafka timestamp, as a k-way merge with bounded
-//! per-partition queues (a partition is paused when its queue is full), because the
-//! engine drops records more than `time.allowed_lateness_s` behind its clock: reading
-//! one partition after another would push the clock to the end of the first and drop
-//! most of the rest as late. Finally the clock advances to the one recorded with the
+//! The partitions are merged by event time, as the live loop merges them (merge.rs):
+//! a k-way merge with bounded per-partition queues (a partition is paused when its
+//! queue is full), because the engine drops records more than
+//! `time.allowed_lateness_s` behind its clock: reading one partition after another
+//! would push the clock to the end of the first and drop most of the rest as late, and
+//! another order than the live one would rebuild another state (a record the live loop
+//! applied in time could be late here). Unlike the live merge, an empty partition that
+//! is not at its end holds every other one for as long as it takes: its end is known.
+//! Finally the clock advances to the one recorded with the
 //! committed offsets, so timers whose output was committed (an idle advance) do not fire
 //! again. The cost and the limits are in docs/KAFKA_RUNTIME.md.
 use std::collections::VecDeque;
@@ -34,7 +38,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::sink::PartitionKey;
 use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::io::output::wall_clock_ms;
-use crate::io::pipeline::{Pipeline, Produced};
+use crate::io::pipeline::{Decoded, Pipeline, Produced};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A partition's queue is paused above this many records and resumed below a quarter.
@@ -87,9 +91,12 @@ pub(crate) struct RebuildOutcome {
 }
 
 struct Rec {
+    /// Merge key: the record's event time (a refused record: its predecessor's).
     ts: i64,
+    /// Kafka timestamp: the time-bounded global replay stops at the first live record's.
+    kafka_ts: i64,
     offset: i64,
-    payload: Vec<u8>,
+    decoded: Decoded,
 }
 
 struct Source {
@@ -112,7 +119,10 @@ struct Source {
     /// Group partitions: the Kafka timestamp of the first live record, once seen.
     live_ts: Option<i64>,
     paused: bool,
+    /// Kafka timestamp of the last record read.
     last_ts: i64,
+    /// Event time of the last record queued.
+    last_event_ts: i64,
     progress_at: Instant,
 }
 
@@ -190,7 +200,7 @@ pub(crate) fn rebuild<C: ConsumerContext>(
         let polled = consumer.poll(Duration::from_millis(20));
         let idle = match polled {
             Some(Ok(m)) => {
-                route(&mut sources, consumer, &m);
+                route(&mut sources, consumer, &m, pipeline);
                 since_end_check += 1;
                 false
             }
@@ -293,6 +303,7 @@ fn plan_sources<C: ConsumerContext>(
             live_ts: None,
             paused: false,
             last_ts: i64::MIN,
+            last_event_ts: i64::MIN,
             progress_at: now,
         });
     }
@@ -318,6 +329,7 @@ fn plan_sources<C: ConsumerContext>(
             live_ts: None,
             paused: false,
             last_ts: i64::MIN,
+            last_event_ts: i64::MIN,
             progress_at: now,
         });
     }
@@ -328,6 +340,7 @@ fn route<C: ConsumerContext>(
     sources: &mut [Source],
     consumer: &BaseConsumer<C>,
     m: &rdkafka::message::BorrowedMessage<'_>,
+    pipeline: &mut Pipeline,
 ) {
     let Some(s) = sources
         .iter_mut()
@@ -359,10 +372,15 @@ fn route<C: ConsumerContext>(
         }
     }
     s.last_ts = s.last_ts.max(ts);
+    // The record's Kafka time stands in for the wall clock of its first processing in
+    // the future-skew check, so a record refused then is refused now.
+    let decoded = pipeline.decode(s.stream, m.payload().unwrap_or_default(), Some(ts));
+    s.last_event_ts = decoded.ts().unwrap_or(s.last_event_ts);
     s.queue.push_back(Rec {
-        ts,
+        ts: s.last_event_ts,
+        kafka_ts: ts,
         offset: m.offset(),
-        payload: m.payload().unwrap_or_default().to_vec(),
+        decoded,
     });
     if s.queue.len() >= QUEUE_HIGH && !s.paused && consumer.pause(&s.tpl()).is_ok() {
         s.paused = true;
@@ -428,7 +446,7 @@ fn finished(sources: &[Source]) -> bool {
                         .iter()
                         .filter(|g| g.is_group())
                         .all(Source::exhausted)
-                    && s.queue.front().is_some_and(|r| Some(r.ts) >= bound))
+                    && s.queue.front().is_some_and(|r| Some(r.kafka_ts) >= bound))
         }
     })
 }
@@ -452,7 +470,7 @@ fn release(
                 // This partition may still deliver something earlier: wait for it.
                 return;
             };
-            if s.time_bounded() && bound.is_some_and(|b| head.ts >= b) {
+            if s.time_bounded() && bound.is_some_and(|b| head.kafka_ts >= b) {
                 continue;
             }
             let earlier = match best {
@@ -474,16 +492,7 @@ fn release(
             offset: Some(rec.offset),
             line: None,
         };
-        // The record's Kafka time stands in for the wall clock of its first processing
-        // in the future-skew check, so a record refused then is refused now.
-        pipeline.process(
-            s.stream,
-            &rec.payload,
-            source,
-            Some(rec.ts),
-            rec.ts,
-            scratch,
-        );
+        pipeline.apply(s.stream, rec.decoded, source, rec.kafka_ts, scratch);
         scratch.clear();
         outcome.replayed += 1;
     }
