@@ -1249,6 +1249,54 @@ fn a_decline_applied_but_not_committed_before_a_kill_9_is_applied_again() {
     assert!(status.success(), "exit status {status:?} after SIGTERM");
 }
 
+/// Idle on fresh topics, the clock does not follow the wall clock before any input:
+/// a first input of past event time (a backlog produced into new topics, an incident
+/// log played back) is applied, not dropped as late.
+#[test]
+fn a_first_input_of_past_event_time_after_an_idle_start_is_not_late() {
+    let mut stage = Stage::new("idle", 1, Guarantee::ExactlyOnce);
+    stage.settings.processing.idle_advance_after_ms = Some(1_000);
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    let run = start(stage.settings.clone());
+    run.wait_ready(Duration::from_secs(60));
+    // Several idle periods with every partition read to its end.
+    std::thread::sleep(Duration::from_secs(4));
+    let p = producer(&stage);
+    let sent = backlog(
+        &p,
+        &t.camera,
+        0,
+        &incident_points(6, 800.0),
+        0,
+        now_ms() - 30 * 60_000,
+    );
+    let expected = replay_expected(&stage.settings, &sent, "");
+    // No units here: an alert is raised `escalated`.
+    let raises = |o: &Out| o.value["status"] == "new" || o.value["status"] == "escalated";
+    let raised: BTreeSet<String> = expected
+        .iter()
+        .filter(|o| o.topic == t.alerts && raises(o))
+        .map(|o| o.value["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(raised.len(), 6, "the oracle raises one alert per incident");
+    let arrived = reader.until(Duration::from_secs(30), |seen| {
+        let got: BTreeSet<&str> = seen
+            .iter()
+            .filter(|o| o.topic == t.alerts && raises(o))
+            .filter_map(|o| o.value["alert_id"].as_str())
+            .collect();
+        raised.iter().all(|id| got.contains(id.as_str()))
+    });
+    assert!(
+        arrived,
+        "alerts missing; late records: {}",
+        run.metrics.late_records.get()
+    );
+    assert_eq!(run.metrics.late_records.get(), 0, "records dropped as late");
+    run.stop();
+}
+
 /// Produces one record to a chosen partition.
 fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &str, value: &[u8]) {
     tokio()

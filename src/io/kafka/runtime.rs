@@ -637,7 +637,14 @@ impl Runtime {
             return Ok(());
         }
         let now = wall_clock_ms();
-        if self.pipeline.engine().clock().is_some_and(|c| c >= now) {
+        let Some(clock) = self.pipeline.engine().clock() else {
+            // No record yet since the start and none in the rebuild window: no timer can
+            // be pending, and moving the clock to "now" would make a first input of past
+            // event time (a backlog produced into fresh topics, an incident log played
+            // back) late before its first record.
+            return Ok(());
+        };
+        if clock >= now {
             return Ok(());
         }
         self.pipeline.advance_to(now, now, &mut self.out);
