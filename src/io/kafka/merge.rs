@@ -169,6 +169,26 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         Some((self.lanes[i].key, item))
     }
 
+    /// Empty lanes, not paused by the merge, that have held the others up (behind their
+    /// end, yet nothing arrives) for `after` or longer: their partition may have stayed
+    /// paused after all (librdkafka's pause and resume race, docs/KAFKA_RUNTIME.md), so
+    /// the caller resumes it again. A lane is reported at most once per `after`.
+    pub(crate) fn stalled(&mut self, now: Instant, after: Duration) -> Vec<K> {
+        let mut out = Vec::new();
+        for lane in self.lanes.iter_mut() {
+            if lane.paused || !lane.queue.is_empty() {
+                continue;
+            }
+            if let Some(since) = lane.blocking_since {
+                if now.duration_since(since) >= after {
+                    lane.blocking_since = Some(now);
+                    out.push(lane.key);
+                }
+            }
+        }
+        out
+    }
+
     /// Paused lanes drained to half their capacity: resume their partitions (the other
     /// half covers the refetch).
     pub(crate) fn resumable(&mut self) -> Vec<K> {
@@ -240,6 +260,36 @@ mod tests {
         assert!(
             drain(&mut m, t0 + WAIT, &[1]).is_empty(),
             "a500 waits for lane 1"
+        );
+    }
+
+    #[test]
+    fn a_lane_behind_that_stays_empty_is_reported_once_per_period() {
+        let mut m = Merge::new(100, WAIT);
+        m.reset([(0u8, 0), (1, 0)]);
+        m.push(0, 0, Some(100), "a100");
+        let t0 = Instant::now();
+        assert!(drain(&mut m, t0, &[1]).is_empty(), "lane 1 blocks");
+        assert!(m.stalled(t0 + WAIT, WAIT * 4).is_empty(), "not yet");
+        assert_eq!(m.stalled(t0 + WAIT * 4, WAIT * 4), [1]);
+        assert!(
+            m.stalled(t0 + WAIT * 5, WAIT * 4).is_empty(),
+            "once per period"
+        );
+        assert_eq!(m.stalled(t0 + WAIT * 8, WAIT * 4), [1]);
+        // It delivers: no longer stalled.
+        m.push(1, 0, Some(50), "b50");
+        assert_eq!(drain(&mut m, t0 + WAIT * 8, &[]), ["b50", "a100"]);
+        assert!(m.stalled(t0 + WAIT * 20, WAIT * 4).is_empty());
+        // A lane the merge paused itself is never reported.
+        let mut m = Merge::new(1, WAIT);
+        m.reset([(0u8, 0), (1, 0)]);
+        assert_eq!(m.push(0, 0, Some(100), "a100"), Pushed::QueuedFull);
+        assert!(drain(&mut m, t0, &[0, 1]).is_empty());
+        assert_eq!(
+            m.stalled(t0 + WAIT * 10, WAIT),
+            [1],
+            "lane 0 is paused on purpose"
         );
     }
 

@@ -58,6 +58,9 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 const PLATE_LIST_EVERY: Duration = Duration::from_secs(5);
 const READINESS_EVERY: Duration = Duration::from_secs(1);
 const STATS_LOG_EVERY: Duration = Duration::from_secs(10);
+/// A partition behind its end that delivers nothing for this long while its lane is
+/// empty is resumed again ([`Merge::stalled`]).
+const STALL_REPAIR_AFTER: Duration = Duration::from_secs(3);
 /// Without a first assignment by then, state is built for the global streams alone (an
 /// instance that gets no partitions still serves /readyz and keeps its units current).
 const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
@@ -242,6 +245,7 @@ pub fn run(
         next_readiness: now,
         next_stats_log: now + STATS_LOG_EVERY,
         error_logged_at: None,
+        stall_logged_at: None,
     };
     let result = runtime.main_loop();
     let closed = runtime.close(result.is_ok());
@@ -281,6 +285,7 @@ struct Runtime {
     next_readiness: Instant,
     next_stats_log: Instant,
     error_logged_at: Option<Instant>,
+    stall_logged_at: Option<Instant>,
 }
 
 impl Runtime {
@@ -324,6 +329,7 @@ impl Runtime {
                 continue;
             }
             self.apply_merged()?;
+            self.repair_stalled();
             if self.rebuilt_once {
                 self.idle_advance()?;
             }
@@ -530,6 +536,28 @@ impl Runtime {
         let resumable = self.merge.resumable();
         self.hold(&resumable, false);
         Ok(())
+    }
+
+    /// Resumes again the partitions that are behind and deliver nothing. librdkafka can
+    /// lose a pause or resume that races an assignment or seek (cf.
+    /// confluentinc/librdkafka#5591); a partition left paused would hold its records back
+    /// for good. Resuming a partition that is not paused does nothing.
+    fn repair_stalled(&mut self) {
+        let stalled = self.merge.stalled(Instant::now(), STALL_REPAIR_AFTER);
+        if stalled.is_empty() {
+            return;
+        }
+        if self
+            .stall_logged_at
+            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.stall_logged_at = Some(Instant::now());
+            tracing::warn!(
+                partitions = ?stalled,
+                "partitions behind their end delivered nothing for {STALL_REPAIR_AFTER:?}; resuming them again"
+            );
+        }
+        self.hold(&stalled, false);
     }
 
     /// Pauses (or resumes) partitions for the merge, each on its own consumer. Group
