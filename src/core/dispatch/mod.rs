@@ -59,13 +59,6 @@ pub struct DispatchStats {
     pub preempted: u64,
 }
 
-/// A unit busy on an alert this dispatcher does not hold, known only from its acks.
-#[derive(Debug, Clone)]
-struct Booking {
-    alert_id: String,
-    until: EventTime,
-}
-
 #[derive(Debug, Clone)]
 struct Assignment {
     /// The last document sent for this alert, re-sent on re-dispatch and escalation.
@@ -86,8 +79,9 @@ pub struct Dispatcher {
     registry: Registry,
     /// Open assignments by alert id (ordered, so timers fire deterministically).
     assignments: BTreeMap<String, Assignment>,
-    /// Units booked by acks for alerts not held here, by unit index.
-    bookings: BTreeMap<u32, Booking>,
+    /// Units busy on an alert not held here, known only from their acks: until when, by
+    /// unit index. The alert is the unit's `assignment`.
+    bookings: BTreeMap<u32, EventTime>,
     stats: DispatchStats,
     snap_m: f64,
     /// Speed assumed for a vehicle to be intercepted (m/s).
@@ -264,25 +258,15 @@ impl Dispatcher {
                     self.redispatch(a, now, net, out);
                 }
                 let until = now + self.settings.busy_after_arrived_ms;
-                let fresh = !self.bookings.contains_key(&unit);
-                self.bookings.insert(
-                    unit,
-                    Booking {
-                        alert_id: ack.alert_id.clone(),
-                        until,
-                    },
-                );
-                self.registry.get_mut(unit).assignment = Some(ack.alert_id.clone());
-                if fresh {
+                if self.bookings.insert(unit, until).is_none() {
                     self.stats.booked_elsewhere += 1;
                 }
+                self.registry.get_mut(unit).assignment = Some(ack.alert_id.clone());
             }
             AckStatus::Declined | AckStatus::Resolved => {
-                if self
-                    .bookings
-                    .get(&unit)
-                    .is_some_and(|b| b.alert_id == ack.alert_id)
-                {
+                let booked_for_it = self.bookings.contains_key(&unit)
+                    && self.registry.get(unit).assignment.as_deref() == Some(&ack.alert_id);
+                if booked_for_it {
                     self.bookings.remove(&unit);
                     self.release(unit);
                 }
@@ -295,7 +279,7 @@ impl Dispatcher {
         let ended: Vec<u32> = self
             .bookings
             .iter()
-            .filter(|(_, b)| b.until <= now)
+            .filter(|(_, until)| **until <= now)
             .map(|(u, _)| *u)
             .collect();
         for unit in ended {
@@ -387,7 +371,6 @@ impl Dispatcher {
         }
         match self.choose(&target, &a.excluded, now, net) {
             Some((unit, r)) => {
-                self.bookings.remove(&unit);
                 self.registry.get_mut(unit).assignment = Some(a.alert.alert_id.clone());
                 a.unit = Some(unit);
                 a.alert.dispatch = Some(AlertDispatch {
