@@ -447,11 +447,10 @@ impl Sink {
         clock: Option<EventTime>,
     ) {
         self.globals.insert(key, offset + 1);
-        self.clock = clock;
         if let Some(b) = self.batches.back_mut() {
             b.globals.insert(key, offset + 1);
-            b.clock = clock;
         }
+        self.clock_advanced(clock);
     }
 
     /// Produces one record (inside the open transaction under exactly-once).

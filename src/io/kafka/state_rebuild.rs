@@ -105,9 +105,10 @@ struct Source {
     partition: i32,
     /// Group partitions: the first offset not to replay. Global streams: none.
     live: Option<i64>,
-    /// Global partitions whose committed progress is known: the first offset not to
-    /// replay. None: cut by time (the first live group record's).
-    until: Option<i64>,
+    /// Global partitions whose committed progress is known: `end` is that progress, the
+    /// first offset not to replay. Otherwise they are cut by time (the first live group
+    /// record's).
+    exact: bool,
     queue: VecDeque<Rec>,
     /// The next offset this source will read.
     next: i64,
@@ -133,7 +134,7 @@ impl Source {
 
     /// A global partition cut by time rather than by a recorded offset.
     fn time_bounded(&self) -> bool {
-        self.live.is_none() && self.until.is_none()
+        self.live.is_none() && !self.exact
     }
 
     fn exhausted(&self) -> bool {
@@ -294,7 +295,7 @@ fn plan_sources<C: ConsumerContext>(
             topic: g.topic.clone(),
             partition: g.partition,
             live: Some(g.live),
-            until: None,
+            exact: false,
             queue: VecDeque::new(),
             next: start,
             end,
@@ -320,7 +321,7 @@ fn plan_sources<C: ConsumerContext>(
             topic: g.topic.clone(),
             partition: g.partition,
             live: None,
-            until: g.until.map(|_| end),
+            exact: g.until.is_some(),
             queue: VecDeque::new(),
             next: start,
             end,
@@ -353,7 +354,7 @@ fn route<C: ConsumerContext>(
         // reads it.
         return;
     }
-    if s.until.is_some_and(|until| m.offset() >= until) {
+    if s.exact && m.offset() >= s.end {
         // Past the recorded progress: the live consumer applies it.
         s.done = true;
         let _ = consumer.pause(&s.tpl());
