@@ -1,6 +1,8 @@
 //! Logging set-up: human-readable by default, JSON lines with `--log-format json`,
 //! filtered by `RUST_LOG` (default `info`). Logs go to stderr so that stdout stays free
 //! for command output (`check-config`, `roads locate`, replay summaries).
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,8 +13,11 @@ pub enum LogFormat {
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: escape codes in a log file or a
+    // journal make it hard to read and to grep (`key=value` becomes `key\x1b[0m=…`).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests calling the CLI twice) is harmless, so its error is ignored.
     let _ = match format {

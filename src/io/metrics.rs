@@ -76,6 +76,9 @@ pub struct Metrics {
     pub dispatch: IntCounterVec,
     pub dlq: IntCounterVec,
     pub late_records: IntCounter,
+    /// Detector-state rebuilds (start-up, rebalances, rewinds): each one re-reads the
+    /// input window, so a rising rate means an unsettled group.
+    pub state_rebuilds: IntCounter,
     pub consumer_lag: IntGaugeVec,
     pub transaction_commit: HistogramVec,
     pub engine_open_incidents: IntGauge,
@@ -132,6 +135,11 @@ impl Metrics {
                 "Records older than the allowed lateness behind the event clock, dropped.",
             )
             .expect("valid counter"),
+            state_rebuilds: IntCounter::new(
+                "roadwatch_state_rebuilds_total",
+                "Detector-state rebuilds from the input window (start-up, rebalance, rewind).",
+            )
+            .expect("valid counter"),
             consumer_lag: IntGaugeVec::new(
                 Opts::new("roadwatch_consumer_lag_records", "Consumer lag per partition (librdkafka statistics)."),
                 &["topic", "partition"],
@@ -159,6 +167,7 @@ impl Metrics {
             Box::new(m.dispatch.clone()),
             Box::new(m.dlq.clone()),
             Box::new(m.late_records.clone()),
+            Box::new(m.state_rebuilds.clone()),
             Box::new(m.consumer_lag.clone()),
             Box::new(m.transaction_commit.clone()),
             Box::new(m.engine_open_incidents.clone()),

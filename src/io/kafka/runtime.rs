@@ -34,12 +34,12 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
-use super::merge::{Merge, Pushed};
+use super::merge::{Merge, Pushed, Reading};
 use super::sink::{
     clock_from_metadata, globals_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError,
 };
 use super::startup::{self, is_global, StreamTopics};
-use super::state_rebuild::{self, GlobalPartition, GroupPartition, RebuildRequest};
+use super::state_rebuild::{self, GlobalCut, GlobalPartition, GroupPartition, RebuildRequest};
 use crate::config::{Guarantee, Settings};
 use crate::core::detect::ride_hailing::PlateList;
 use crate::core::engine::Engine;
@@ -61,6 +61,10 @@ const STATS_LOG_EVERY: Duration = Duration::from_secs(10);
 /// A partition behind its end that delivers nothing for this long while its lane is
 /// empty is resumed again ([`Merge::stalled`]).
 const STALL_REPAIR_AFTER: Duration = Duration::from_secs(3);
+/// How long an empty lane that is behind its end, and has delivered nothing since the
+/// last rebuild, holds the others (its consumer has not fetched it yet: a new
+/// assignment's leader lookup and connection). Afterwards `processing.merge_wait_ms`.
+const FIRST_FETCH_WAIT: Duration = Duration::from_secs(10);
 /// Without a first assignment by then, state is built for the global streams alone (an
 /// instance that gets no partitions still serves /readyz and keeps its units current).
 const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
@@ -216,6 +220,7 @@ pub fn run(
     let merge = Merge::new(
         settings.processing.merge_lane_records,
         Duration::from_millis(settings.processing.merge_wait_ms),
+        FIRST_FETCH_WAIT,
     );
     let now = Instant::now();
     let mut runtime = Runtime {
@@ -459,18 +464,17 @@ impl Runtime {
         } = self;
         let now_ms = wall_clock_ms();
         let now = Instant::now();
-        // "Behind" = librdkafka knows of records past what was polled. Looked up once
-        // per partition per call: the answer does not change while nothing is polled.
+        // What each consumer knows of an empty lane's partition (the merge decides from
+        // it and from the end known at the rebuild whether the lane is behind). Looked
+        // up once per partition per call: it does not change while nothing is polled.
         let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
-        let mut known: Vec<(PartitionKey, bool)> = Vec::new();
-        let mut behind = |key: PartitionKey, next: i64| -> bool {
-            if let Some((_, b)) = known.iter().find(|(k, _)| *k == key) {
-                return *b;
+        let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
+        let mut reading = |key: PartitionKey| -> Reading {
+            if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
+                return *r;
             }
             let topic = topics.topic_of(key.0);
             let global = is_global(key.0);
-            // The consumer's position moves past transaction markers, which occupy
-            // offsets but are never delivered.
             let position = positions[usize::from(global)]
                 .get_or_insert_with(|| {
                     if global {
@@ -488,14 +492,14 @@ impl Runtime {
             } else {
                 cached_high_watermark(group, topic, key.1)
             };
-            let b = high.is_some_and(|high| next.max(position) < high);
-            known.push((key, b));
-            b
+            let r = Reading { position, high };
+            known.push((key, r));
+            r
         };
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
         let mut sink = group.context().sink.lock().expect("sink lock");
-        while let Some((key, q)) = merge.pop(now, *backpressure, &mut behind) {
+        while let Some((key, q)) = merge.pop(now, *backpressure, &mut reading) {
             let (stream, partition) = key;
             let source = DlqSource {
                 topic: Some(topics.topic_of(stream).to_owned()),
@@ -893,6 +897,8 @@ impl Runtime {
         // How far the global streams had been applied when each partition's offset was
         // committed; the least of them is where their replay ends.
         let mut progress = GlobalProgress::default();
+        // Whether any partition of the assignment has output out (committed offsets).
+        let mut committed_any = false;
         let mut unknown = TopicPartitionList::new();
         for elem in assignment.elements() {
             let Some(stream) = self.topics.stream_of(elem.topic()) else {
@@ -909,6 +915,7 @@ impl Runtime {
                     if let Some(c) = own.clock {
                         clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
                     }
+                    committed_any = true;
                     progress.add(Some(&own.globals).filter(|g| !g.is_empty()).cloned());
                 }
                 None => {
@@ -929,6 +936,7 @@ impl Runtime {
             };
             let live = match elem.offset() {
                 Offset::Offset(o) => {
+                    committed_any = true;
                     if let Some(c) = clock_from_metadata(elem.metadata()) {
                         clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
                     }
@@ -953,11 +961,20 @@ impl Runtime {
                     stream,
                     topic: topic.to_owned(),
                     partition,
-                    until: progress.until((stream, partition)),
+                    cut: if group_partitions.is_empty() || committed_any {
+                        progress
+                            .until((stream, partition))
+                            .map_or(GlobalCut::ByTime, GlobalCut::At)
+                    } else {
+                        GlobalCut::Nothing
+                    },
                 });
             }
         }
-        let exact = globals.iter().filter(|g| g.until.is_some()).count();
+        let exact = globals
+            .iter()
+            .filter(|g| g.cut != GlobalCut::ByTime)
+            .count();
         let window = self.settings.processing.state_rebuild_window_ms as i64;
         let request = RebuildRequest {
             group: group_partitions.clone(),
@@ -1026,10 +1043,20 @@ impl Runtime {
                 .context("building the side consumer's assignment")?;
         }
         self.place_side_consumer(&side)?;
+        // Each lane with the end the rebuild saw: until its consumer has fetched it, the
+        // lane counts as behind that far (merge.rs), so neither consumer runs ahead.
+        let end_of = |key: PartitionKey| {
+            outcome
+                .ends
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(-1, |(_, e)| *e)
+        };
         let lanes = group_partitions
             .iter()
             .map(|g| ((g.stream, g.partition), g.live))
-            .chain(outcome.global_resume.iter().copied());
+            .chain(outcome.global_resume.iter().copied())
+            .map(|(key, next)| (key, next, end_of(key)));
         self.merge.reset(lanes);
 
         if self.backpressure {
@@ -1038,6 +1065,7 @@ impl Runtime {
             self.backpressure = false;
         }
         self.rebuilt_once = true;
+        self.metrics.state_rebuilds.inc();
         self.last_input = Instant::now();
         tracing::info!(
             partitions = group_partitions.len(),

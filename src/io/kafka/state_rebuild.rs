@@ -67,8 +67,23 @@ pub(crate) struct GlobalPartition {
     pub stream: Stream,
     pub topic: String,
     pub partition: i32,
-    /// The first offset the committed output had not seen, when the commit recorded it.
-    pub until: Option<i64>,
+    pub cut: GlobalCut,
+}
+
+/// Where the replay of a global partition ends, i.e. where the live consumer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobalCut {
+    /// The first offset the committed output had not seen, as the commit recorded it.
+    At(i64),
+    /// No group partition has ever been committed: no output exists that the rebuilt
+    /// state must match, so nothing is replayed and the whole window is applied live,
+    /// merged with the group partitions by event time. (Cut by time instead, a global
+    /// stream produced before the group's backlog was replayed whole, and the engine
+    /// clock it left behind made the group's records late.)
+    Nothing,
+    /// Committed without a record of the progress (by an older version or another
+    /// tool): cut at the Kafka time of the first record the live group consumer reads.
+    ByTime,
 }
 
 pub(crate) struct RebuildRequest {
@@ -84,6 +99,10 @@ pub(crate) struct RebuildRequest {
 pub(crate) struct RebuildOutcome {
     /// Where the live side consumer resumes, per global partition.
     pub global_resume: Vec<(PartitionKey, i64)>,
+    /// Every partition's end when the rebuild looked it up (read_committed: the last
+    /// stable offset): the live merge counts a lane as behind until it has read that far,
+    /// before its consumer has fetched anything (merge.rs).
+    pub ends: Vec<(PartitionKey, i64)>,
     pub replayed: u64,
     pub elapsed: Duration,
     /// The rebuild stopped early because `keepalive` asked it to (shutdown).
@@ -112,9 +131,12 @@ struct Source {
     queue: VecDeque<Rec>,
     /// The next offset this source will read.
     next: i64,
-    /// The partition's end when the rebuild started (read_committed: the last stable
-    /// offset). Records appended later are for the live consumers.
+    /// Where the replay stops: the partition's end when the rebuild started
+    /// (read_committed: the last stable offset; records appended later are for the live
+    /// consumers), or for a global partition the recorded progress, if less.
     end: i64,
+    /// The partition's end when the rebuild started, whatever the replay's own `end`.
+    log_end: i64,
     /// Nothing more will be read from it.
     done: bool,
     /// Group partitions: the Kafka timestamp of the first live record, once seen.
@@ -234,6 +256,10 @@ pub(crate) fn rebuild<C: ConsumerContext>(
             )
         })
         .collect();
+    outcome.ends = sources
+        .iter()
+        .map(|s| ((s.stream, s.partition), s.log_end))
+        .collect();
     outcome.elapsed = started.elapsed();
     Ok(outcome)
 }
@@ -299,6 +325,7 @@ fn plan_sources<C: ConsumerContext>(
             queue: VecDeque::new(),
             next: start,
             end,
+            log_end: end,
             // Nothing to read: the window is empty and no live record exists yet.
             done: start >= end,
             live_ts: None,
@@ -311,20 +338,24 @@ fn plan_sources<C: ConsumerContext>(
     for g in &req.globals {
         // A recorded offset is where the replay ends (and the live consumer starts);
         // before the window's start, nothing is replayed.
-        let end = end_of(&g.topic, g.partition)?;
-        let end = g.until.map_or(end, |u| u.min(end));
-        let start = first_in_window(&g.topic, g.partition)?
-            .unwrap_or(end)
-            .min(end);
+        let log_end = end_of(&g.topic, g.partition)?;
+        let window = first_in_window(&g.topic, g.partition)?;
+        let end = match g.cut {
+            GlobalCut::At(u) => u.min(log_end),
+            GlobalCut::Nothing => window.unwrap_or(log_end).min(log_end),
+            GlobalCut::ByTime => log_end,
+        };
+        let start = window.unwrap_or(end).min(end);
         sources.push(Source {
             stream: g.stream,
             topic: g.topic.clone(),
             partition: g.partition,
             live: None,
-            exact: g.until.is_some(),
+            exact: g.cut != GlobalCut::ByTime,
             queue: VecDeque::new(),
             next: start,
             end,
+            log_end,
             // Nothing to read: the window is empty and no live record exists yet.
             done: start >= end,
             live_ts: None,

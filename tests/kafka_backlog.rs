@@ -1,0 +1,486 @@
+//! Issue #20: live equals replay after any start. A backlog of every input stream —
+//! camera detections over four partitions, plate reads, weather, patrol positions and
+//! the patrol apps' acks over two partitions — is drained from offset 0 by `roadwatch
+//! run` against the real broker with its default `group.initial.rebalance.delay.ms`
+//! (3 s), and every alert document that `read_committed` readers see must equal what
+//! `roadwatch replay` produces from the same records (CONTRACT section 5), with no record
+//! dropped as late: after a clean start, after kill -9 at several points of the drain
+//! and a restart, and with two instances starting together.
+//!
+//! The records come from the simulator in a closed loop with the engine (as in the
+//! demo), so the acks answer real dispatches. They are produced in event-time order with
+//! distinct timestamps, which makes the order `run` applies them in a single, known one
+//! (the merge's), the order of the replay file.
+mod kafka_support;
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::time::{Duration, Instant};
+
+use kafka_support::*;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use roadwatch::config::{Guarantee, Settings};
+use roadwatch::core::engine::Engine;
+use roadwatch::core::model::{DlqSource, Stream};
+use roadwatch::io::kafka;
+use roadwatch::io::pipeline::Pipeline;
+use roadwatch::sim::{SimConfig, Simulator};
+use serde_json::Value;
+
+const CAMERA_PARTITIONS: i32 = 4;
+const ACK_PARTITIONS: i32 = 2;
+const HOURS: i64 = 3;
+
+/// One input record of the backlog.
+#[derive(Clone)]
+struct Input {
+    stream: Stream,
+    key: String,
+    value: Value,
+    /// The partition it is produced to (its key's, as a keying producer would choose).
+    partition: i32,
+}
+
+/// Three simulated hours in a closed loop: the simulator's patrol apps answer the
+/// dispatches of an engine that sees the same records, so the acks are real answers.
+/// Timestamps are made distinct (a tie moves 1 ms on), so that event-time order is one
+/// order; they are written as epoch milliseconds, which CONTRACT section 1 allows.
+fn scenario(settings: &Settings) -> Vec<Input> {
+    let cfg = SimConfig {
+        seed: 20,
+        duration_ms: HOURS * 3_600_000,
+        // More incidents than an average day's share of 3 hours, so that dispatch,
+        // declines, re-dispatch and escalation all happen in the window.
+        pedestrian_incidents_per_day: 120.0,
+        fog_episodes_per_day: 8.0,
+        ice_episodes_per_day: 4.0,
+        // Bad records and late delivery have their own tests; here the order is the point.
+        dirty_rate: 0.0,
+        late_rate: 0.0,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulator::new(cfg, network());
+    let engine = Engine::new(settings.engine.clone(), network());
+    let mut pipeline = Pipeline::new(settings, engine, None).keep_alerts();
+    let mut batch = Vec::new();
+    let mut out = Vec::new();
+    let mut inputs = Vec::new();
+    let mut last_ts = i64::MIN;
+    while sim.next_batch(&mut batch) {
+        for r in batch.drain(..) {
+            assert!(r.expect_reject.is_none(), "no bad records in this scenario");
+            let mut value: Value = serde_json::from_slice(&r.value).unwrap();
+            let ts = r.ts.max(last_ts + 1);
+            assert!(
+                ts >= r.ts && ts - r.ts < 1_000,
+                "records come in time order"
+            );
+            last_ts = ts;
+            value["ts"] = Value::from(ts);
+            let bytes = value.to_string();
+            pipeline.process(
+                r.stream,
+                bytes.as_bytes(),
+                DlqSource::default(),
+                Some(now_ms()),
+                ts,
+                &mut out,
+            );
+            out.clear();
+            for alert in pipeline.take_alerts() {
+                sim.on_alert(&alert);
+            }
+            let partitions = match r.stream {
+                Stream::Camera => CAMERA_PARTITIONS,
+                Stream::Ack => ACK_PARTITIONS,
+                _ => 1,
+            };
+            inputs.push(Input {
+                stream: r.stream,
+                partition: (fnv1a(r.key.as_bytes()) % partitions as u64) as i32,
+                key: r.key,
+                value,
+            });
+        }
+    }
+    inputs
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn topic_of(settings: &Settings, stream: Stream) -> &str {
+    let t = &settings.kafka.topics;
+    match stream {
+        Stream::Camera => &t.camera,
+        Stream::Plate => &t.plate,
+        Stream::Weather => &t.weather,
+        Stream::Patrol => &t.patrol,
+        Stream::Ack => &t.ack,
+    }
+}
+
+/// In what order the backlog reaches the broker. Each stream's records are in event-time
+/// order either way; across streams, after an outage each device gateway flushes what
+/// it buffered on its own, so one stream's whole backlog can arrive before another's.
+#[derive(Clone, Copy)]
+enum Arrival {
+    /// All streams interleaved in event-time order.
+    Interleaved,
+    /// These streams' records first, then the rest.
+    First(&'static [Stream]),
+}
+
+/// Produces the whole backlog and waits until the broker has all of it.
+fn produce_backlog(stage: &Stage, inputs: &[Input], arrival: Arrival) {
+    let (first, rest): (Vec<&Input>, Vec<&Input>) = match arrival {
+        Arrival::Interleaved => (inputs.iter().collect(), Vec::new()),
+        Arrival::First(streams) => inputs.iter().partition(|i| streams.contains(&i.stream)),
+    };
+    let producer: ThreadedProducer<_> = kafka::client_config(
+        &stage.settings.kafka,
+        &[("enable.idempotence", "true"), ("linger.ms", "5")],
+    )
+    .create()
+    .unwrap();
+    for i in first.into_iter().chain(rest) {
+        let payload = i.value.to_string();
+        let mut record = BaseRecord::to(topic_of(&stage.settings, i.stream))
+            .partition(i.partition)
+            .key(i.key.as_str())
+            .payload(payload.as_str());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    // Queue full: let librdkafka deliver some first.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        producer.in_flight_count(),
+        0,
+        "the backlog is on the broker"
+    );
+}
+
+/// What `roadwatch replay` of `inputs`, in their order, produces.
+fn replay(settings: &Settings, inputs: &[&Input]) -> Vec<Out> {
+    let sent: Vec<Sent> = inputs
+        .iter()
+        .map(|i| Sent {
+            stream: i.stream.as_str(),
+            value: i.value.clone(),
+        })
+        .collect();
+    replay_expected(settings, &sent, "")
+}
+
+/// A document as compared: everything but `emitted_ts` (the wall clock at output).
+fn doc(o: &Out) -> (String, Option<String>, String) {
+    let mut v = o.value.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("emitted_ts");
+    }
+    (o.topic.clone(), o.key.clone(), v.to_string())
+}
+
+fn multiset(outs: &[Out]) -> BTreeMap<(String, Option<String>, String), usize> {
+    let mut m = BTreeMap::new();
+    for o in outs {
+        *m.entry(doc(o)).or_default() += 1;
+    }
+    m
+}
+
+/// Each topic's documents in their order (one partition per output topic here).
+fn per_topic(outs: &[Out]) -> BTreeMap<String, Vec<(String, Option<String>, String)>> {
+    let mut m: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for o in outs {
+        m.entry(o.topic.clone()).or_default().push(doc(o));
+    }
+    m
+}
+
+/// Reads until every expected document has arrived (or 90 s pass), then a little longer
+/// for anything extra, and asserts that what arrived is exactly `expected`; in the same
+/// order per topic when `ordered` (one instance).
+fn assert_documents(reader: &mut Reader, expected: &[Out], ordered: bool) {
+    let want = multiset(expected);
+    let total: usize = want.values().sum();
+    assert!(
+        total >= 30,
+        "the scenario must raise enough documents to mean something: {total}"
+    );
+    let complete = |seen: &[Out]| {
+        let got = multiset(seen);
+        want.iter().all(|(k, n)| got.get(k).is_some_and(|g| g >= n))
+    };
+    let arrived = reader.until(Duration::from_secs(90), complete);
+    reader.drain(Duration::from_secs(3));
+    let got = multiset(&reader.seen);
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, n)| got.get(*k).copied().unwrap_or(0) < **n)
+        .map(|(k, _)| k)
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, n)| want.get(*k).copied().unwrap_or(0) < **n)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        arrived && missing.is_empty() && extra.is_empty(),
+        "{} of {total} documents missing, {} extra (or duplicated)\nmissing: {:#?}\nextra: {:#?}",
+        missing.len(),
+        extra.len(),
+        &missing[..missing.len().min(5)],
+        &extra[..extra.len().min(5)],
+    );
+    if ordered {
+        assert_eq!(
+            per_topic(&reader.seen),
+            per_topic(expected),
+            "same documents, but in another order"
+        );
+    }
+}
+
+fn settings_for_backlog(stage: &mut Stage) {
+    // Historical event time: the idle wall-clock advance would move the clock to today
+    // once the backlog is drained and clear every open incident, which replay does not.
+    stage.settings.processing.idle_advance_after_ms = None;
+}
+
+/// A clean start on a backlog of every stream, the global streams (patrol positions,
+/// acks) on the broker before the others: the documents equal replay, in order, and
+/// nothing is late. (Before issue #20 the first rebuild replayed every global record
+/// older, by Kafka time, than the first group record: here all of them, so the engine
+/// clock stood at the end of the three hours and every camera record was late.)
+#[test]
+fn a_backlog_of_every_stream_drained_from_offset_0_equals_replay() {
+    let mut stage = Stage::build(
+        &bootstrap(),
+        "backlog",
+        CAMERA_PARTITIONS,
+        ACK_PARTITIONS,
+        Guarantee::ExactlyOnce,
+    );
+    settings_for_backlog(&mut stage);
+    let inputs = scenario(&stage.settings);
+    let started = Instant::now();
+    produce_backlog(
+        &stage,
+        &inputs,
+        Arrival::First(&[Stream::Patrol, Stream::Ack]),
+    );
+    eprintln!(
+        "backlog: {} records ({} patrol, {} acks) produced in {:?}",
+        inputs.len(),
+        inputs.iter().filter(|i| i.stream == Stream::Patrol).count(),
+        inputs.iter().filter(|i| i.stream == Stream::Ack).count(),
+        started.elapsed()
+    );
+    let expected = replay(&stage.settings, &inputs.iter().collect::<Vec<_>>());
+    let mut reader = Reader::new(&stage);
+    let run = start(stage.settings.clone());
+    assert_documents(&mut reader, &expected, true);
+    assert_eq!(run.metrics.late_records.get(), 0, "records dropped as late");
+    run.stop();
+}
+
+/// kill -9 just after start, right after the first commit and in the middle of the
+/// drain, each followed by a restart with the same instance id: every document of the
+/// replay exactly once for read_committed readers, none missing, none extra.
+///
+/// One setting differs from the defaults, on purpose: `processing.max_in_flight_records`
+/// = 400 commits a transaction every 400 records (instead of every 100 ms or 20,000
+/// records), so that the drain takes several seconds and crosses many commits, and the
+/// kills land inside it rather than after it.
+#[test]
+fn a_kill_9_at_any_point_of_a_backlog_then_restart_gives_every_document_of_replay_once() {
+    let mut stage = Stage::build(
+        &bootstrap(),
+        "backlog-kill",
+        CAMERA_PARTITIONS,
+        ACK_PARTITIONS,
+        Guarantee::ExactlyOnce,
+    );
+    settings_for_backlog(&mut stage);
+    let inputs = scenario(&stage.settings);
+    produce_backlog(
+        &stage,
+        &inputs,
+        Arrival::First(&[Stream::Camera, Stream::Plate, Stream::Weather]),
+    );
+    let expected = replay(&stage.settings, &inputs.iter().collect::<Vec<_>>());
+    let half = expected.len() / 2;
+    let mut reader = Reader::new(&stage);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("roadwatch.log");
+    let _show = ShowLogOnPanic(log.clone());
+    let extra = [
+        ("ROADWATCH__TIME__IDLE_ADVANCE_AFTER_S", "0"),
+        ("ROADWATCH__PROCESSING__MAX_IN_FLIGHT_RECORDS", "400"),
+    ];
+    let spawn = || Child::spawn_with(&stage, "a", log.clone(), &extra);
+
+    // 1. Just after start: the partitions are assigned, the drain begins.
+    let mut run = spawn();
+    run.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let late = late_records(&run);
+    drop(run);
+    // 2. Right after a commit: the first documents have become visible.
+    let run = spawn();
+    assert!(
+        reader.until(Duration::from_secs(90), |seen| !seen.is_empty()),
+        "no document after the first restart"
+    );
+    let late = late + late_records(&run);
+    drop(run);
+    let seen_before = reader.seen.len();
+    // 3. Mid-drain: half of the documents are visible.
+    let run = spawn();
+    assert!(
+        reader.until(Duration::from_secs(90), |seen| seen.len() >= half),
+        "not half of the documents after the second restart"
+    );
+    let late = late + late_records(&run);
+    drop(run);
+    let seen_mid = reader.seen.len();
+    // 4. The rest.
+    let run = spawn();
+    assert_documents(&mut reader, &expected, true);
+    let late = late + late_records(&run);
+    assert_eq!(late, 0, "records dropped as late");
+    eprintln!(
+        "documents visible at the kills: {seen_before}, {seen_mid} of {}",
+        expected.len()
+    );
+    let status = run.terminate();
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
+}
+
+/// Two instances started together share the partitions: each applies its own camera,
+/// plate and weather partitions with every patrol position and ack, in event-time order,
+/// so together they produce exactly what a replay per instance of those records
+/// produces (whichever partitions each one got).
+#[test]
+fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
+    let mut stage = Stage::build(
+        &bootstrap(),
+        "backlog-pair",
+        CAMERA_PARTITIONS,
+        ACK_PARTITIONS,
+        Guarantee::ExactlyOnce,
+    );
+    settings_for_backlog(&mut stage);
+    let inputs = scenario(&stage.settings);
+    produce_backlog(&stage, &inputs, Arrival::Interleaved);
+    let mut reader = Reader::new(&stage);
+    let mut b_settings = stage.settings.clone();
+    b_settings.kafka.instance_id = "b".to_owned();
+    let a = start(stage.settings.clone());
+    let b = start(b_settings);
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let owned = |rt: &InProcess| -> Vec<(String, i32)> { assigned(rt) };
+    let (mine_a, mine_b) = (owned(&a), owned(&b));
+    assert!(
+        !mine_a.is_empty() && !mine_b.is_empty(),
+        "both instances hold partitions: {mine_a:?} / {mine_b:?}"
+    );
+    let mut expected = Vec::new();
+    for mine in [&mine_a, &mine_b] {
+        let records: Vec<&Input> = inputs
+            .iter()
+            .filter(|i| {
+                matches!(i.stream, Stream::Patrol | Stream::Ack)
+                    || mine.contains(&(topic_of(&stage.settings, i.stream).to_owned(), i.partition))
+            })
+            .collect();
+        expected.extend(replay(&stage.settings, &records));
+    }
+    assert_documents(&mut reader, &expected, false);
+    // The assignment the expectation was built from held for the whole drain.
+    for rt in [&a, &b] {
+        assert_eq!(
+            rt.metrics.state_rebuilds.get(),
+            1,
+            "one assignment, one rebuild per instance"
+        );
+        assert_eq!(rt.metrics.late_records.get(), 0, "records dropped as late");
+    }
+    a.stop();
+    b.stop();
+}
+
+/// The group partitions an in-process instance holds, from its lag gauges (set for the
+/// assigned partitions only, once librdkafka's statistics have come in).
+fn assigned(rt: &InProcess) -> Vec<(String, i32)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut out = Vec::new();
+        for line in rt.metrics.render().lines() {
+            let Some(rest) = line.strip_prefix("roadwatch_consumer_lag_records{") else {
+                continue;
+            };
+            let labels = rest.split('}').next().unwrap_or_default();
+            let mut partition = None;
+            let mut topic = None;
+            for kv in labels.split(',') {
+                if let Some(v) = kv.strip_prefix("partition=\"") {
+                    partition = v.trim_end_matches('"').parse::<i32>().ok();
+                }
+                if let Some(v) = kv.strip_prefix("topic=\"") {
+                    topic = Some(v.trim_end_matches('"').to_owned());
+                }
+            }
+            if let (Some(t), Some(p)) = (topic, partition) {
+                out.push((t, p));
+            }
+        }
+        if !out.is_empty() || Instant::now() > deadline {
+            out.sort();
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `roadwatch_late_records_total` of a running child, from its /metrics (the address is
+/// in its log).
+fn late_records(run: &Child) -> u64 {
+    let log = run.log();
+    let Some(addr) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("metrics listener"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .map(|a| a.split_whitespace().next().unwrap_or_default().to_owned())
+    else {
+        panic!("no metrics listener in the log:\n{log}");
+    };
+    let mut stream = std::net::TcpStream::connect(addr.as_str()).expect("the metrics listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.lines()
+        .find_map(|l| l.strip_prefix("roadwatch_late_records_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no roadwatch_late_records_total in:\n{body}"))
+}

@@ -1,0 +1,627 @@
+//! What the real-broker tests share: each test's own topics and group (`Stage`), the
+//! records it produces, the `read_committed` reader of its outputs, the `replay` oracle,
+//! and the runtime in-process (`start`) or as the real binary (`Child`).
+#![allow(dead_code)]
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use roadwatch::config::{Guarantee, Settings};
+use roadwatch::core::detect::ride_hailing::PlateList;
+use roadwatch::core::engine::Engine;
+use roadwatch::core::roads::{LoadOptions, RoadNetwork};
+use roadwatch::io::http::Readiness;
+use roadwatch::io::kafka::{self, Shutdown, TopicSpec};
+use roadwatch::io::metrics::Metrics;
+use roadwatch::io::pipeline::Pipeline;
+use serde_json::{json, Value};
+
+pub const ROADS: &str = "config/roads/bijie.geojson";
+/// The tunnel on G76 `up` at K1154+953 (tests/fixtures/replay/pedestrian).
+pub const TUNNEL: (f64, f64) = (106.011699, 27.044923);
+/// Weather station wx-01 beside G76 K1153+900 (tests/fixtures/replay/weather).
+pub const WX01: (f64, f64) = (106.022175, 27.046561);
+/// The ANPR gantry at G76 `up` K1150 (tests/fixtures/replay/ride_hailing).
+pub const GANTRY: (f64, f64) = (106.053889, 27.02847);
+/// Patrol units around the tunnel (tests/fixtures/replay/dispatch).
+pub const UNITS: [(&str, f64, f64); 4] = [
+    ("P-01", 106.053889, 27.02847),
+    ("P-02", 106.031152, 27.045749),
+    ("P-03", 106.001292, 27.045293),
+    ("P-04", 105.987169, 27.058066),
+];
+
+// ---------------------------------------------------------------- environment
+
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+pub fn nonce() -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}", n % (1u128 << 60))
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+pub fn tokio() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn network() -> Arc<RoadNetwork> {
+    static NET: OnceLock<Arc<RoadNetwork>> = OnceLock::new();
+    NET.get_or_init(|| {
+        let opts = LoadOptions {
+            max_snap_m: 100.0,
+            strict: false,
+        };
+        Arc::new(roadwatch::io::roads_cmd::load_network_file(Path::new(ROADS), &opts).unwrap())
+    })
+    .clone()
+}
+
+/// A test's own topics, group and settings; the topics are deleted on drop.
+pub struct Stage {
+    pub settings: Settings,
+    pub prefix: String,
+}
+
+impl Stage {
+    /// `partitions` of the camera topic; the other topics get one.
+    pub fn new(test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
+        Stage::on(&bootstrap(), test, camera_partitions, guarantee)
+    }
+
+    /// The same on the broker at `bootstrap` (a test's private broker).
+    pub fn on(bootstrap: &str, test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
+        Stage::build(bootstrap, test, camera_partitions, 1, guarantee)
+    }
+
+    pub fn build(
+        bootstrap: &str,
+        test: &str,
+        camera_partitions: i32,
+        ack_partitions: i32,
+        guarantee: Guarantee,
+    ) -> Stage {
+        let prefix = format!("rw-{test}-{}", nonce());
+        let mut s = roadwatch::config::defaults();
+        s.kafka.bootstrap_servers = bootstrap.to_owned();
+        s.kafka.group_id = format!("{prefix}-group");
+        s.kafka.instance_id = "a".to_owned();
+        let t = &mut s.kafka.topics;
+        t.camera = format!("{prefix}-camera");
+        t.plate = format!("{prefix}-plate");
+        t.weather = format!("{prefix}-weather");
+        t.patrol = format!("{prefix}-patrol");
+        t.ack = format!("{prefix}-ack");
+        t.alerts = format!("{prefix}-alerts");
+        t.dlq = format!("{prefix}-dlq");
+        t.dispatch_prefix = format!("{prefix}-dispatch.");
+        s.processing.guarantee = guarantee;
+        s.metrics.listen = "127.0.0.1:0".parse().unwrap();
+        let stage = Stage {
+            settings: s,
+            prefix,
+        };
+        let t = &stage.settings.kafka.topics;
+        let mut specs = vec![
+            TopicSpec {
+                name: t.camera.clone(),
+                partitions: camera_partitions,
+                replication: 1,
+            },
+            TopicSpec {
+                name: t.ack.clone(),
+                partitions: ack_partitions,
+                replication: 1,
+            },
+        ];
+        for name in [&t.plate, &t.weather, &t.patrol, &t.alerts, &t.dlq] {
+            specs.push(TopicSpec {
+                name: name.clone(),
+                partitions: 1,
+                replication: 1,
+            });
+        }
+        tokio()
+            .block_on(kafka::create_topics(&stage.settings.kafka, &specs))
+            .unwrap_or_else(|e| panic!("no Kafka broker at {bootstrap} (run scripts/test): {e:#}"));
+        stage
+    }
+
+    pub fn topics(&self) -> &roadwatch::config::Topics {
+        &self.settings.kafka.topics
+    }
+
+    /// The `ROADWATCH__…` environment that gives the binary these settings.
+    pub fn env(&self, instance: &str) -> Vec<(String, String)> {
+        let k = &self.settings.kafka;
+        let t = &k.topics;
+        let mut env = vec![
+            (
+                "ROADWATCH__KAFKA__BOOTSTRAP_SERVERS",
+                k.bootstrap_servers.clone(),
+            ),
+            ("ROADWATCH__KAFKA__GROUP_ID", k.group_id.clone()),
+            ("ROADWATCH__KAFKA__INSTANCE_ID", instance.to_owned()),
+            ("ROADWATCH__KAFKA__TOPICS__CAMERA", t.camera.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__PLATE", t.plate.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__WEATHER", t.weather.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__PATROL", t.patrol.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__ACK", t.ack.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__ALERTS", t.alerts.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__DLQ", t.dlq.clone()),
+            (
+                "ROADWATCH__KAFKA__TOPICS__DISPATCH_PREFIX",
+                t.dispatch_prefix.clone(),
+            ),
+            ("ROADWATCH__METRICS__LISTEN", "127.0.0.1:0".to_owned()),
+            (
+                "ROADWATCH__PROCESSING__GUARANTEE",
+                match self.settings.processing.guarantee {
+                    Guarantee::ExactlyOnce => "exactly_once",
+                    Guarantee::AtLeastOnce => "at_least_once",
+                }
+                .to_owned(),
+            ),
+        ];
+        if let Some(w) = &self.settings.ride_hailing_files.watchlist_file {
+            env.push((
+                "ROADWATCH__RIDE_HAILING__WATCHLIST_FILE",
+                w.display().to_string(),
+            ));
+        }
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let k = &self.settings.kafka;
+        let Ok(client) = kafka::client_config(k, &[]).create::<rdkafka::consumer::BaseConsumer>()
+        else {
+            return;
+        };
+        let Ok(md) = client.fetch_metadata(None, Duration::from_secs(10)) else {
+            return;
+        };
+        let ours: Vec<String> = md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        let names: Vec<&str> = ours.iter().map(String::as_str).collect();
+        if !names.is_empty() {
+            let _ = tokio().block_on(kafka::delete_topics(k, &names));
+        }
+        // The consumer groups too: the runtime's, its side consumers' and the readers'.
+        let Ok(list) = client.fetch_group_list(None, Duration::from_secs(10)) else {
+            return;
+        };
+        let groups: Vec<String> = list
+            .groups()
+            .iter()
+            .map(|g| g.name().to_owned())
+            .filter(|n| n.starts_with(&self.prefix))
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        let Ok(admin) = kafka::client_config(k, &[])
+            .create::<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>()
+        else {
+            return;
+        };
+        let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let _ = tokio().block_on(admin.delete_groups(&refs, &rdkafka::admin::AdminOptions::new()));
+    }
+}
+
+// ---------------------------------------------------------------- input
+
+pub fn producer(stage: &Stage) -> FutureProducer {
+    kafka::producer(&stage.settings.kafka).unwrap()
+}
+
+/// Produces one record and returns its (partition, offset).
+pub fn produce(p: &FutureProducer, topic: &str, key: &str, value: &[u8]) -> (i32, i64) {
+    tokio()
+        .block_on(p.send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(10),
+        ))
+        .map(|d| (d.partition, d.offset))
+        .map_err(|(e, _)| e)
+        .expect("delivery")
+}
+
+/// A record as the test produced it, in production order, for the replay oracle.
+#[derive(Clone)]
+pub struct Sent {
+    pub stream: &'static str,
+    pub value: Value,
+}
+
+pub fn pedestrian(camera: &str, seq: u32, lon: f64, lat: f64, ts: i64) -> Value {
+    json!({"event_id": format!("{camera}-{seq:06}"), "camera_id": camera, "ts": ts,
+           "detections": [{"class": "pedestrian", "confidence": 0.9, "lon": lon, "lat": lat, "track_id": "1"}]})
+}
+
+/// Every unit of `UNITS` reports its position; then a pause, because the patrol consumer
+/// is separate from the group and must fetch them first.
+pub fn send_units(p: &FutureProducer, topic: &str) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    for (unit, lon, lat) in UNITS {
+        let v = patrol(unit, lon, lat, now_ms());
+        produce(p, topic, unit, v.to_string().as_bytes());
+        sent.push(Sent {
+            stream: "patrol",
+            value: v,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    sent
+}
+
+pub fn patrol(unit: &str, lon: f64, lat: f64, ts: i64) -> Value {
+    json!({"unit_id": unit, "ts": ts, "lon": lon, "lat": lat, "status": "available", "speed_kmh": 60.0})
+}
+
+// ---------------------------------------------------------------- output
+
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub topic: String,
+    pub key: Option<String>,
+    pub value: Value,
+}
+
+impl Out {
+    /// Alerts by (topic, alert_id, status); DLQ records by (topic, reason, offset).
+    pub fn id(&self) -> (String, String, String) {
+        if self.value.get("alert_id").is_some() {
+            (
+                self.topic.clone(),
+                self.value["alert_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                self.value["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        } else {
+            (
+                self.topic.clone(),
+                self.value["reason"].as_str().unwrap_or_default().to_owned(),
+                self.value["offset"].to_string(),
+            )
+        }
+    }
+}
+
+/// A read_committed consumer over the alerts, DLQ and per-unit topics of a stage.
+pub struct Reader {
+    pub consumer: StreamConsumer,
+    pub seen: Vec<Out>,
+    /// (topic, partition, offset) already read: the reader's own group rebalances when
+    /// a per-unit topic appears and then reads those partitions from the start again.
+    pub offsets: std::collections::HashSet<(String, i32, i64)>,
+}
+
+impl Reader {
+    pub fn new(stage: &Stage) -> Reader {
+        let k = &stage.settings.kafka;
+        // StreamConsumer spawns its wake-up task on the ambient tokio runtime.
+        let _in_runtime = tokio().enter();
+        let consumer: StreamConsumer = kafka::client_config(
+            k,
+            &[
+                ("group.id", &format!("{}-reader-{}", stage.prefix, nonce())),
+                ("isolation.level", "read_committed"),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+                // Per-unit topics appear while the test runs; the pattern picks them up.
+                ("topic.metadata.refresh.interval.ms", "500"),
+            ],
+        )
+        .create()
+        .unwrap();
+        let t = &k.topics;
+        let pattern = format!("^{}.*", regex_escape(&t.dispatch_prefix));
+        consumer.subscribe(&[&t.alerts, &t.dlq, &pattern]).unwrap();
+        Reader {
+            consumer,
+            seen: Vec::new(),
+            offsets: Default::default(),
+        }
+    }
+
+    /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.
+    /// Whether at least `n` records arrived on `topic` within 60 s.
+    pub fn alerts_seen(&mut self, topic: &str, n: usize) -> bool {
+        self.until(Duration::from_secs(60), |seen| {
+            seen.iter().filter(|o| o.topic == topic).count() >= n
+        })
+    }
+
+    pub fn until(&mut self, limit: Duration, done: impl Fn(&[Out]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let got = tokio().block_on(async {
+                tokio::time::timeout(left.min(Duration::from_millis(500)), self.consumer.recv())
+                    .await
+                    .ok()
+                    .map(|r| r.map(|m| m.detach()))
+            });
+            if let Some(Ok(m)) = got {
+                if !self
+                    .offsets
+                    .insert((m.topic().to_owned(), m.partition(), m.offset()))
+                {
+                    continue;
+                }
+                self.seen.push(Out {
+                    topic: m.topic().to_owned(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value: serde_json::from_slice(m.payload().unwrap_or_default())
+                        .unwrap_or(Value::Null),
+                });
+            }
+        }
+        true
+    }
+
+    /// Whatever else arrives within `quiet`.
+    pub fn drain(&mut self, quiet: Duration) {
+        self.until(quiet, |_| false);
+    }
+}
+
+pub fn regex_escape(s: &str) -> String {
+    s.replace('.', "\\.")
+}
+
+/// What `replay` produces for the same records in the same order.
+pub fn replay_expected(settings: &Settings, sent: &[Sent], watchlist: &str) -> Vec<Out> {
+    let mut engine = Engine::new(settings.engine.clone(), network());
+    engine.set_plate_lists(PlateList::parse(watchlist).0, PlateList::empty());
+    let mut pipeline = Pipeline::new(settings, engine, None);
+    let mut input = Vec::new();
+    for s in sent {
+        writeln!(input, "{}", json!({"stream": s.stream, "value": s.value})).unwrap();
+    }
+    let mut output = Vec::new();
+    roadwatch::io::replay::replay(&mut pipeline, &input[..], &mut output, |_| {}).unwrap();
+    output
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).unwrap();
+            Out {
+                topic: v["topic"].as_str().unwrap().to_owned(),
+                key: v["key"].as_str().map(str::to_owned),
+                value: v["value"].clone(),
+            }
+        })
+        .collect()
+}
+
+pub fn alert_ids(outs: &[Out]) -> BTreeMap<(String, String, String), usize> {
+    let mut m = BTreeMap::new();
+    for o in outs.iter().filter(|o| o.value.get("alert_id").is_some()) {
+        *m.entry(o.id()).or_default() += 1;
+    }
+    m
+}
+
+// ---------------------------------------------------------------- the runtime
+
+pub struct InProcess {
+    pub handle: JoinHandle<anyhow::Result<()>>,
+    pub shutdown: Shutdown,
+    pub readiness: Arc<Readiness>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn start(settings: Settings) -> InProcess {
+    roadwatch::logging::init(roadwatch::logging::LogFormat::Text);
+    let shutdown = Shutdown::new();
+    let readiness = Arc::new(Readiness::default());
+    let metrics = Arc::new(Metrics::new());
+    let (s, r, m, n) = (
+        shutdown.clone(),
+        readiness.clone(),
+        metrics.clone(),
+        network(),
+    );
+    let handle = std::thread::spawn(move || kafka::run(settings, n, m, r, s));
+    InProcess {
+        handle,
+        shutdown,
+        readiness,
+        metrics,
+    }
+}
+
+impl InProcess {
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.readiness.is_ready() {
+            assert!(
+                !self.handle.is_finished(),
+                "the runtime stopped before it was ready"
+            );
+            assert!(Instant::now() < deadline, "not ready within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops it as SIGTERM would and returns how long that took.
+    pub fn stop(self) -> Duration {
+        let started = Instant::now();
+        self.shutdown.trigger();
+        while !self.handle.is_finished() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "graceful shutdown took more than 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.handle
+            .join()
+            .unwrap()
+            .expect("run returns Ok after a graceful stop");
+        assert!(!self.readiness.is_ready(), "/readyz is false once stopped");
+        started.elapsed()
+    }
+}
+
+pub struct Child {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Child {
+    pub fn spawn(stage: &Stage, instance: &str, log: std::path::PathBuf) -> Child {
+        Child::spawn_with(stage, instance, log, &[])
+    }
+
+    /// With extra `ROADWATCH__…` settings.
+    pub fn spawn_with(
+        stage: &Stage,
+        instance: &str,
+        log: std::path::PathBuf,
+        extra: &[(&str, &str)],
+    ) -> Child {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roadwatch"))
+            .arg("run")
+            .envs(stage.env(instance))
+            .envs(extra.iter().copied())
+            .env("RUST_LOG", "roadwatch=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("the roadwatch binary starts");
+        Child { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Waits until the log contains `line`; fails if the process exits or `limit` passes.
+    pub fn wait_for_log(&mut self, line: &str, limit: Duration) {
+        let started = Instant::now();
+        while !self.log().contains(line) {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "roadwatch exited ({status}) before logging {line:?}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                started.elapsed() < limit,
+                "no {line:?} within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("no exit within 10 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+/// Produces one record to a chosen partition.
+pub fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &str, value: &[u8]) {
+    tokio()
+        .block_on(
+            p.send(
+                FutureRecord::to(topic)
+                    .partition(partition)
+                    .key(key)
+                    .payload(value),
+                Duration::from_secs(10),
+            ),
+        )
+        .map_err(|(e, _)| e)
+        .expect("delivery");
+}
+
+/// Prints the roadwatch log when the test fails (or always with RW_SHOW_LOG).
+pub struct ShowLogOnPanic(pub std::path::PathBuf);
+
+impl Drop for ShowLogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("RW_SHOW_LOG").is_some() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- roadwatch log\n{text}");
+        }
+    }
+}
+/// Polls `done` every 100 ms for up to 30 s.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "not {what} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
