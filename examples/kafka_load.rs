@@ -103,7 +103,7 @@ enum Cmd {
     },
 }
 
-const INPUTS: [&str; 5] = ["camera", "plate", "weather", "patrol", "ack"];
+const INPUTS: [&str; 6] = ["camera", "plate", "weather", "patrol", "ack", "operator"];
 const OUTPUTS: [&str; 2] = ["alerts", "dlq"];
 /// Watchlisted plates are 贵W00000..贵W99999; others 贵A + 5 digits.
 const WATCHLIST_SIZE: u32 = 100_000;

@@ -321,6 +321,7 @@ fn rules_define_the_alerts_and_recordings_operators_need() {
         "RoadwatchDeadLetterRateHigh",
         "RoadwatchConsumerLagHigh",
         "RoadwatchNoRecords",
+        "RoadwatchEscalatedAlertUnacknowledged",
     ] {
         assert!(
             alerts.contains_key(name),

@@ -120,6 +120,7 @@ fn topic_of(settings: &Settings, stream: Stream) -> &str {
         Stream::Weather => &t.weather,
         Stream::Patrol => &t.patrol,
         Stream::Ack => &t.ack,
+        Stream::Operator => &t.operator,
     }
 }
 

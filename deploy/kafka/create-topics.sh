@@ -17,7 +17,7 @@ create() {
 }
 
 # Inputs (CONTRACT section 2), keyed by camera, plate, station or unit id.
-for topic in camera-detections plate-reads weather-observations patrol-positions dispatch-acks; do
+for topic in camera-detections plate-reads weather-observations patrol-positions dispatch-acks operator-actions; do
   create "$topic" "$INPUT_PARTITIONS"
 done
 

@@ -24,6 +24,7 @@ pub struct Topics {
     pub weather: String,
     pub patrol: String,
     pub ack: String,
+    pub operator: String,
     pub alerts: String,
     pub dlq: String,
     pub dispatch_prefix: String,
@@ -304,6 +305,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
             weather: r.topic("kafka.topics.weather"),
             patrol: r.topic("kafka.topics.patrol"),
             ack: r.topic("kafka.topics.ack"),
+            operator: r.topic("kafka.topics.operator"),
             alerts: r.topic("kafka.topics.alerts"),
             dlq: r.topic("kafka.topics.dlq"),
             dispatch_prefix: r.topic("kafka.topics.dispatch_prefix"),
@@ -372,6 +374,8 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         incident_radius_m: r.positive("pedestrian.incident_radius_m"),
         clear_after_ms: r.seconds_ms("pedestrian.clear_after_s", 1),
         critical_fog_level: r.int("pedestrian.critical_fog_level", 1, 4) as u8,
+        unverified_close_ms: r.seconds_ms("pedestrian.unverified_close_s", 1),
+        reopen_within_ms: r.seconds_ms("pedestrian.reopen_within_s", 0),
     };
 
     let weather = WeatherSettings {
@@ -389,6 +393,10 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         forecast_max_visibility_m: r.positive("weather.forecast_max_visibility_m"),
         forecast_horizon_ms: r.seconds_ms("weather.forecast_horizon_s", 1),
         forecast_min_observations: r.int("weather.forecast_min_observations", 2, 1000) as u32,
+        silent_after_ms: r.seconds_ms("weather.silent_after_s", 1),
+    };
+    let lifecycle = LifecycleSettings {
+        unattended_close_ms: r.seconds_ms("lifecycle.unattended_close_s", 1),
     };
 
     let ride_hailing = RideHailingSettings {
@@ -453,6 +461,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
             weather,
             ride_hailing,
             dispatch,
+            lifecycle,
             output,
         },
         kafka,

@@ -22,6 +22,8 @@ pub struct AlertDraft {
     pub summary: String,
     pub details: serde_json::Map<String, serde_json::Value>,
     pub source_event_ids: Vec<String>,
+    /// `Some(false)` while the detector no longer sees a condition it keeps open.
+    pub observed: Option<bool>,
 }
 
 impl AlertDraft {
@@ -42,6 +44,11 @@ impl AlertDraft {
             details: self.details,
             dispatch: None,
             source_event_ids: self.source_event_ids,
+            observed: self.observed,
+            acknowledged_by: None,
+            notes: Vec::new(),
+            outcome: None,
+            closed_by: None,
         }
     }
 }

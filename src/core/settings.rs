@@ -19,6 +19,10 @@ pub struct PedestrianSettings {
     pub incident_radius_m: f64,
     pub clear_after_ms: i64,
     pub critical_fog_level: u8,
+    /// An incident out of sight that no unit accepted closes (`unknown`) after this.
+    pub unverified_close_ms: i64,
+    /// A cleared incident can be reopened by a detection nearby for this long.
+    pub reopen_within_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +45,16 @@ pub struct WeatherSettings {
     pub forecast_max_visibility_m: f64,
     pub forecast_horizon_ms: i64,
     pub forecast_min_observations: u32,
+    /// A station with no observation for this long turns its alerts `observed: false`.
+    pub silent_after_ms: i64,
+}
+
+/// What ends alerts whose condition has no end of its own (docs/LIFECYCLE.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleSettings {
+    /// A ride-hailing alert that no unit holds closes `unknown` this long after its last
+    /// document.
+    pub unattended_close_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,5 +112,6 @@ pub struct EngineSettings {
     pub weather: WeatherSettings,
     pub ride_hailing: RideHailingSettings,
     pub dispatch: DispatchSettings,
+    pub lifecycle: LifecycleSettings,
     pub output: OutputSettings,
 }

@@ -8,11 +8,19 @@ use prometheus::{
 
 use crate::core::dispatch::DispatchStats;
 use crate::core::engine::EngineStats;
-use crate::core::model::{AlertKind, AlertStatus, RejectReason, Severity, Stream};
+use crate::core::lifecycle::{ActionResult, LifecycleEvent, Step};
+use crate::core::model::{
+    ActionKind, AlertKind, AlertStatus, Outcome, RejectReason, Severity, Stream,
+};
 
 /// Latency buckets from 1 ms to 10 s (issue 7).
 const LATENCY_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The incident timeline is minutes, not milliseconds (FHWA's measures; NFPA 1225 asks
+/// 90% of alarms processed within 60 s).
+const TIMELINE_BUCKETS: [f64; 12] = [
+    10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0,
 ];
 /// Finer buckets for per-record stages (sub-microsecond to 100 ms).
 const STAGE_BUCKETS: [f64; 12] = [
@@ -52,7 +60,7 @@ impl Stage {
 }
 
 /// Dispatch outcomes, the `outcome` label of `roadwatch_dispatch_total`.
-pub const DISPATCH_OUTCOMES: [&str; 12] = [
+pub const DISPATCH_OUTCOMES: [&str; 13] = [
     "assigned",
     "redispatched",
     "escalated",
@@ -65,6 +73,7 @@ pub const DISPATCH_OUTCOMES: [&str; 12] = [
     "ack_wrong_unit",
     "booked_elsewhere",
     "preempted",
+    "operator_assigned",
 ];
 
 pub struct Metrics {
@@ -86,6 +95,11 @@ pub struct Metrics {
     pub engine_units: IntGauge,
     pub engine_open_assignments: IntGauge,
     pub engine_weather_stations: IntGauge,
+    pub engine_silent_weather_stations: IntGauge,
+    pub escalated_unacknowledged: IntGauge,
+    pub alert_outcomes: IntCounterVec,
+    pub alert_timeline: HistogramVec,
+    pub operator_actions: IntCounterVec,
     /// Last dispatch counters seen, to turn the engine's totals into increments.
     last_dispatch: std::sync::Mutex<DispatchStats>,
 }
@@ -156,6 +170,30 @@ impl Metrics {
             engine_units: gauge("roadwatch_engine_units", "Patrol units known to the dispatcher."),
             engine_open_assignments: gauge("roadwatch_engine_open_assignments", "Alerts assigned to a unit and not closed."),
             engine_weather_stations: gauge("roadwatch_engine_weather_stations", "Weather stations with state."),
+            engine_silent_weather_stations: gauge(
+                "roadwatch_engine_silent_weather_stations",
+                "Weather stations with no observation for weather.silent_after_s (their alerts stay open).",
+            ),
+            escalated_unacknowledged: gauge(
+                "roadwatch_escalated_unacknowledged_alerts",
+                "Open escalated alerts no operator has acknowledged.",
+            ),
+            alert_outcomes: counter(
+                "roadwatch_alert_outcomes_total",
+                "Alerts ended, by kind, subtype and outcome (unknown: nobody said).",
+                &["kind", "subtype", "outcome"],
+            ),
+            alert_timeline: histogram(
+                "roadwatch_alert_timeline_seconds",
+                "Event time from an alert's first document to its first acknowledgement, acceptance, arrival and resolution.",
+                &["kind", "step"],
+                &TIMELINE_BUCKETS,
+            ),
+            operator_actions: counter(
+                "roadwatch_operator_actions_total",
+                "Operator actions, by action and result (applied, not_open here, refused).",
+                &["action", "result"],
+            ),
             last_dispatch: std::sync::Mutex::new(DispatchStats::default()),
         };
         let r = &m.registry;
@@ -175,6 +213,11 @@ impl Metrics {
             Box::new(m.engine_units.clone()),
             Box::new(m.engine_open_assignments.clone()),
             Box::new(m.engine_weather_stations.clone()),
+            Box::new(m.engine_silent_weather_stations.clone()),
+            Box::new(m.escalated_unacknowledged.clone()),
+            Box::new(m.alert_outcomes.clone()),
+            Box::new(m.alert_timeline.clone()),
+            Box::new(m.operator_actions.clone()),
         ];
         for c in all {
             r.register(c).expect("unique metric names");
@@ -202,6 +245,34 @@ impl Metrics {
         }
         for s in Stage::ALL {
             self.stage.with_label_values(&[s.as_str()]);
+        }
+        let subtypes: [(AlertKind, &[&str]); 3] = [
+            (
+                AlertKind::Pedestrian,
+                &["pedestrian", "bicycle", "tricycle"],
+            ),
+            (AlertKind::IllegalRideHailing, &["watchlist", "pattern"]),
+            (AlertKind::SevereWeather, &["fog", "ice", "wind", "rain"]),
+        ];
+        for (k, subs) in subtypes {
+            for sub in subs {
+                for o in Outcome::ALL {
+                    self.alert_outcomes
+                        .with_label_values(&[k.as_str(), sub, o.as_str()]);
+                }
+            }
+        }
+        for k in AlertKind::ALL {
+            for step in Step::ALL {
+                self.alert_timeline
+                    .with_label_values(&[k.as_str(), step.as_str()]);
+            }
+        }
+        for a in ActionKind::ALL {
+            for r in ActionResult::ALL {
+                self.operator_actions
+                    .with_label_values(&[a.as_str(), r.as_str()]);
+            }
         }
         for o in DISPATCH_OUTCOMES {
             self.dispatch.with_label_values(&[o]);
@@ -242,6 +313,10 @@ impl Metrics {
             .set(stats.open_assignments as i64);
         self.engine_weather_stations
             .set(stats.weather_stations as i64);
+        self.engine_silent_weather_stations
+            .set(stats.silent_weather_stations as i64);
+        self.escalated_unacknowledged
+            .set(stats.escalated_unacknowledged as i64);
         let mut last = self.last_dispatch.lock().expect("not poisoned");
         let pairs = [
             ("assigned", dispatch.assigned, last.assigned),
@@ -268,6 +343,11 @@ impl Metrics {
                 last.booked_elsewhere,
             ),
             ("preempted", dispatch.preempted, last.preempted),
+            (
+                "operator_assigned",
+                dispatch.operator_assigned,
+                last.operator_assigned,
+            ),
         ];
         for (outcome, now, before) in pairs {
             if now > before {
@@ -277,6 +357,34 @@ impl Metrics {
             }
         }
         *last = dispatch.clone();
+    }
+
+    /// What the alert lifecycle reported (outcomes, timeline, operator actions).
+    pub fn lifecycle(&self, events: &[LifecycleEvent]) {
+        for e in events {
+            match e {
+                LifecycleEvent::Outcome {
+                    kind,
+                    subtype,
+                    outcome,
+                } => self
+                    .alert_outcomes
+                    .with_label_values(&[kind.as_str(), subtype, outcome.as_str()])
+                    .inc(),
+                LifecycleEvent::Step {
+                    kind,
+                    step,
+                    seconds,
+                } => self
+                    .alert_timeline
+                    .with_label_values(&[kind.as_str(), step.as_str()])
+                    .observe(*seconds),
+                LifecycleEvent::Action { action, result } => self
+                    .operator_actions
+                    .with_label_values(&[action.as_str(), result.as_str()])
+                    .inc(),
+            }
+        }
     }
 
     /// A rebuilt engine's counters start from what its replay did (output suppressed):

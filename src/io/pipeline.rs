@@ -193,8 +193,8 @@ impl Pipeline {
                 Applied::Late => m.late_records.inc(),
             }
         }
-        if stream == Stream::Ack {
-            // Acks are few, and each moves a dispatch counter an operator watches.
+        if matches!(stream, Stream::Ack | Stream::Operator) {
+            // Acks and actions are few, and each moves a counter an operator watches.
             self.refresh_now = true;
         }
         self.emit(emitted_ms, out);
@@ -273,7 +273,11 @@ impl Pipeline {
                 self.kept.push(alert);
             }
         }
-        if let (Some(m), true) = (&self.metrics, refresh) {
+        let events = self.engine.take_lifecycle_events();
+        if let Some(m) = &self.metrics {
+            m.lifecycle(&events);
+        }
+        if let (Some(m), true) = (&self.metrics, refresh || !events.is_empty()) {
             m.update_engine(&self.engine.stats(), self.engine.dispatch_stats());
         }
     }
@@ -287,6 +291,7 @@ impl Pipeline {
             Stream::Weather => &t.weather,
             Stream::Patrol => &t.patrol,
             Stream::Ack => &t.ack,
+            Stream::Operator => &t.operator,
         }
     }
 }

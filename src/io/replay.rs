@@ -182,7 +182,7 @@ fn envelope(line: &[u8]) -> Result<(Stream, &[u8]), BadLine> {
     };
     let Some(stream) = Stream::parse(name) else {
         let detail = format!(
-            "stream {:?} is not camera, plate, weather, patrol or ack",
+            "stream {:?} is not camera, plate, weather, patrol, ack or operator",
             name
         );
         return Err((Reject::new(RejectReason::UnknownStream, detail), None));

@@ -100,7 +100,7 @@ enum Sink {
 
 struct KafkaSink {
     producer: ThreadedProducer<DefaultProducerContext>,
-    topics: [String; 5],
+    topics: [String; 6],
 }
 
 impl KafkaSink {
@@ -114,6 +114,7 @@ impl KafkaSink {
             t.weather.clone(),
             t.patrol.clone(),
             t.ack.clone(),
+            t.operator.clone(),
         ];
         let missing: Vec<&str> = topics
             .iter()

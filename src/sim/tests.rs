@@ -464,8 +464,14 @@ fn dispatches_are_answered_in_later_batches() {
                 eta_s: 0,
                 route_m: 0,
                 attempt: 1,
+                assigned_by: None,
             }),
             source_event_ids: vec![],
+            observed: None,
+            acknowledged_by: None,
+            notes: Vec::new(),
+            outcome: None,
+            closed_by: None,
         };
         sim.on_alert(&alert);
         sim.on_alert(&alert); // a repeat (update) is not answered twice

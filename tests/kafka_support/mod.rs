@@ -116,6 +116,7 @@ impl Stage {
         t.weather = format!("{prefix}-weather");
         t.patrol = format!("{prefix}-patrol");
         t.ack = format!("{prefix}-ack");
+        t.operator = format!("{prefix}-operator");
         t.alerts = format!("{prefix}-alerts");
         t.dlq = format!("{prefix}-dlq");
         t.dispatch_prefix = format!("{prefix}-dispatch.");
@@ -138,7 +139,14 @@ impl Stage {
                 replication: 1,
             },
         ];
-        for name in [&t.plate, &t.weather, &t.patrol, &t.alerts, &t.dlq] {
+        for name in [
+            &t.plate,
+            &t.weather,
+            &t.patrol,
+            &t.operator,
+            &t.alerts,
+            &t.dlq,
+        ] {
             specs.push(TopicSpec {
                 name: name.clone(),
                 partitions: 1,
@@ -171,6 +179,7 @@ impl Stage {
             ("ROADWATCH__KAFKA__TOPICS__WEATHER", t.weather.clone()),
             ("ROADWATCH__KAFKA__TOPICS__PATROL", t.patrol.clone()),
             ("ROADWATCH__KAFKA__TOPICS__ACK", t.ack.clone()),
+            ("ROADWATCH__KAFKA__TOPICS__OPERATOR", t.operator.clone()),
             ("ROADWATCH__KAFKA__TOPICS__ALERTS", t.alerts.clone()),
             ("ROADWATCH__KAFKA__TOPICS__DLQ", t.dlq.clone()),
             (

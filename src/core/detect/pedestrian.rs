@@ -5,8 +5,16 @@
 //! within `width_m / 2` of a carriageway or ramp centre line, and not inside a service
 //! area, toll plaza or active work zone (people are expected there). Qualifying
 //! detections near an open incident join it; otherwise two of them close in time and
-//! space, or one very confident one, open a new incident. An incident with no detection
-//! for `clear_after` is cleared when event time passes that deadline.
+//! space, or one very confident one, open a new incident.
+//!
+//! Losing sight is not the all-clear (DOMAIN.md; docs/LIFECYCLE.md): an incident with no
+//! detection for `clear_after` is cleared only if a unit has accepted it. Otherwise it
+//! latches: one `update` with `observed: false`, its dispatch goes on, and it stays open
+//! (a detection nearby is the same incident again, `observed: true`) until a unit
+//! accepts it, an operator closes it, or `unverified_close` passes (then `cleared`, the
+//! lifecycle book adds `outcome: unknown`). A cleared incident is remembered for
+//! `reopen_within`: a qualifying detection within the incident radius, same road and
+//! direction, reopens it under its own id (the walker between two cameras 2 km apart).
 use std::collections::VecDeque;
 
 use serde_json::{json, Map};
@@ -50,6 +58,27 @@ struct Incident {
     cameras: Vec<String>,
     sources: VecDeque<String>,
     fog_level: u8,
+    /// Since when it has been out of sight without a unit on it (`observed: false`).
+    lost_at: Option<EventTime>,
+    /// It was out of sight once: its documents say `observed` from then on.
+    was_lost: bool,
+}
+
+impl Incident {
+    fn observed(&self) -> Option<bool> {
+        match (self.lost_at, self.was_lost) {
+            (Some(_), _) => Some(false),
+            (None, true) => Some(true),
+            (None, false) => None,
+        }
+    }
+}
+
+/// What the clock decided for an incident.
+enum Due {
+    /// Out of sight with nobody on it: `observed: false`, it stays open.
+    Lost,
+    Cleared,
 }
 
 pub struct PedestrianDetector {
@@ -59,6 +88,8 @@ pub struct PedestrianDetector {
     pending: VecDeque<Sighting>,
     /// Open incidents in opening order (deterministic output).
     incidents: Vec<Incident>,
+    /// Cleared incidents and when, kept `reopen_within`, oldest first.
+    recent: VecDeque<(EventTime, Incident)>,
 }
 
 impl PedestrianDetector {
@@ -68,7 +99,27 @@ impl PedestrianDetector {
             output,
             pending: VecDeque::new(),
             incidents: Vec::new(),
+            recent: VecDeque::new(),
         }
+    }
+
+    /// The earliest time at which [`Self::on_time`] changes an incident (a clear, a latch,
+    /// an unverified close).
+    pub fn next_deadline(&self) -> Option<EventTime> {
+        self.incidents
+            .iter()
+            .map(|i| match i.lost_at {
+                None => i.last_ms + self.settings.clear_after_ms,
+                Some(lost) => lost + self.settings.unverified_close_ms,
+            })
+            .min()
+    }
+
+    /// A unit or an operator ended the alert: the incident is gone, and more of it later
+    /// is a new one.
+    pub fn close(&mut self, alert_id: &str) {
+        self.incidents.retain(|i| i.alert_id != alert_id);
+        self.recent.retain(|(_, i)| i.alert_id != alert_id);
     }
 
     pub fn open_incidents(&self) -> usize {
@@ -137,6 +188,15 @@ impl PedestrianDetector {
             self.join(i, s, fog, out);
             return;
         }
+        if let Some(k) = self.reopening(&s) {
+            let (_, mut inc) = self.recent.remove(k).expect("found above");
+            // Seen again: `join` sends the `update` with `observed: true`.
+            inc.lost_at = Some(inc.last_ms);
+            inc.was_lost = true;
+            self.incidents.push(inc);
+            self.join(self.incidents.len() - 1, s, fog, out);
+            return;
+        }
         let partner = if s.confidence >= self.settings.confirm_single_confidence {
             None
         } else {
@@ -166,6 +226,26 @@ impl PedestrianDetector {
                 da.total_cmp(&db)
             })
             .map(|(i, _)| i)
+    }
+
+    /// A cleared incident this detection reopens: same road and direction, within the
+    /// incident radius, cleared at most `reopen_within` ago (the nearest).
+    fn reopening(&self, s: &Sighting) -> Option<usize> {
+        self.recent
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, inc))| {
+                s.ms - at <= self.settings.reopen_within_ms
+                    && inc.road_id == *s.pos.road_id
+                    && inc.direction == s.pos.direction
+                    && (inc.stake_m - s.pos.stake_m).abs() <= self.settings.incident_radius_m
+            })
+            .min_by(|(_, (_, a)), (_, (_, b))| {
+                let da = (a.stake_m - s.pos.stake_m).abs();
+                let db = (b.stake_m - s.pos.stake_m).abs();
+                da.total_cmp(&db)
+            })
+            .map(|(k, _)| k)
     }
 
     /// A pending detection within the confirmation window and distance (any camera);
@@ -224,6 +304,8 @@ impl PedestrianDetector {
             cameras,
             sources,
             fog_level: fog,
+            lost_at: None,
+            was_lost: false,
         };
         out.push(self.draft(&incident, AlertStatus::New, s.ms));
         self.incidents.push(incident);
@@ -244,9 +326,14 @@ impl PedestrianDetector {
             inc.cameras.push(s.camera_id.clone());
         }
         inc.fog_level = inc.fog_level.max(fog);
+        // Seen again after it was out of sight: news to everyone looking for the person.
+        let found = inc.lost_at.take().is_some();
         // Only a worse situation is news to the officers on their way; more frames of the
         // same person are not.
-        if severity > inc.severity {
+        if found && severity <= inc.severity {
+            let draft = self.draft(&self.incidents[i], AlertStatus::Update, s.ms);
+            out.push(draft);
+        } else if severity > inc.severity {
             inc.severity = severity;
             inc.location = location(s.lon, s.lat, Some(&s.pos));
             let draft = self.draft(&self.incidents[i], AlertStatus::Update, s.ms);
@@ -254,23 +341,72 @@ impl PedestrianDetector {
         }
     }
 
-    /// Event time reached `now`: clear quiet incidents, forget stale pending detections.
-    pub fn on_time(&mut self, now: EventTime, allowed_lateness_ms: i64, out: &mut Vec<AlertDraft>) {
+    /// Event time reached `now`: quiet incidents clear (accepted) or latch (not), latched
+    /// ones nobody took close after `unverified_close`; stale pending detections and
+    /// cleared incidents past `reopen_within` are forgotten. `accepted(alert_id)`: a unit
+    /// has accepted the alert.
+    pub fn on_time(
+        &mut self,
+        now: EventTime,
+        allowed_lateness_ms: i64,
+        accepted: &dyn Fn(&str) -> bool,
+        out: &mut Vec<AlertDraft>,
+    ) {
         let horizon = now - self.settings.confirm_window_ms - allowed_lateness_ms;
         while self.pending.front().is_some_and(|p| p.ms < horizon) {
             self.pending.pop_front();
         }
+        let reopen = self.settings.reopen_within_ms;
+        while self.recent.front().is_some_and(|(at, _)| at + reopen < now) {
+            self.recent.pop_front();
+        }
         let clear_after = self.settings.clear_after_ms;
-        let (due, open): (Vec<Incident>, Vec<Incident>) = std::mem::take(&mut self.incidents)
-            .into_iter()
-            .partition(|inc| inc.last_ms + clear_after <= now);
+        let unverified = self.settings.unverified_close_ms;
+        let mut due: Vec<(EventTime, Due, Incident)> = Vec::new();
+        let mut open = Vec::with_capacity(self.incidents.len());
+        for mut inc in std::mem::take(&mut self.incidents) {
+            let quiet_until = inc.last_ms + clear_after;
+            if quiet_until > now {
+                open.push(inc);
+            } else if accepted(&inc.alert_id) {
+                // Accepted while in sight: cleared when the time ran out; accepted while
+                // latched: cleared now (the 120 s had long passed).
+                let at = if inc.lost_at.is_some() {
+                    now
+                } else {
+                    quiet_until
+                };
+                due.push((at, Due::Cleared, inc));
+            } else {
+                let lost = match inc.lost_at {
+                    Some(lost) => lost,
+                    None => {
+                        inc.lost_at = Some(quiet_until);
+                        inc.was_lost = true;
+                        due.push((quiet_until, Due::Lost, inc.clone()));
+                        quiet_until
+                    }
+                };
+                // A clock that jumped far (idle input) may owe both at once.
+                if lost + unverified <= now {
+                    due.push((lost + unverified, Due::Cleared, inc));
+                } else {
+                    open.push(inc);
+                }
+            }
+        }
         self.incidents = open;
         // In deadline order, as they would have fired with a finer clock; the sort is
         // stable, so equal deadlines keep their opening order.
-        let mut due = due;
-        due.sort_by_key(|inc| inc.last_ms);
-        for inc in due {
-            out.push(self.draft(&inc, AlertStatus::Cleared, inc.last_ms + clear_after));
+        due.sort_by_key(|(at, _, _)| *at);
+        for (at, what, inc) in due {
+            match what {
+                Due::Lost => out.push(self.draft(&inc, AlertStatus::Update, at)),
+                Due::Cleared => {
+                    out.push(self.draft(&inc, AlertStatus::Cleared, at));
+                    self.recent.push_back((at, inc));
+                }
+            }
         }
     }
 
@@ -292,10 +428,18 @@ impl PedestrianDetector {
             severity: inc.severity,
             status,
             event_ms,
-            summary: summary(&inc.location, inc.subtype, status, inc.fog_level, locale),
+            summary: summary(
+                &inc.location,
+                inc.subtype,
+                status,
+                inc.fog_level,
+                inc.lost_at.is_some(),
+                locale,
+            ),
             location: inc.location.clone(),
             details,
             source_event_ids: inc.sources.iter().cloned().collect(),
+            observed: inc.observed(),
         }
     }
 }
@@ -315,6 +459,7 @@ fn summary(
     class: DetectionClass,
     status: AlertStatus,
     fog_level: u8,
+    out_of_sight: bool,
     locale: Locale,
 ) -> String {
     let place = describe_place(loc, locale);
@@ -333,6 +478,12 @@ fn summary(
             };
             match status {
                 AlertStatus::Cleared => format!("{place} {what}警情已解除"),
+                AlertStatus::Update if out_of_sight => {
+                    format!(
+                        "{place} {}{what}已离开监控画面，尚未核实，警情未解除",
+                        structure.unwrap_or("")
+                    )
+                }
                 AlertStatus::Update => {
                     format!("{place} {}{what}警情升级{fog}", structure.unwrap_or(""))
                 }
@@ -349,6 +500,11 @@ fn summary(
             let fog = if fog_level >= 2 { ", in fog" } else { "" };
             match status {
                 AlertStatus::Cleared => format!("{what} incident cleared at {place}"),
+                AlertStatus::Update if out_of_sight => {
+                    format!(
+                        "{what} out of camera view{where_} at {place}: not verified, still open"
+                    )
+                }
                 AlertStatus::Update => {
                     format!("{what} on the carriageway{where_} at {place}: escalated{fog}")
                 }

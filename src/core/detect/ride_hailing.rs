@@ -599,6 +599,7 @@ impl RideHailingDetector {
             summary,
             details,
             source_event_ids: vec![read.event_id.clone()],
+            observed: None,
         });
     }
 
@@ -808,6 +809,7 @@ impl RideHailingDetector {
             summary,
             details,
             source_event_ids: vec![read.event_id.clone()],
+            observed: None,
         }
     }
 }

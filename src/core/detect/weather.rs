@@ -318,6 +318,10 @@ struct Episode {
     /// An episode opened by the early warning alone (no fog level yet) is withdrawn after
     /// `leave_count` consecutive visibility readings whose trend no longer forecasts.
     withdraw_run: u32,
+    /// The last document sent, re-sent when the station falls silent or reports again.
+    last: Option<AlertDraft>,
+    /// The station fell silent during this episode: its documents say `observed`.
+    was_silent: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -346,6 +350,9 @@ struct StationState {
     trend: VecDeque<(EventTime, f64)>,
     /// Stretch of the station's latest alert.
     coverage: Option<Coverage>,
+    /// No observation for `silent_after` (event time): its open alerts are `observed:
+    /// false` until it reports again. A broken sensor must not lift a fog warning.
+    silent: bool,
 }
 
 /// The early-warning fit.
@@ -471,17 +478,39 @@ impl WeatherDetector {
             return;
         }
         state.last_ts = Some(obs.ts);
+        let woke = std::mem::take(&mut state.silent);
 
         let mut place: Option<Place> = None;
         for subtype in Subtype::ALL {
             let trend = &state.trend;
             let fit = || forecast(trend, obs.ts, settings);
             let quantity = &mut state.quantities[subtype.index()];
+            let was_silent = quantity.episode.as_ref().is_some_and(|e| e.was_silent);
             let Some(emission) = step_quantity(quantity, subtype, obs, settings, fit) else {
+                if woke {
+                    // Reporting again: the alert is seen again, at its level as it stands.
+                    if let Some(ep) = quantity.episode.as_mut() {
+                        if let Some(mut d) = ep.last.clone() {
+                            d.status = AlertStatus::Update;
+                            d.event_ms = obs.ts;
+                            d.observed = Some(true);
+                            d.details.remove("reason");
+                            ep.last = Some(d.clone());
+                            out.push(d);
+                        }
+                    }
+                }
                 continue;
             };
             let place = place.get_or_insert_with(|| resolve_place(obs, roads, settings.stretch_m));
-            out.push(draft(&emission, obs, place, settings, output.locale));
+            let mut d = draft(&emission, obs, place, settings, output.locale);
+            if was_silent || woke && emission.status != AlertStatus::New {
+                d.observed = Some(true);
+            }
+            if let Some(ep) = quantity.episode.as_mut() {
+                ep.last = Some(d.clone());
+            }
+            out.push(d);
         }
         if let Some(place) = place {
             state.coverage = match (&place.road_id, place.range) {
@@ -514,6 +543,71 @@ impl WeatherDetector {
     /// Number of stations with state (for metrics).
     pub fn stations(&self) -> usize {
         self.stations.len()
+    }
+
+    /// The earliest time a reporting station falls silent.
+    pub fn next_deadline(&self) -> Option<EventTime> {
+        self.stations
+            .values()
+            .filter(|s| !s.silent)
+            .filter_map(|s| s.last_ts)
+            .min()
+            .map(|t| t + self.settings.silent_after_ms)
+    }
+
+    /// Stations silent for `silent_after` or longer (for metrics).
+    pub fn silent_stations(&self) -> usize {
+        self.stations.values().filter(|s| s.silent).count()
+    }
+
+    /// Event time reached `now`: a station with no observation for `silent_after` turns
+    /// its open alerts `observed: false` (`details.reason: "station_silent"`); they stay
+    /// open until it reports again or an operator closes them.
+    pub fn on_time(&mut self, now: EventTime, out: &mut Vec<AlertDraft>) {
+        let after = self.settings.silent_after_ms;
+        let locale = self.output.locale;
+        let mut due: Vec<(EventTime, AlertDraft)> = Vec::new();
+        for state in self.stations.values_mut() {
+            let Some(last) = state.last_ts else { continue };
+            if state.silent || last + after > now {
+                continue;
+            }
+            state.silent = true;
+            for q in state.quantities.iter_mut() {
+                let Some(ep) = q.episode.as_mut() else {
+                    continue;
+                };
+                let Some(mut d) = ep.last.clone() else {
+                    continue;
+                };
+                d.status = AlertStatus::Update;
+                d.event_ms = last + after;
+                d.observed = Some(false);
+                d.details.insert("reason".into(), json!("station_silent"));
+                d.summary.push_str(match locale {
+                    Locale::ZhCn => "（气象站无数据，预警保持）",
+                    Locale::En => " (station silent; warning kept)",
+                });
+                ep.was_silent = true;
+                ep.last = Some(d.clone());
+                due.push((last + after, d));
+            }
+        }
+        // In deadline order, as a finer clock would have fired them (stable: station order).
+        due.sort_by_key(|(at, _)| *at);
+        out.extend(due.into_iter().map(|(_, d)| d));
+    }
+
+    /// A unit or an operator ended the alert: the station's quantity starts afresh, so
+    /// weather that goes on is a new alert after the usual entry readings.
+    pub fn close(&mut self, alert_id: &str) {
+        for state in self.stations.values_mut() {
+            for q in state.quantities.iter_mut() {
+                if q.episode.as_ref().is_some_and(|e| e.alert_id == alert_id) {
+                    *q = Quantity::default();
+                }
+            }
+        }
     }
 
     fn trend_capacity(&self) -> usize {
@@ -695,6 +789,8 @@ fn step_quantity(
             severity,
             forecast_fired: false,
             withdraw_run: 0,
+            last: None,
+            was_silent: false,
         });
     }
     let Some(ep) = q.episode.as_mut() else {
@@ -1157,6 +1253,7 @@ fn draft(
         summary: summary(e, obs, &place_text, s, locale),
         details: d,
         source_event_ids: e.source_event_ids.clone(),
+        observed: None,
     }
 }
 

@@ -22,6 +22,9 @@
 //!   `busy_after_arrived` (so it is not sent elsewhere meanwhile), and a unit that was
 //!   assigned one of ours without accepting it yet is taken off ours at once
 //!   (`redispatch`, no wait for the time-out); `declined`/`resolved` end the booking.
+//! - The command center may send a unit of its choice (`assign`, any unit not
+//!   `off_duty`): a `redispatch` with `dispatch.assigned_by`; a unit taken from another
+//!   of our alerts has that one re-dispatched. The ack time-out applies as to any unit.
 mod eta;
 mod registry;
 
@@ -57,6 +60,8 @@ pub struct DispatchStats {
     pub booked_elsewhere: u64,
     /// Our unaccepted assignments re-dispatched because their unit accepted another alert.
     pub preempted: u64,
+    /// Units sent by an operator (`assign`).
+    pub operator_assigned: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +129,95 @@ impl Dispatcher {
         self.registry.on_position(p, net);
     }
 
+    /// Whether a unit has accepted (or arrived at) this alert and still holds it.
+    pub fn accepted(&self, alert_id: &str) -> bool {
+        self.assignments.get(alert_id).is_some_and(|a| a.accepted)
+    }
+
+    /// Whether a unit is assigned to this alert.
+    pub fn holds(&self, alert_id: &str) -> bool {
+        self.assignments.contains_key(alert_id)
+    }
+
+    /// The alert was ended by a unit or an operator: its unit is free.
+    pub fn close(&mut self, alert_id: &str) {
+        if let Some(a) = self.assignments.remove(alert_id) {
+            if let Some(u) = a.unit {
+                self.release(u);
+            }
+        }
+    }
+
+    /// An operator sends `unit_id` to `alert` (its last document), whatever the ranking
+    /// says. False when the unit is unknown or off duty (nothing changes).
+    pub fn assign_to(
+        &mut self,
+        alert: Alert,
+        unit_id: &str,
+        operator_id: &str,
+        now: EventTime,
+        net: &RoadNetwork,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        let Some(unit) = self.registry.index_of(unit_id) else {
+            return false;
+        };
+        if self.registry.get(unit).status == UnitStatus::OffDuty {
+            return false;
+        }
+        let id = alert.alert_id.clone();
+        // Taken from another of our alerts: that one goes to the next best unit now.
+        let held = self.registry.get(unit).assignment.clone();
+        if let Some(other) = held.filter(|o| *o != id) {
+            if let Some(a) = self.assignments.remove(&other) {
+                if a.unit == Some(unit) {
+                    self.redispatch(a, now, net, out);
+                } else {
+                    self.assignments.insert(other, a);
+                }
+            }
+        }
+        // The operator's word outweighs what another instance's ack told us.
+        self.bookings.remove(&unit);
+        let previous = self.assignments.remove(&id);
+        if let Some(u) = previous.as_ref().and_then(|p| p.unit) {
+            if u != unit {
+                self.release(u);
+            }
+        }
+        let (target, attempt, mut excluded) = match previous {
+            Some(p) => (p.target, p.attempt + 1, p.excluded),
+            None => (self.target_for(&alert, net), 1, BTreeSet::new()),
+        };
+        excluded.remove(&unit);
+        let r = route(net, &self.settings, &self.registry.get(unit).place, &target);
+        let mut a = Assignment {
+            alert,
+            target,
+            unit: Some(unit),
+            attempt,
+            assigned_ms: now,
+            accepted: false,
+            arrived_ms: None,
+            cleared_ms: None,
+            excluded,
+        };
+        self.registry.get_mut(unit).assignment = Some(id.clone());
+        a.alert.dispatch = Some(AlertDispatch {
+            unit_id: self.registry.get(unit).unit_id.to_string(),
+            eta_s: (r.metres / self.settings.speed_ms).round() as i64,
+            route_m: r.metres.round() as i64,
+            attempt,
+            assigned_by: Some(operator_id.to_owned()),
+        });
+        a.alert.status = AlertStatus::Redispatch;
+        a.alert.event_ts = format_rfc3339(now, self.output.utc_offset);
+        self.stats.operator_assigned += 1;
+        out.push(a.alert.clone());
+        self.assignments.insert(id, a);
+        true
+    }
+
     /// Fills in `dispatch` (and possibly `status`) of an alert from a detector, and
     /// appends the document(s) to send.
     pub fn on_alert(
@@ -152,8 +246,10 @@ impl Dispatcher {
             }
             (AlertStatus::Cleared, None) => out.push(alert),
             (_, Some(mut a)) if a.unit.is_some() => {
-                // An update of an assigned alert goes to the same unit.
+                // An update of an assigned alert goes to the same unit (also when it
+                // reopens an incident the unit was still on after its clear).
                 alert.dispatch = a.alert.dispatch.clone();
+                a.cleared_ms = None;
                 a.alert = alert.clone();
                 self.assignments.insert(alert.alert_id.clone(), a);
                 out.push(alert);
@@ -181,23 +277,25 @@ impl Dispatcher {
         }
     }
 
+    /// Applies an ack; returns its status when it came from the unit holding one of our
+    /// alerts (for the alert's timeline and its end), `None` otherwise.
     pub fn on_ack(
         &mut self,
         ack: &DispatchAck,
         now: EventTime,
         net: &RoadNetwork,
         out: &mut Vec<Alert>,
-    ) {
+    ) -> Option<AckStatus> {
         let Some(mut a) = self.assignments.remove(&ack.alert_id) else {
             self.stats.acks_unknown_alert += 1;
             self.on_ack_elsewhere(ack, now, net, out);
-            return;
+            return None;
         };
         let unit = self.registry.index_of(&ack.unit_id);
         if unit.is_none() || a.unit != unit {
             self.stats.acks_wrong_unit += 1;
             self.assignments.insert(ack.alert_id.clone(), a);
-            return;
+            return None;
         }
         let unit = unit.expect("checked above");
         match ack.status {
@@ -213,7 +311,7 @@ impl Dispatcher {
             AckStatus::Resolved => {
                 self.stats.acks_resolved += 1;
                 self.release(unit);
-                return;
+                return Some(ack.status);
             }
             AckStatus::Declined => {
                 self.stats.acks_declined += 1;
@@ -221,13 +319,14 @@ impl Dispatcher {
                     // Declining after arriving, or once the alert is over, changes
                     // nothing on the road: just free the unit.
                     self.release(unit);
-                    return;
+                    return Some(ack.status);
                 }
                 self.redispatch(a, now, net, out);
-                return;
+                return Some(ack.status);
             }
         }
         self.assignments.insert(ack.alert_id.clone(), a);
+        Some(ack.status)
     }
 
     /// An ack for an alert not held here: the unit's answer still says where it is going.
@@ -272,6 +371,21 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The earliest ack time-out or end of a busy period.
+    pub fn next_deadline(&self) -> Option<EventTime> {
+        let s = &self.settings;
+        let assignments = self.assignments.values().filter_map(|a| {
+            if !a.accepted && a.cleared_ms.is_none() {
+                Some(a.assigned_ms + s.ack_timeout_ms)
+            } else {
+                a.arrived_ms
+                    .or(a.cleared_ms)
+                    .map(|t| t + s.busy_after_arrived_ms)
+            }
+        });
+        assignments.chain(self.bookings.values().copied()).min()
     }
 
     /// Event time reached `now`: ack time-outs re-dispatch, busy periods end.
@@ -378,6 +492,7 @@ impl Dispatcher {
                     eta_s: (r.metres / self.settings.speed_ms).round() as i64,
                     route_m: r.metres.round() as i64,
                     attempt: a.attempt,
+                    assigned_by: None,
                 });
                 self.stats.assigned += 1;
             }

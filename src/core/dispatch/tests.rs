@@ -214,6 +214,11 @@ fn alert_at(stake: f64) -> Alert {
         details: Default::default(),
         dispatch: None,
         source_event_ids: vec![],
+        observed: None,
+        acknowledged_by: None,
+        notes: Vec::new(),
+        outcome: None,
+        closed_by: None,
     }
 }
 
@@ -236,6 +241,7 @@ fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: i64) -> DispatchAc
         unit_id: unit.into(),
         ts,
         status,
+        outcome: None,
     }
 }
 

@@ -4,7 +4,7 @@ use crate::core::model::Stream;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineStats {
     /// Accepted records per stream, in `Stream::ALL` order.
-    pub records: [u64; 5],
+    pub records: [u64; 6],
     pub late_dropped: u64,
     /// Camera detections of classes the contract does not list (ignored).
     pub unknown_classes: u64,
@@ -15,6 +15,10 @@ pub struct EngineStats {
     /// Patrol units known to the dispatcher, and alerts assigned to one.
     pub units: usize,
     pub open_assignments: usize,
+    /// Weather stations silent for `weather.silent_after_s` or longer.
+    pub silent_weather_stations: usize,
+    /// Open escalated alerts nobody in the command center has acknowledged.
+    pub escalated_unacknowledged: usize,
 }
 
 impl EngineStats {

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::core::lifecycle::LifecycleEvent;
 use crate::core::model::{
-    AlertKind, AlertStatus, CameraEvent, Detection, DetectionClass, PatrolPosition, Severity,
-    UnitStatus,
+    AckStatus, Action, AlertKind, AlertStatus, CameraEvent, ClosedBy, Detection, DetectionClass,
+    DispatchAck, OperatorAction, Outcome, PatrolPosition, Severity, UnitStatus,
 };
 use crate::core::roads::{LoadOptions, Scale};
 
@@ -381,8 +382,44 @@ fn one_incident_per_place_and_direction() {
     assert_eq!(out[0].location.direction.as_deref(), Some("down"));
 }
 
+/// A unit that reports from `lon` on `up` at `ts` (the clock moves with it).
+fn unit_at(id: &str, lon: f64, ts: i64) -> Record {
+    Record::Patrol(PatrolPosition {
+        unit_id: id.into(),
+        ts,
+        lon,
+        lat: LAT,
+        status: UnitStatus::Available,
+        speed_kmh: None,
+    })
+}
+
+fn ack(alert: &str, unit: &str, status: AckStatus, ts: i64, outcome: Option<Outcome>) -> Record {
+    Record::Ack(DispatchAck {
+        alert_id: alert.into(),
+        unit_id: unit.into(),
+        ts,
+        status,
+        outcome,
+    })
+}
+
+fn action(alert: &str, ts: i64, action: Action) -> Record {
+    Record::Operator(OperatorAction {
+        action_id: format!("op-{ts}"),
+        operator_id: "op.zhang".into(),
+        ts,
+        alert_id: alert.into(),
+        action,
+    })
+}
+
+/// DOMAIN.md "Losing sight is not the all-clear": nobody accepted it, so 120 s without a
+/// detection latch the incident (`observed: false`, dispatch goes on); 30 min later, still
+/// untaken, it closes with outcome `unknown`. (Before the alert lifecycle it was
+/// `cleared` at the 120 s deadline.)
 #[test]
-fn cleared_after_120_s_without_detections() {
+fn out_of_sight_for_120_s_with_nobody_on_it_latches_then_closes_unknown() {
     let mut e = engine();
     let mut out = run(
         &mut e,
@@ -397,13 +434,232 @@ fn cleared_after_120_s_without_detections() {
     assert!(out.is_empty(), "not yet");
     e.on_record(&tick(T0 + 30_000 + 120_000), &mut out);
     assert_eq!(out.len(), 1);
-    let c = &out[0];
-    assert_eq!(c.status, AlertStatus::Cleared);
+    let lost = &out[0];
+    assert_eq!(lost.status, AlertStatus::Update, "{lost:?}");
+    assert_eq!(lost.observed, Some(false));
+    assert_eq!(lost.outcome, None);
     assert_eq!(
-        c.event_ts, "2026-11-28T12:02:30.000+08:00",
+        lost.event_ts, "2026-11-28T12:02:30.000+08:00",
         "at the deadline, not the tick"
     );
+    // Its dispatch goes on: the unit that reported meanwhile is sent.
+    assert_eq!(
+        lost.dispatch.as_ref().map(|d| d.unit_id.as_str()),
+        Some("P-1")
+    );
+    assert_eq!(e.stats().open_incidents, 1);
+    out.clear();
+    // The unit never answers: re-dispatched, escalated; nothing clears it...
+    e.advance_to(T0 + 150_000 + 29 * 60_000, &mut out);
+    assert!(
+        out.iter().all(|a| a.status != AlertStatus::Cleared),
+        "{out:?}"
+    );
+    out.clear();
+    // ...until 30 min out of sight: closed, nobody said how it ended.
+    e.advance_to(T0 + 150_000 + 30 * 60_000, &mut out);
+    let closed = out.last().expect("closed");
+    assert_eq!(closed.status, AlertStatus::Cleared);
+    assert_eq!(closed.outcome, Some(Outcome::Unknown));
+    assert_eq!(closed.closed_by, None);
+    assert_eq!(closed.event_ts, "2026-11-28T12:32:30.000+08:00");
     assert_eq!(e.stats().open_incidents, 0);
+}
+
+/// An accepted incident clears after 120 s without detection as before; its unit still
+/// reports, and its `resolved` with an outcome re-sends the `cleared` with it.
+#[test]
+fn an_accepted_incident_clears_when_out_of_sight_and_takes_its_units_outcome() {
+    let mut e = engine();
+    let mut out = run(
+        &mut e,
+        &[
+            unit_at("P-1", 105.02, T0 - 5_000),
+            ped("a1", T0, 0.9, 105.03),
+        ],
+    );
+    let id = out[0].alert_id.clone();
+    assert_eq!(out[0].dispatch.as_ref().unwrap().unit_id, "P-1");
+    out.clear();
+    e.on_record(
+        &ack(&id, "P-1", AckStatus::Accepted, T0 + 20_000, None),
+        &mut out,
+    );
+    e.on_record(&tick(T0 + 120_000), &mut out);
+    let cleared = out.last().expect("cleared");
+    assert_eq!(cleared.status, AlertStatus::Cleared);
+    assert_eq!(cleared.outcome, Some(Outcome::Unknown), "nobody said yet");
+    assert_eq!(
+        cleared.observed, None,
+        "cleared in sight of its unit, never latched"
+    );
+    out.clear();
+    let resolved = ack(
+        &id,
+        "P-1",
+        AckStatus::Resolved,
+        T0 + 400_000,
+        Some(Outcome::FalseAlarm),
+    );
+    e.on_record(&resolved, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].status, AlertStatus::Cleared);
+    assert_eq!(out[0].outcome, Some(Outcome::FalseAlarm));
+    assert!(matches!(&out[0].closed_by, Some(ClosedBy::Unit { unit_id, .. }) if unit_id == "P-1"));
+    let events = e.take_lifecycle_events();
+    let outcomes: Vec<_> = events
+        .iter()
+        .filter_map(|ev| match ev {
+            LifecycleEvent::Outcome { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::FalseAlarm],
+        "counted once, as it finally ended"
+    );
+}
+
+/// The walker between cameras (DOMAIN.md): seen again 400 m on, 140 s after it was
+/// cleared, it is the same alert reopened, not a new one.
+#[test]
+fn a_walker_seen_again_400_m_on_after_140_s_reopens_the_same_alert() {
+    let mut e = engine();
+    let mut out = run(
+        &mut e,
+        &[
+            unit_at("P-1", 105.02, T0 - 5_000),
+            ped("a1", T0, 0.9, 105.03),
+        ],
+    );
+    let id = out[0].alert_id.clone();
+    e.on_record(
+        &ack(&id, "P-1", AckStatus::Accepted, T0 + 10_000, None),
+        &mut out,
+    );
+    out.clear();
+    e.on_record(&tick(T0 + 121_000), &mut out);
+    assert_eq!(out.last().map(|a| a.status), Some(AlertStatus::Cleared));
+    out.clear();
+    let on = east(105.03, 400.0);
+    e.on_record(&ped("b1", T0 + 120_000 + 140_000, 0.6, on), &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let again = &out[0];
+    assert_eq!(again.alert_id, id, "the same incident");
+    assert_eq!(again.status, AlertStatus::Update);
+    assert_eq!(again.observed, Some(true));
+    assert_eq!(again.outcome, None, "open again");
+    assert_eq!(
+        again.dispatch.as_ref().map(|d| d.unit_id.as_str()),
+        Some("P-1"),
+        "the unit that still holds it"
+    );
+    // More than 300 s after it was cleared, a detection there is a new incident (with no
+    // unit on the road: escalated at once).
+    let mut e = engine();
+    let out = run(&mut e, &[ped("a1", T0, 0.9, 105.03)]);
+    let first = out[0].alert_id.clone();
+    let mut out = Vec::new();
+    e.advance_to(T0 + 40 * 60_000, &mut out);
+    assert_eq!(out.last().map(|a| a.status), Some(AlertStatus::Cleared));
+    out.clear();
+    e.on_record(&ped("c1", T0 + 41 * 60_000, 0.9, on), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_ne!(out[0].alert_id, first);
+    assert_eq!(out[0].status, AlertStatus::Escalated);
+    assert_eq!(out[0].observed, None);
+}
+
+/// Operators: acknowledge (an update with acknowledged_by), note (kept for the next
+/// document), assign (a redispatch with assigned_by), close (cleared with the outcome
+/// and closed_by; the unit is free). Actions on alerts not open here are counted.
+#[test]
+fn operator_actions_acknowledge_note_assign_and_close() {
+    let mut e = engine();
+    let mut out = run(
+        &mut e,
+        &[
+            unit_at("P-1", 105.02, T0 - 5_000),
+            unit_at("P-2", 105.00, T0 - 5_000),
+            ped("a1", T0, 0.9, 105.03),
+        ],
+    );
+    let id = out[0].alert_id.clone();
+    assert_eq!(out[0].dispatch.as_ref().unwrap().unit_id, "P-1");
+    out.clear();
+    e.on_record(&action(&id, T0 + 5_000, Action::Acknowledge), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status, AlertStatus::Update);
+    let by = out[0].acknowledged_by.as_ref().expect("acknowledged_by");
+    assert_eq!(by.operator_id, "op.zhang");
+    assert_eq!(by.ts, "2026-11-28T12:00:05.000+08:00");
+    out.clear();
+    let note = Action::Note {
+        text: "camera lens dirty".into(),
+    };
+    e.on_record(&action(&id, T0 + 6_000, note), &mut out);
+    assert!(out.is_empty(), "a note goes out with the next document");
+    let assign = Action::Assign {
+        unit_id: "P-2".into(),
+    };
+    e.on_record(&action(&id, T0 + 7_000, assign), &mut out);
+    assert_eq!(out.len(), 1);
+    let r = &out[0];
+    assert_eq!(r.status, AlertStatus::Redispatch);
+    let d = r.dispatch.as_ref().unwrap();
+    assert_eq!(
+        (d.unit_id.as_str(), d.assigned_by.as_deref()),
+        ("P-2", Some("op.zhang"))
+    );
+    assert_eq!(r.notes.len(), 1);
+    assert_eq!(r.notes[0].text.as_deref(), Some("camera lens dirty"));
+    assert!(
+        r.acknowledged_by.is_some(),
+        "handling fields stay on every document"
+    );
+    out.clear();
+    let close = Action::Close {
+        outcome: Outcome::Confirmed,
+    };
+    e.on_record(&action(&id, T0 + 60_000, close.clone()), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].status, AlertStatus::Cleared);
+    assert_eq!(out[0].outcome, Some(Outcome::Confirmed));
+    assert!(
+        matches!(&out[0].closed_by, Some(ClosedBy::Operator { operator_id, .. }) if operator_id == "op.zhang")
+    );
+    assert_eq!(e.stats().open_assignments, 0, "the unit is free");
+    assert_eq!(e.stats().open_incidents, 0, "the incident is over");
+    out.clear();
+    // Closed: a second close is counted and ignored; so is an unknown alert.
+    e.on_record(&action(&id, T0 + 61_000, close), &mut out);
+    e.on_record(
+        &action("ped-nothing", T0 + 62_000, Action::Acknowledge),
+        &mut out,
+    );
+    assert!(out.is_empty());
+    let results: Vec<_> = e
+        .take_lifecycle_events()
+        .into_iter()
+        .filter_map(|ev| match ev {
+            LifecycleEvent::Action { action, result } => Some((action, result)),
+            _ => None,
+        })
+        .collect();
+    use crate::core::lifecycle::ActionResult as R;
+    use crate::core::model::ActionKind as K;
+    assert_eq!(
+        results,
+        [
+            (K::Acknowledge, R::Applied),
+            (K::Note, R::Applied),
+            (K::Assign, R::Applied),
+            (K::Close, R::Applied),
+            (K::Close, R::NotOpen),
+            (K::Acknowledge, R::NotOpen),
+        ]
+    );
 }
 
 #[test]
@@ -413,7 +669,7 @@ fn idle_advance_fires_timers_without_records() {
     out.clear();
     e.advance_to(T0 + 200_000, &mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].status, AlertStatus::Cleared);
+    assert_eq!(out[0].observed, Some(false), "out of sight, nobody on it");
     // The clock never moves back.
     e.advance_to(T0, &mut out);
     assert_eq!(e.clock(), Some(T0 + 200_000));

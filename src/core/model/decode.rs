@@ -44,6 +44,9 @@ pub fn decode_record(stream: Stream, bytes: &[u8], ctx: &DecodeContext) -> Resul
             .map(Record::Weather),
         Stream::Patrol => parse::<RawPatrol>(bytes)?.validate(ctx).map(Record::Patrol),
         Stream::Ack => parse::<RawAck>(bytes)?.validate(ctx).map(Record::Ack),
+        Stream::Operator => parse::<RawOperator>(bytes)?
+            .validate(ctx)
+            .map(Record::Operator),
     }
 }
 
@@ -511,15 +514,86 @@ struct RawAck<'a> {
     ts: Option<RawTs<'a>>,
     #[serde(borrow)]
     status: Option<Str<'a>>,
+    #[serde(borrow)]
+    outcome: Option<Str<'a>>,
 }
 
 impl RawAck<'_> {
     fn validate(self, ctx: &DecodeContext) -> Result<DispatchAck, Reject> {
+        let status = enumerated(self.status, "status", AckStatus::parse)?;
+        // Only a `resolved` says what the unit found; on another answer the field means
+        // nothing and is ignored like any unknown field.
+        let outcome = match status {
+            AckStatus::Resolved => optional_enum(self.outcome, "outcome", Outcome::parse_reported)?,
+            _ => None,
+        };
         Ok(DispatchAck {
             alert_id: identifier(self.alert_id, "alert_id")?,
             unit_id: identifier(self.unit_id, "unit_id")?,
             ts: timestamp(self.ts, ctx)?,
-            status: enumerated(self.status, "status", AckStatus::parse)?,
+            status,
+            outcome,
+        })
+    }
+}
+
+/// `operator-actions` (CONTRACT section 2). Each action's own field is required for that
+/// action (`unit_id` for `assign`, `outcome` for `close`, `text` for `note`) and ignored
+/// otherwise.
+#[derive(serde::Deserialize)]
+struct RawOperator<'a> {
+    #[serde(borrow)]
+    action_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    operator_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    ts: Option<RawTs<'a>>,
+    #[serde(borrow)]
+    alert_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    action: Option<Str<'a>>,
+    #[serde(borrow)]
+    unit_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    outcome: Option<Str<'a>>,
+    #[serde(borrow)]
+    text: Option<Str<'a>>,
+}
+
+impl RawOperator<'_> {
+    fn validate(self, ctx: &DecodeContext) -> Result<OperatorAction, Reject> {
+        let action_id = identifier(self.action_id, "action_id")?;
+        let operator_id = identifier(self.operator_id, "operator_id")?;
+        let ts = timestamp(self.ts, ctx)?;
+        let alert_id = identifier(self.alert_id, "alert_id")?;
+        let action = match enumerated(self.action, "action", ActionKind::parse)? {
+            ActionKind::Acknowledge => Action::Acknowledge,
+            ActionKind::Assign => Action::Assign {
+                unit_id: identifier(self.unit_id, "unit_id")?,
+            },
+            ActionKind::Close => Action::Close {
+                outcome: enumerated(self.outcome, "outcome", Outcome::parse_reported)?,
+            },
+            ActionKind::Note => {
+                let text = required(self.text, "text")?.0;
+                let chars = text.chars().count();
+                if chars > MAX_NOTE_CHARS {
+                    return Err(Reject::new(
+                        R::TextTooLong,
+                        format!("text has {chars} characters; at most {MAX_NOTE_CHARS}"),
+                    ));
+                }
+                Action::Note {
+                    text: text.into_owned(),
+                }
+            }
+        };
+        Ok(OperatorAction {
+            action_id,
+            operator_id,
+            ts,
+            alert_id,
+            action,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! checks of section 6, so detectors never re-validate.
 use super::time::EventTime;
 
-/// The five input streams; also the `stream` field of replay lines.
+/// The six input streams; also the `stream` field of replay lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stream {
     Camera,
@@ -10,15 +10,18 @@ pub enum Stream {
     Weather,
     Patrol,
     Ack,
+    /// `operator-actions`: the command center acts on alerts.
+    Operator,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 5] = [
+    pub const ALL: [Stream; 6] = [
         Stream::Camera,
         Stream::Plate,
         Stream::Weather,
         Stream::Patrol,
         Stream::Ack,
+        Stream::Operator,
     ];
 
     /// The replay `stream` name and the metric label.
@@ -29,6 +32,7 @@ impl Stream {
             Stream::Weather => "weather",
             Stream::Patrol => "patrol",
             Stream::Ack => "ack",
+            Stream::Operator => "operator",
         }
     }
 
@@ -44,6 +48,7 @@ pub enum Record {
     Weather(WeatherObservation),
     Patrol(PatrolPosition),
     Ack(DispatchAck),
+    Operator(OperatorAction),
 }
 
 impl Record {
@@ -54,6 +59,7 @@ impl Record {
             Record::Weather(r) => r.ts,
             Record::Patrol(r) => r.ts,
             Record::Ack(r) => r.ts,
+            Record::Operator(r) => r.ts,
         }
     }
 
@@ -64,6 +70,7 @@ impl Record {
             Record::Weather(_) => Stream::Weather,
             Record::Patrol(_) => Stream::Patrol,
             Record::Ack(_) => Stream::Ack,
+            Record::Operator(_) => Stream::Operator,
         }
     }
 }
@@ -146,6 +153,33 @@ wire_enum!(AckStatus {
     Resolved => "resolved",
 });
 
+wire_enum!(
+    /// What a unit or an operator found: the `outcome` of a `resolved` ack or a `close`
+    /// action. An alert that ends without one carries `unknown` ([`Outcome::Unknown`]),
+    /// which no input may send.
+    Outcome {
+        Confirmed => "confirmed",
+        FalseAlarm => "false_alarm",
+        NotFound => "not_found",
+        Duplicate => "duplicate",
+        Unknown => "unknown",
+    }
+);
+
+impl Outcome {
+    /// What a unit or an operator may report (`unknown` is the absence of a report).
+    pub fn parse_reported(s: &str) -> Option<Outcome> {
+        Outcome::parse(s).filter(|o| *o != Outcome::Unknown)
+    }
+}
+
+wire_enum!(ActionKind {
+    Acknowledge => "acknowledge",
+    Assign => "assign",
+    Close => "close",
+    Note => "note",
+});
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     pub class: DetectionClass,
@@ -220,4 +254,45 @@ pub struct DispatchAck {
     pub unit_id: String,
     pub ts: EventTime,
     pub status: AckStatus,
+    /// What the unit found; only a `resolved` ack carries one (elsewhere it is ignored).
+    pub outcome: Option<Outcome>,
+}
+
+/// Longest operator note (CONTRACT section 2), in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// `operator-actions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorAction {
+    pub action_id: String,
+    pub operator_id: String,
+    pub ts: EventTime,
+    pub alert_id: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Acknowledge,
+    /// Send this unit, whatever the ranking says.
+    Assign {
+        unit_id: String,
+    },
+    Close {
+        outcome: Outcome,
+    },
+    Note {
+        text: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Acknowledge => ActionKind::Acknowledge,
+            Action::Assign { .. } => ActionKind::Assign,
+            Action::Close { .. } => ActionKind::Close,
+            Action::Note { .. } => ActionKind::Note,
+        }
+    }
 }

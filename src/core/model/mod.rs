@@ -13,11 +13,13 @@ mod time;
 pub use decode::{decode_record, DecodeContext};
 pub use ident::{is_valid_identifier, is_valid_plate, PlateKind};
 pub use input::{
-    AckStatus, CameraEvent, Detection, DetectionClass, DispatchAck, PatrolPosition, PlateColor,
-    PlateRead, Record, RoadSurfaceState, Stream, UnitStatus, VehicleClass, WeatherObservation,
+    AckStatus, Action, ActionKind, CameraEvent, Detection, DetectionClass, DispatchAck,
+    OperatorAction, Outcome, PatrolPosition, PlateColor, PlateRead, Record, RoadSurfaceState,
+    Stream, UnitStatus, VehicleClass, WeatherObservation, MAX_NOTE_CHARS,
 };
 pub use output::{
-    Alert, AlertDispatch, AlertKind, AlertLocation, AlertStatus, DlqRecord, DlqSource, Severity,
+    Alert, AlertDispatch, AlertKind, AlertLocation, AlertStatus, ClosedBy, DlqRecord, DlqSource,
+    OperatorStamp, Severity,
 };
 pub use reject::{Reject, RejectReason};
 pub use time::{format_rfc3339, parse_rfc3339_ms, EventTime, UtcOffset};

@@ -48,9 +48,32 @@ pub struct AlertDispatch {
     pub eta_s: i64,
     pub route_m: i64,
     pub attempt: u32,
+    /// The operator who chose this unit (an `assign` action); absent when the ranking did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_by: Option<String>,
+}
+
+/// Who did something to an alert, and when (RFC 3339): `acknowledged_by`, a note.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorStamp {
+    pub operator_id: String,
+    pub ts: String,
+    /// A note's text; absent for an acknowledgement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Who ended an alert: the unit that resolved it or the operator who closed it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ClosedBy {
+    Unit { unit_id: String, ts: String },
+    Operator { operator_id: String, ts: String },
 }
 
 /// One alert document, identical on `alerts` and `dispatch.<unit_id>`; key = `alert_id`.
+/// The handling fields after `source_event_ids` are optional on the wire (CONTRACT
+/// section 3): present once they apply, so consumers that ignore them lose nothing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     pub alert_id: String,
@@ -67,6 +90,19 @@ pub struct Alert {
     pub details: serde_json::Map<String, serde_json::Value>,
     pub dispatch: Option<AlertDispatch>,
     pub source_event_ids: Vec<String>,
+    /// `false` while the alert stays open although its detector no longer sees the
+    /// condition; `true` again once it is seen again; absent before either happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<OperatorStamp>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<OperatorStamp>,
+    /// On the document that ends the alert (`cleared`): how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<super::input::Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<ClosedBy>,
 }
 
 /// Where a refused record came from. Kafka fills topic/partition/offset; replay fills

@@ -32,11 +32,13 @@ pub enum RejectReason {
     UnknownEnumValue,
     /// A replay line names a `stream` the processor does not know.
     UnknownStream,
+    /// An operator's note is longer than 500 characters.
+    TextTooLong,
 }
 
 impl RejectReason {
     /// Every reason, for metric pre-registration and documentation tests.
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::InvalidJson,
         RejectReason::MissingField,
         RejectReason::InvalidFieldType,
@@ -50,6 +52,7 @@ impl RejectReason {
         RejectReason::InvalidPlate,
         RejectReason::UnknownEnumValue,
         RejectReason::UnknownStream,
+        RejectReason::TextTooLong,
     ];
 
     /// The stable snake_case name used on the wire and as a metric label.
@@ -68,6 +71,7 @@ impl RejectReason {
             RejectReason::InvalidPlate => "invalid_plate",
             RejectReason::UnknownEnumValue => "unknown_enum_value",
             RejectReason::UnknownStream => "unknown_stream",
+            RejectReason::TextTooLong => "text_too_long",
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn since(now: &DispatchStats, before: &DispatchStats) -> DispatchStats {
         acks_wrong_unit: now.acks_wrong_unit - before.acks_wrong_unit,
         booked_elsewhere: now.booked_elsewhere - before.booked_elsewhere,
         preempted: now.preempted - before.preempted,
+        operator_assigned: now.operator_assigned - before.operator_assigned,
     }
 }
 

@@ -54,6 +54,7 @@ fn required_topics(k: &KafkaSettings) -> Vec<(&'static str, &str)> {
         ("kafka.topics.weather", &t.weather),
         ("kafka.topics.patrol", &t.patrol),
         ("kafka.topics.ack", &t.ack),
+        ("kafka.topics.operator", &t.operator),
         ("kafka.topics.alerts", &t.alerts),
         ("kafka.topics.dlq", &t.dlq),
     ]
@@ -247,11 +248,12 @@ impl StreamTopics {
                 (t.weather.clone(), Stream::Weather),
                 (t.patrol.clone(), Stream::Patrol),
                 (t.ack.clone(), Stream::Ack),
+                (t.operator.clone(), Stream::Operator),
             ],
         }
     }
 
-    /// Linear over five names: cheaper than hashing the topic of every record.
+    /// Linear over six names: cheaper than hashing the topic of every record.
     pub(crate) fn stream_of(&self, topic: &str) -> Option<Stream> {
         self.by_name
             .iter()
@@ -287,10 +289,11 @@ impl StreamTopics {
 }
 
 /// Streams every instance reads in full, outside the group: any instance may need any
-/// unit's position, and an ack must reach the instance that raised its alert, which its
-/// key (`unit_id`) does not tell (docs/KAFKA_RUNTIME.md, "Dispatch across instances").
+/// unit's position, and an ack or an operator action must reach the instance that raised
+/// its alert, which its key (`unit_id`, `alert_id` hashed over partitions) does not tell
+/// (docs/KAFKA_RUNTIME.md, "Dispatch across instances").
 pub(crate) fn is_global(stream: Stream) -> bool {
-    matches!(stream, Stream::Patrol | Stream::Ack)
+    matches!(stream, Stream::Patrol | Stream::Ack | Stream::Operator)
 }
 
 #[cfg(test)]
@@ -310,7 +313,8 @@ mod tests {
             topics.global_topics(),
             vec![
                 (Stream::Patrol, t.patrol.as_str()),
-                (Stream::Ack, t.ack.as_str())
+                (Stream::Ack, t.ack.as_str()),
+                (Stream::Operator, t.operator.as_str())
             ]
         );
     }
