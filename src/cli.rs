@@ -19,6 +19,7 @@ use crate::core::roads::{LoadError, LoadOptions, RoadNetwork};
 use crate::io::demo::{DemoOptions, Speed};
 use crate::io::pipeline::Pipeline;
 use crate::io::plate_lists::PlateListFiles;
+use crate::io::report::{Format as ReportFormat, Tally};
 use crate::io::simulate::SimulateOptions;
 use crate::io::{self, roads_cmd};
 use crate::logging::{self, LogFormat};
@@ -119,6 +120,24 @@ pub enum Command {
         /// Write the ground truth (JSON) to this file.
         #[arg(long, value_name = "FILE")]
         truth: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Count how alerts ended (confirmed, false alarm, ...) per detector and per camera,
+    /// reader or station, with their precision.
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["input", "kafka"]))]
+    Report {
+        /// Alert documents, one per line: replay output lines or bare documents as a
+        /// console consumer of the alerts topic prints them; `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Read the alerts topic (kafka.topics.alerts) instead, read-committed, from the
+        /// beginning of every partition to its end at start; commits no offsets.
+        #[arg(long)]
+        kafka: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -263,6 +282,12 @@ fn execute(command: Command) -> Result<(), Failure> {
             io::simulate::simulate(&settings, network, &opts)?;
             Ok(())
         }
+        Command::Report {
+            input,
+            kafka: _,
+            format,
+            config,
+        } => report(&load_settings(&config)?, input.as_deref(), format),
         Command::Roads(cmd) => roads(cmd),
     }
 }
@@ -339,6 +364,39 @@ fn replay(
     .with_context(|| format!("replaying {} into {}", input.display(), output.display()))?;
     bar.finish_and_clear();
     print!("{}", summary.render());
+    Ok(())
+}
+
+/// `roadwatch report`: from `input` (`-` = stdin), or from Kafka when there is none (the
+/// argument group makes `--kafka` the only other choice).
+fn report(settings: &Settings, input: Option<&Path>, format: ReportFormat) -> Result<(), Failure> {
+    // Replay files name the topic as configured, so the same name picks their lines.
+    let mut tally = Tally::new(&settings.kafka.topics.alerts);
+    match input {
+        Some(path) if path == Path::new("-") => tally
+            .read_lines(stdio::stdin().lock())
+            .context("reading stdin")?,
+        Some(path) => {
+            let file = File::open(path)
+                .with_context(|| format!("opening report input {}", path.display()))?;
+            tally
+                .read_lines(BufReader::with_capacity(1 << 20, file))
+                .with_context(|| format!("reading report input {}", path.display()))?
+        }
+        None => io::report_kafka::read_alerts_topic(&settings.kafka, &mut tally)?,
+    }
+    if let Some(warning) = tally.skip_warning() {
+        tracing::warn!("report: {warning}");
+    }
+    let report = tally.report();
+    let rendered = match format {
+        ReportFormat::Text => report.render_text(),
+        ReportFormat::Json => report.render_json(),
+    };
+    let mut out = stdio::stdout().lock();
+    out.write_all(rendered.as_bytes())
+        .and_then(|_| out.flush())
+        .context("writing the report")?;
     Ok(())
 }
 

@@ -8,5 +8,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plate_lists;
 pub mod replay;
+pub mod report;
+pub mod report_kafka;
 pub mod roads_cmd;
 pub mod simulate;
