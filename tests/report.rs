@@ -392,3 +392,55 @@ fn help_lists_report() {
         stdout(&out)
     );
 }
+
+/// The engine and the report together (issue #14): replay of the lifecycle golden's
+/// records, where P-02 resolves the open-road incident as a false alarm and the tunnel
+/// incident nobody took closes `unknown`; the report counts the false alarm against the
+/// detector and both cameras that saw it.
+#[test]
+fn a_false_alarm_resolved_by_a_unit_shows_in_the_precision_of_its_detector_and_cameras() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.ndjson");
+    let out_str = out_path.to_str().unwrap();
+    let replayed = roadwatch(
+        &[
+            "replay",
+            "--roads",
+            "config/roads/bijie.geojson",
+            "--input",
+            "tests/fixtures/replay/lifecycle_pedestrian/input.ndjson",
+            "--output",
+            out_str,
+        ],
+        &[],
+        None,
+    );
+    assert!(replayed.status.success(), "{}", stderr(&replayed));
+    let v = json_report(&roadwatch(
+        &["report", "--input", out_str, "--format", "json"],
+        &[],
+        None,
+    ));
+    let det = v["by_detector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "pedestrian" && r["subtype"] == "pedestrian")
+        .expect("a pedestrian row")
+        .clone();
+    assert_eq!(det["alerts"], 2, "{det}");
+    assert_eq!(det["false_alarm"], 1, "{det}");
+    assert_eq!(det["unknown"], 1, "{det}");
+    assert_eq!(det["open"], 0, "{det}");
+    assert_eq!(det["precision"], 0.0, "{det}");
+    for camera in ["cam-G76-0031", "cam-G76-0032"] {
+        let row = v["by_source"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == camera)
+            .unwrap_or_else(|| panic!("{camera} in {v}"))
+            .clone();
+        assert_eq!(row["false_alarm"], 1, "{row}");
+    }
+}
