@@ -620,6 +620,137 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
     b.stop();
 }
 
+/// Issue #14: operator actions are read by every instance (like acks), and the one that
+/// holds the alert applies each action, once, whichever partition of `operator-actions`
+/// it lands on; the others count it `not_open`.
+#[test]
+fn operator_actions_reach_the_instance_that_holds_the_alert_and_apply_once() {
+    let stage = Stage::build(&bootstrap(), "operator", 4, 2, Guarantee::ExactlyOnce);
+    let t = stage.topics().clone();
+    let mut reader = Reader::new(&stage);
+    let instance = |id: &str| {
+        let mut s = stage.settings.clone();
+        s.kafka.instance_id = id.to_owned();
+        start(s)
+    };
+    let (a, b) = (instance("a"), instance("b"));
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    // No unit on the road: every alert escalates and waits for the command center.
+    let points = incident_points(8, 800.0);
+    let p = producer(&stage);
+    for (i, (lon, lat)) in points.iter().enumerate() {
+        let camera = format!("cam-{i:03}");
+        let v = pedestrian(&camera, 0, *lon, *lat, now_ms());
+        produce_to(
+            &p,
+            &t.camera,
+            i as i32 % 4,
+            &camera,
+            v.to_string().as_bytes(),
+        );
+    }
+    assert!(
+        reader.until(Duration::from_secs(60), |seen| {
+            seen.iter()
+                .filter(|o| o.topic == t.alerts && o.value["status"] == "escalated")
+                .count()
+                >= 8
+        }),
+        "the 8 incidents escalated"
+    );
+    let ids: BTreeSet<String> = reader
+        .seen
+        .iter()
+        .filter(|o| o.topic == t.alerts)
+        .filter_map(|o| o.value["alert_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 8);
+    // Acknowledge, note and close each, the three actions over both partitions.
+    let mut n = 0;
+    for id in &ids {
+        for (action, extra) in [
+            ("acknowledge", json!({})),
+            ("note", json!({"text": "seen on the wall screen"})),
+            ("close", json!({"outcome": "confirmed"})),
+        ] {
+            n += 1;
+            let mut v = json!({"action_id": format!("op-{n:04}"), "operator_id": "op.zhang",
+                               "ts": now_ms(), "alert_id": id, "action": action});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            produce_to(&p, &t.operator, n % 2, id, v.to_string().as_bytes());
+        }
+    }
+    let closed_by_operator = |seen: &[Out], id: &str| {
+        seen.iter()
+            .filter(|o| o.topic == t.alerts && o.value["alert_id"] == id)
+            .filter(|o| {
+                o.value["status"] == "cleared"
+                    && o.value["outcome"] == "confirmed"
+                    && o.value["closed_by"]["operator_id"] == "op.zhang"
+            })
+            .count()
+    };
+    assert!(
+        reader.until(Duration::from_secs(60), |seen| ids
+            .iter()
+            .all(|id| closed_by_operator(seen, id) >= 1)),
+        "every alert closed by the operator"
+    );
+    reader.drain(Duration::from_secs(3));
+    for id in &ids {
+        let docs: Vec<&Out> = reader
+            .seen
+            .iter()
+            .filter(|o| o.topic == t.alerts && o.value["alert_id"] == id.as_str())
+            .collect();
+        let acknowledged = docs
+            .iter()
+            .filter(|o| o.value["status"] == "update" && o.value["acknowledged_by"].is_object())
+            .count();
+        assert_eq!(acknowledged, 1, "{id}: one acknowledgement update");
+        assert_eq!(closed_by_operator(&reader.seen, id), 1, "{id}: closed once");
+        let last = docs.last().unwrap();
+        assert_eq!(
+            last.value["status"], "cleared",
+            "{id}: the close is the last"
+        );
+        assert_eq!(last.value["notes"][0]["text"], "seen on the wall screen");
+        assert_eq!(last.value["acknowledged_by"]["operator_id"], "op.zhang");
+    }
+    let actions = |result: &str| {
+        [&a, &b]
+            .iter()
+            .map(|rt| {
+                ["acknowledge", "note", "close"]
+                    .iter()
+                    .map(|k| {
+                        rt.metrics
+                            .operator_actions
+                            .with_label_values(&[k, result])
+                            .get()
+                    })
+                    .sum::<u64>()
+            })
+            .collect::<Vec<u64>>()
+    };
+    let (applied, not_open) = (actions("applied"), actions("not_open"));
+    assert_eq!(applied.iter().sum::<u64>(), 24, "each action applied once");
+    assert_eq!(
+        not_open.iter().sum::<u64>(),
+        24,
+        "and seen by the other instance"
+    );
+    assert!(
+        applied.iter().all(|n| *n > 0),
+        "both instances held alerts: applied {applied:?}"
+    );
+    a.stop();
+    b.stop();
+}
+
 /// Acks are read outside the group, so an ack's offset is not committed with the output it
 /// caused; each commit records how far the acks had been applied instead, and a rebuild
 /// replays them exactly that far. Killed after applying a decline but before committing

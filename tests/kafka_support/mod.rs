@@ -138,15 +138,14 @@ impl Stage {
                 partitions: ack_partitions,
                 replication: 1,
             },
+            // Keyed by alert_id, actions fall on any partition: as many as the acks'.
+            TopicSpec {
+                name: t.operator.clone(),
+                partitions: ack_partitions,
+                replication: 1,
+            },
         ];
-        for name in [
-            &t.plate,
-            &t.weather,
-            &t.patrol,
-            &t.operator,
-            &t.alerts,
-            &t.dlq,
-        ] {
+        for name in [&t.plate, &t.weather, &t.patrol, &t.alerts, &t.dlq] {
             specs.push(TopicSpec {
                 name: name.clone(),
                 partitions: 1,
