@@ -113,15 +113,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 fn topic_of(settings: &Settings, stream: Stream) -> &str {
-    let t = &settings.kafka.topics;
-    match stream {
-        Stream::Camera => &t.camera,
-        Stream::Plate => &t.plate,
-        Stream::Weather => &t.weather,
-        Stream::Patrol => &t.patrol,
-        Stream::Ack => &t.ack,
-        Stream::Operator => &t.operator,
-    }
+    settings.kafka.topics.input(stream)
 }
 
 /// In what order the backlog reaches the broker. Each stream's records are in event-time

@@ -245,20 +245,7 @@ fn bad_records_go_to_the_dlq_with_their_reason_and_the_stream_goes_on() {
 #[test]
 fn missing_topics_stop_start_up_with_their_names_unless_created() {
     let prefix = format!("rw-missing-{}", nonce());
-    let mut s = roadwatch::config::defaults();
-    s.kafka.bootstrap_servers = bootstrap();
-    s.kafka.group_id = format!("{prefix}-group");
-    s.kafka.instance_id = "a".to_owned();
-    let t = &mut s.kafka.topics;
-    t.camera = format!("{prefix}-camera");
-    t.plate = format!("{prefix}-plate");
-    t.weather = format!("{prefix}-weather");
-    t.patrol = format!("{prefix}-patrol");
-    t.ack = format!("{prefix}-ack");
-    t.operator = format!("{prefix}-operator");
-    t.alerts = format!("{prefix}-alerts");
-    t.dlq = format!("{prefix}-dlq");
-    t.dispatch_prefix = format!("{prefix}-dispatch.");
+    let mut s = named(&bootstrap(), &prefix);
     let stage = Stage {
         settings: s.clone(),
         prefix,
@@ -483,14 +470,7 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
     stage.settings.processing.idle_advance_after_ms = Some(1_000);
     let t = stage.topics().clone();
     let mut reader = Reader::new(&stage);
-    let instance = |id: &str| {
-        let mut s = stage.settings.clone();
-        s.kafka.instance_id = id.to_owned();
-        start(s)
-    };
-    let (a, b) = (instance("a"), instance("b"));
-    a.wait_ready(Duration::from_secs(60));
-    b.wait_ready(Duration::from_secs(60));
+    let (a, b) = two_instances(&stage);
 
     // A unit at each incident, so that each alert has one best unit.
     let points = incident_points(8, 800.0);
@@ -507,17 +487,7 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
         produce(&p, &t.patrol, &unit, v.to_string().as_bytes());
     }
     std::thread::sleep(Duration::from_millis(1500));
-    for (i, (lon, lat)) in points.iter().enumerate() {
-        let camera = format!("cam-{i:03}");
-        let v = pedestrian(&camera, 0, *lon, *lat, now_ms());
-        produce_to(
-            &p,
-            &t.camera,
-            i as i32 % 4,
-            &camera,
-            v.to_string().as_bytes(),
-        );
-    }
+    pedestrians_on_partitions(&p, &t.camera, &points, 4);
     // The patrol apps: a unit accepts its first dispatch and declines any other while
     // it is on one (two instances may pick the same unit for two incidents at once;
     // the one declined, or taken off its unit by the other's accept, goes elsewhere).
@@ -628,28 +598,11 @@ fn operator_actions_reach_the_instance_that_holds_the_alert_and_apply_once() {
     let stage = Stage::build(&bootstrap(), "operator", 4, 2, Guarantee::ExactlyOnce);
     let t = stage.topics().clone();
     let mut reader = Reader::new(&stage);
-    let instance = |id: &str| {
-        let mut s = stage.settings.clone();
-        s.kafka.instance_id = id.to_owned();
-        start(s)
-    };
-    let (a, b) = (instance("a"), instance("b"));
-    a.wait_ready(Duration::from_secs(60));
-    b.wait_ready(Duration::from_secs(60));
+    let (a, b) = two_instances(&stage);
     // No unit on the road: every alert escalates and waits for the command center.
     let points = incident_points(8, 800.0);
     let p = producer(&stage);
-    for (i, (lon, lat)) in points.iter().enumerate() {
-        let camera = format!("cam-{i:03}");
-        let v = pedestrian(&camera, 0, *lon, *lat, now_ms());
-        produce_to(
-            &p,
-            &t.camera,
-            i as i32 % 4,
-            &camera,
-            v.to_string().as_bytes(),
-        );
-    }
+    pedestrians_on_partitions(&p, &t.camera, &points, 4);
     assert!(
         reader.until(Duration::from_secs(60), |seen| {
             seen.iter()

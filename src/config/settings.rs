@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use super::errors::{ConfigError, ConfigErrors};
-use crate::core::model::UtcOffset;
+use crate::core::model::{Stream, UtcOffset};
 use crate::core::settings::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,20 @@ pub struct Topics {
     pub alerts: String,
     pub dlq: String,
     pub dispatch_prefix: String,
+}
+
+impl Topics {
+    /// The topic an input stream is read from.
+    pub fn input(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Camera => &self.camera,
+            Stream::Plate => &self.plate,
+            Stream::Weather => &self.weather,
+            Stream::Patrol => &self.patrol,
+            Stream::Ack => &self.ack,
+            Stream::Operator => &self.operator,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]

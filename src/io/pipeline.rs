@@ -284,15 +284,7 @@ impl Pipeline {
 
     /// The topic a stream is read from; named in DLQ records.
     pub fn topic_of(&self, stream: Stream) -> &str {
-        let t = &self.topics;
-        match stream {
-            Stream::Camera => &t.camera,
-            Stream::Plate => &t.plate,
-            Stream::Weather => &t.weather,
-            Stream::Patrol => &t.patrol,
-            Stream::Ack => &t.ack,
-            Stream::Operator => &t.operator,
-        }
+        self.topics.input(stream)
     }
 }
 

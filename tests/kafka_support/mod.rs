@@ -87,6 +87,60 @@ pub struct Stage {
     pub prefix: String,
 }
 
+/// Default settings with the group and every topic named under `prefix` (nothing is
+/// created).
+pub fn named(bootstrap: &str, prefix: &str) -> Settings {
+    let mut s = roadwatch::config::defaults();
+    s.kafka.bootstrap_servers = bootstrap.to_owned();
+    s.kafka.group_id = format!("{prefix}-group");
+    s.kafka.instance_id = "a".to_owned();
+    let t = &mut s.kafka.topics;
+    t.camera = format!("{prefix}-camera");
+    t.plate = format!("{prefix}-plate");
+    t.weather = format!("{prefix}-weather");
+    t.patrol = format!("{prefix}-patrol");
+    t.ack = format!("{prefix}-ack");
+    t.operator = format!("{prefix}-operator");
+    t.alerts = format!("{prefix}-alerts");
+    t.dlq = format!("{prefix}-dlq");
+    t.dispatch_prefix = format!("{prefix}-dispatch.");
+    s
+}
+
+/// Two instances of one group (ids `a` and `b`), started together and ready.
+pub fn two_instances(stage: &Stage) -> (InProcess, InProcess) {
+    let instance = |id: &str| {
+        let mut s = stage.settings.clone();
+        s.kafka.instance_id = id.to_owned();
+        start(s)
+    };
+    let (a, b) = (instance("a"), instance("b"));
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    (a, b)
+}
+
+/// One pedestrian detection at each point, camera `cam-<i>` on camera partition `i mod
+/// partitions`.
+pub fn pedestrians_on_partitions(
+    p: &FutureProducer,
+    topic: &str,
+    points: &[(f64, f64)],
+    partitions: i32,
+) {
+    for (i, (lon, lat)) in points.iter().enumerate() {
+        let camera = format!("cam-{i:03}");
+        let v = pedestrian(&camera, 0, *lon, *lat, now_ms());
+        produce_to(
+            p,
+            topic,
+            i as i32 % partitions,
+            &camera,
+            v.to_string().as_bytes(),
+        );
+    }
+}
+
 impl Stage {
     /// `partitions` of the camera topic; the other topics get one.
     pub fn new(test: &str, camera_partitions: i32, guarantee: Guarantee) -> Stage {
@@ -106,20 +160,7 @@ impl Stage {
         guarantee: Guarantee,
     ) -> Stage {
         let prefix = format!("rw-{test}-{}", nonce());
-        let mut s = roadwatch::config::defaults();
-        s.kafka.bootstrap_servers = bootstrap.to_owned();
-        s.kafka.group_id = format!("{prefix}-group");
-        s.kafka.instance_id = "a".to_owned();
-        let t = &mut s.kafka.topics;
-        t.camera = format!("{prefix}-camera");
-        t.plate = format!("{prefix}-plate");
-        t.weather = format!("{prefix}-weather");
-        t.patrol = format!("{prefix}-patrol");
-        t.ack = format!("{prefix}-ack");
-        t.operator = format!("{prefix}-operator");
-        t.alerts = format!("{prefix}-alerts");
-        t.dlq = format!("{prefix}-dlq");
-        t.dispatch_prefix = format!("{prefix}-dispatch.");
+        let mut s = named(bootstrap, &prefix);
         s.processing.guarantee = guarantee;
         s.metrics.listen = "127.0.0.1:0".parse().unwrap();
         let stage = Stage {
