@@ -1,6 +1,6 @@
 //! Issue #20: live equals replay after any start. A backlog of every input stream —
 //! camera detections over four partitions, plate reads, weather, patrol positions and
-//! the patrol apps' acks over two partitions — is drained from offset 0 by `roadwatch
+//! the patrol apps' acks and the operators' actions over two partitions — is drained from offset 0 by `roadwatch
 //! run` against the real broker with its default `group.initial.rebalance.delay.ms`
 //! (3 s), and every alert document that `read_committed` readers see must equal what
 //! `roadwatch replay` produces from the same records (CONTRACT section 5), with no record
@@ -42,9 +42,10 @@ struct Input {
 }
 
 /// Three simulated hours in a closed loop: the simulator's patrol apps answer the
-/// dispatches of an engine that sees the same records, so the acks are real answers.
-/// Timestamps are made distinct (a tie moves 1 ms on), so that event-time order is one
-/// order; they are written as epoch milliseconds, which CONTRACT section 1 allows.
+/// dispatches of an engine that sees the same records, so the acks are real answers, and
+/// a command center acts on the alerts ([`CommandCenter`]). Timestamps are made distinct
+/// (a tie moves 1 ms on), so that event-time order is one order; they are written as
+/// epoch milliseconds, which CONTRACT section 1 allows.
 fn scenario(settings: &Settings) -> Vec<Input> {
     let cfg = SimConfig {
         seed: 20,
@@ -62,48 +63,142 @@ fn scenario(settings: &Settings) -> Vec<Input> {
     let mut sim = Simulator::new(cfg, network());
     let engine = Engine::new(settings.engine.clone(), network());
     let mut pipeline = Pipeline::new(settings, engine, None).keep_alerts();
+    let mut center = CommandCenter::default();
     let mut batch = Vec::new();
     let mut out = Vec::new();
     let mut inputs = Vec::new();
     let mut last_ts = i64::MIN;
+    let mut apply = |stream: Stream,
+                     key: String,
+                     mut value: Value,
+                     at: i64,
+                     sim: &mut Simulator,
+                     center: &mut CommandCenter| {
+        let ts = at.max(last_ts + 1);
+        assert!(ts - at < 1_000, "records come in time order");
+        last_ts = ts;
+        value["ts"] = Value::from(ts);
+        let bytes = value.to_string();
+        pipeline.process(
+            stream,
+            bytes.as_bytes(),
+            DlqSource::default(),
+            Some(now_ms()),
+            ts,
+            &mut out,
+        );
+        out.clear();
+        for alert in pipeline.take_alerts() {
+            sim.on_alert(&alert);
+            center.on_alert(&alert);
+        }
+        let partitions = match stream {
+            Stream::Camera => CAMERA_PARTITIONS,
+            Stream::Ack | Stream::Operator => ACK_PARTITIONS,
+            _ => 1,
+        };
+        Input {
+            stream,
+            partition: (fnv1a(key.as_bytes()) % partitions as u64) as i32,
+            key,
+            value,
+        }
+    };
     while sim.next_batch(&mut batch) {
         for r in batch.drain(..) {
             assert!(r.expect_reject.is_none(), "no bad records in this scenario");
-            let mut value: Value = serde_json::from_slice(&r.value).unwrap();
-            let ts = r.ts.max(last_ts + 1);
-            assert!(
-                ts >= r.ts && ts - r.ts < 1_000,
-                "records come in time order"
-            );
-            last_ts = ts;
-            value["ts"] = Value::from(ts);
-            let bytes = value.to_string();
-            pipeline.process(
-                r.stream,
-                bytes.as_bytes(),
-                DlqSource::default(),
-                Some(now_ms()),
-                ts,
-                &mut out,
-            );
-            out.clear();
-            for alert in pipeline.take_alerts() {
-                sim.on_alert(&alert);
+            while let Some((at, alert_id, action)) = center.due(r.ts) {
+                inputs.push(apply(
+                    Stream::Operator,
+                    alert_id,
+                    action,
+                    at,
+                    &mut sim,
+                    &mut center,
+                ));
             }
-            let partitions = match r.stream {
-                Stream::Camera => CAMERA_PARTITIONS,
-                Stream::Ack => ACK_PARTITIONS,
-                _ => 1,
-            };
-            inputs.push(Input {
-                stream: r.stream,
-                partition: (fnv1a(r.key.as_bytes()) % partitions as u64) as i32,
-                key: r.key,
-                value,
-            });
+            let value: Value = serde_json::from_slice(&r.value).unwrap();
+            inputs.push(apply(r.stream, r.key, value, r.ts, &mut sim, &mut center));
         }
     }
     inputs
+}
+
+/// The operators, as a rule, on each alert's first document: acknowledged after 45 s
+/// when it is critical or escalated; one in three gets P-01 sent to it after 60 s (a
+/// unit taken from another alert, or refused when off duty); one in four gets a note
+/// after 50 s and is closed 10 min after it was raised, as a false alarm or confirmed.
+#[derive(Default)]
+struct CommandCenter {
+    /// (ts, sequence, alert_id, action), in time order.
+    pending: std::collections::BTreeSet<(i64, u64, String, String)>,
+    seen: std::collections::BTreeSet<String>,
+    n: u64,
+}
+
+impl CommandCenter {
+    fn on_alert(&mut self, a: &roadwatch::core::model::Alert) {
+        use roadwatch::core::model::{AlertStatus, Severity};
+        let Some(at) = roadwatch::core::model::parse_rfc3339_ms(&a.event_ts) else {
+            return;
+        };
+        let id = &a.alert_id;
+        if !self.seen.insert(id.clone()) {
+            return;
+        }
+        let h = fnv1a(id.as_bytes());
+        if a.severity == Severity::Critical || a.status == AlertStatus::Escalated {
+            self.push(
+                at + 45_000,
+                id,
+                serde_json::json!({"action": "acknowledge"}),
+            );
+        }
+        if h % 3 == 0 {
+            self.push(
+                at + 60_000,
+                id,
+                serde_json::json!({"action": "assign", "unit_id": "P-01"}),
+            );
+        }
+        if h % 4 == 0 {
+            let outcome = if h % 8 == 0 {
+                "false_alarm"
+            } else {
+                "confirmed"
+            };
+            self.push(
+                at + 50_000,
+                id,
+                serde_json::json!({"action": "note", "text": "seen on the wall screen"}),
+            );
+            self.push(
+                at + 600_000,
+                id,
+                serde_json::json!({"action": "close", "outcome": outcome}),
+            );
+        }
+    }
+
+    fn push(&mut self, at: i64, alert_id: &str, mut action: Value) {
+        self.n += 1;
+        let m = action.as_object_mut().unwrap();
+        m.insert("action_id".into(), format!("op-{:06}", self.n).into());
+        m.insert("operator_id".into(), "op.zhang".into());
+        m.insert("alert_id".into(), alert_id.into());
+        self.pending
+            .insert((at, self.n, alert_id.to_owned(), action.to_string()));
+    }
+
+    /// The next action due by `ts`, if any.
+    fn due(&mut self, ts: i64) -> Option<(i64, String, Value)> {
+        let first = self.pending.first()?.clone();
+        if first.0 > ts {
+            return None;
+        }
+        self.pending.remove(&first);
+        Some((first.0, first.2, serde_json::from_str(&first.3).unwrap()))
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -272,15 +367,27 @@ fn a_backlog_of_every_stream_drained_from_offset_0_equals_replay() {
     produce_backlog(
         &stage,
         &inputs,
-        Arrival::First(&[Stream::Patrol, Stream::Ack]),
+        Arrival::First(&[Stream::Patrol, Stream::Ack, Stream::Operator]),
     );
     eprintln!(
-        "backlog: {} records ({} patrol, {} acks) produced in {:?}",
+        "backlog: {} records ({} patrol, {} acks, {} operator actions) produced in {:?}",
         inputs.len(),
         inputs.iter().filter(|i| i.stream == Stream::Patrol).count(),
         inputs.iter().filter(|i| i.stream == Stream::Ack).count(),
+        inputs
+            .iter()
+            .filter(|i| i.stream == Stream::Operator)
+            .count(),
         started.elapsed()
     );
+    for action in ["acknowledge", "assign", "note", "close"] {
+        assert!(
+            inputs
+                .iter()
+                .any(|i| i.stream == Stream::Operator && i.value["action"] == action),
+            "the scenario has a {action} action"
+        );
+    }
     let expected = replay(&stage.settings, &inputs.iter().collect::<Vec<_>>());
     let mut reader = Reader::new(&stage);
     let run = start(stage.settings.clone());
@@ -317,13 +424,20 @@ fn a_kill_9_at_any_point_of_a_backlog_then_restart_gives_every_document_of_repla
     let half = expected.len() / 2;
     let mut reader = Reader::new(&stage);
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("roadwatch.log");
-    let _show = ShowLogOnPanic(log.clone());
+    // A log per incarnation: each one's metrics address is in its own.
+    let logs: Vec<_> = (1..=4)
+        .map(|k| dir.path().join(format!("roadwatch-{k}.log")))
+        .collect();
+    let _show: Vec<_> = logs.iter().cloned().map(ShowLogOnPanic).collect();
     let extra = [
         ("ROADWATCH__TIME__IDLE_ADVANCE_AFTER_S", "0"),
         ("ROADWATCH__PROCESSING__MAX_IN_FLIGHT_RECORDS", "400"),
     ];
-    let spawn = || Child::spawn_with(&stage, "a", log.clone(), &extra);
+    let mut incarnation = logs.iter();
+    let mut spawn = || {
+        let log = incarnation.next().expect("four incarnations").clone();
+        Child::spawn_with(&stage, "a", log, &extra)
+    };
 
     // 1. Just after start: the partitions are assigned, the drain begins.
     let mut run = spawn();
@@ -395,7 +509,7 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
         let records: Vec<&Input> = inputs
             .iter()
             .filter(|i| {
-                matches!(i.stream, Stream::Patrol | Stream::Ack)
+                matches!(i.stream, Stream::Patrol | Stream::Ack | Stream::Operator)
                     || mine.contains(&(topic_of(&stage.settings, i.stream).to_owned(), i.partition))
             })
             .collect();
@@ -451,15 +565,24 @@ fn assigned(rt: &InProcess) -> Vec<(String, i32)> {
 /// `roadwatch_late_records_total` of a running child, from its /metrics (the address is
 /// in its log).
 fn late_records(run: &Child) -> u64 {
-    let log = run.log();
-    let Some(addr) = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("metrics listener"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .map(|a| a.split_whitespace().next().unwrap_or_default().to_owned())
-    else {
-        panic!("no metrics listener in the log:\n{log}");
+    let listener = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("metrics listener"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or_default().to_owned())
+    };
+    // The listener is up before the Kafka runtime starts; wait for its line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Some(addr) = listener(&run.log()) {
+            break addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics listener in the log:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     };
     let mut stream = std::net::TcpStream::connect(addr.as_str()).expect("the metrics listener");
     stream
