@@ -494,6 +494,7 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
     let mut reader = Reader::new(&stage);
     let mut b_settings = stage.settings.clone();
     b_settings.kafka.instance_id = "b".to_owned();
+    warm_coordinators(&stage);
     let a = start(stage.settings.clone());
     let b = start(b_settings);
     a.wait_ready(Duration::from_secs(60));
@@ -503,6 +504,16 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
     assert!(
         !mine_a.is_empty() && !mine_b.is_empty(),
         "both instances hold partitions: {mine_a:?} / {mine_b:?}"
+    );
+    // One generation from the start, or the expectation below does not apply (a handover
+    // mid-backlog is issue #17's).
+    assert_eq!(
+        (
+            a.metrics.state_rebuilds.get(),
+            b.metrics.state_rebuilds.get()
+        ),
+        (1, 1),
+        "the instances did not start in one group generation"
     );
     let mut expected = Vec::new();
     for mine in [&mine_a, &mine_b] {

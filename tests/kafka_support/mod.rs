@@ -107,8 +107,36 @@ pub fn named(bootstrap: &str, prefix: &str) -> Settings {
     s
 }
 
+/// A fresh broker creates its transaction-state and offsets topics (50 partitions each,
+/// Kafka's defaults) on first use, which takes seconds under load: an instance whose
+/// `init_transactions` waits for that joins the group late, after its peer has taken
+/// every partition (seen once in a loop of the backlog tests). Tests whose instances
+/// must start together warm both coordinators first.
+pub fn warm_coordinators(stage: &Stage) {
+    let k = &stage.settings.kafka;
+    let txn_id = format!("{}-warm", stage.prefix);
+    let producer: rdkafka::producer::BaseProducer =
+        kafka::client_config(k, &[("transactional.id", txn_id.as_str())])
+            .create()
+            .unwrap();
+    rdkafka::producer::Producer::init_transactions(&producer, Duration::from_secs(60))
+        .expect("the transaction coordinator answers");
+    let group = format!("{}-warm", stage.prefix);
+    let consumer: rdkafka::consumer::BaseConsumer =
+        kafka::client_config(k, &[("group.id", group.as_str())])
+            .create()
+            .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&k.topics.camera, 0);
+    // Asking for a group's committed offsets waits for its coordinator.
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(60))
+        .expect("the group coordinator answers");
+}
+
 /// Two instances of one group (ids `a` and `b`), started together and ready.
 pub fn two_instances(stage: &Stage) -> (InProcess, InProcess) {
+    warm_coordinators(stage);
     let instance = |id: &str| {
         let mut s = stage.settings.clone();
         s.kafka.instance_id = id.to_owned();
