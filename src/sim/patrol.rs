@@ -11,7 +11,7 @@ use super::network::SimNetwork;
 use super::rng::Rng;
 use super::truth::{DispatchAnswer, GroundTruth, PatrolUnitTruth};
 use super::SimConfig;
-use crate::core::model::{AckStatus, Alert, AlertStatus, UnitStatus};
+use crate::core::model::{AckStatus, Alert, AlertStatus, Outcome, UnitStatus};
 use crate::core::roads::{distance_m, Direction, RoadNetwork};
 
 const TAG_PATROL: u64 = 0x0050_4154;
@@ -96,6 +96,8 @@ pub(crate) struct AckOut {
     pub alert_id: String,
     pub unit: usize,
     pub status: AckStatus,
+    /// What the crew found, on a `resolved` (from the ground truth at its arrival).
+    pub outcome: Option<Outcome>,
 }
 
 pub(crate) struct Patrol {
@@ -638,6 +640,7 @@ impl Patrol {
                     alert_id: alert.alert_id.clone(),
                     unit: i,
                     status: AckStatus::Declined,
+                    outcome: None,
                 });
             }
             Decision::Accept => {
@@ -659,6 +662,7 @@ impl Patrol {
                     alert_id: alert.alert_id.clone(),
                     unit: i,
                     status: AckStatus::Accepted,
+                    outcome: None,
                 });
                 let (arrive, metres) = self.respond(net, sim, i, alert, t_ack, speed);
                 let done = arrive + on_scene;
@@ -683,14 +687,18 @@ impl Patrol {
                         alert_id: alert.alert_id.clone(),
                         unit: i,
                         status: AckStatus::Arrived,
+                        outcome: None,
                     });
                 }
                 if send_resolved {
+                    // The crew says what it found there (DOMAIN.md: every alert ends with
+                    // an outcome), as the ground truth has it when it arrived.
                     acks.push(AckOut {
                         ts: done,
                         alert_id: alert.alert_id.clone(),
                         unit: i,
                         status: AckStatus::Resolved,
+                        outcome: Some(truth.on_scene(alert, alert_ms, arrive)),
                     });
                 }
             }

@@ -301,7 +301,11 @@ impl Renderer {
         );
         self.id_field("unit_id", unit_id, c);
         self.ts(a.ts, false, c);
-        let _ = write!(self.buf, ",\"status\":\"{}\"}}", a.status.as_str());
+        let _ = write!(self.buf, ",\"status\":\"{}\"", a.status.as_str());
+        if let Some(o) = a.outcome {
+            let _ = write!(self.buf, ",\"outcome\":\"{}\"", o.as_str());
+        }
+        self.buf.push('}');
         self.finish(c, cut_at)
     }
 }

@@ -493,6 +493,19 @@ fn dispatches_are_answered_in_later_batches() {
         .collect();
     assert!(!acks.is_empty());
     assert!(acks.iter().all(|a| a.ts >= emitted_until));
+    // The crews say what they found: nobody was ever on the road there (these alerts
+    // are the test's own), so every `resolved` reports a false alarm.
+    let resolved: Vec<_> = acks
+        .iter()
+        .filter(|a| a.status == crate::core::model::AckStatus::Resolved)
+        .collect();
+    assert!(!resolved.is_empty());
+    assert!(
+        resolved
+            .iter()
+            .all(|a| a.outcome == Some(crate::core::model::Outcome::FalseAlarm)),
+        "{resolved:?}"
+    );
     let answers = &sim.truth().dispatch_answers;
     let accepted = answers.iter().filter(|a| a.decision == "accepted").count();
     assert!(accepted >= 5, "{answers:?}");

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::core::model::{Alert, AlertKind, Outcome};
+
 /// Everything the simulator knows about a run. Complete once the run has ended; the
 /// parts that depend on emitted records (first sightings, counts) grow while it runs.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -252,4 +254,70 @@ pub struct DispatchAnswer {
     pub resolved_ms: Option<i64>,
     /// Metres the unit drove to get there (accepted only).
     pub route_m: Option<f64>,
+}
+
+/// How far (stake metres) and how late after a pedestrian incident a crew still counts
+/// the alert as that incident: the demo's scoring uses narrower windows for the first
+/// raise; a crew may come on a re-dispatch minutes later.
+const ON_SCENE_STAKE_SLACK_M: f64 = 600.0;
+const ON_SCENE_LATE_MS: i64 = 30 * 60_000;
+/// A crew arriving this long after the person left finds nobody (`not_found`).
+const GONE_AFTER_MS: i64 = 60_000;
+
+impl GroundTruth {
+    /// What a crew that arrives at `arrived_ms` finds for `alert` (whose document is of
+    /// `alert_ms`): `confirmed` when the truth has the incident, weather or vehicle,
+    /// `not_found` when the person had left the road well before it came, `false_alarm`
+    /// when the truth has nothing there.
+    pub fn on_scene(&self, alert: &Alert, alert_ms: i64, arrived_ms: i64) -> Outcome {
+        match alert.kind {
+            AlertKind::Pedestrian => {
+                let loc = &alert.location;
+                let hit = self.pedestrian_incidents.iter().find(|i| {
+                    let (lo, hi) = (
+                        i.stake_start_m.min(i.stake_end_m),
+                        i.stake_start_m.max(i.stake_end_m),
+                    );
+                    loc.road_id.as_deref() == Some(i.road_id.as_str())
+                        && loc.direction.as_deref() == Some(i.direction)
+                        && loc.stake_m.is_some_and(|s| {
+                            (lo - ON_SCENE_STAKE_SLACK_M..=hi + ON_SCENE_STAKE_SLACK_M)
+                                .contains(&(s as f64))
+                        })
+                        && (i.start_ms - 30_000..=i.end_ms + ON_SCENE_LATE_MS).contains(&alert_ms)
+                });
+                match hit {
+                    Some(i) if arrived_ms > i.end_ms + GONE_AFTER_MS => Outcome::NotFound,
+                    Some(_) => Outcome::Confirmed,
+                    None => Outcome::FalseAlarm,
+                }
+            }
+            AlertKind::SevereWeather => {
+                let station = alert.details.get("station_id").and_then(|v| v.as_str());
+                let real = self.weather_episodes.iter().any(|e| {
+                    station == Some(e.station_id.as_str())
+                        && alert.subtype == e.subtype
+                        && (e.start_ms - ON_SCENE_LATE_MS..=e.over_ms + ON_SCENE_LATE_MS)
+                            .contains(&alert_ms)
+                });
+                if real {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::FalseAlarm
+                }
+            }
+            AlertKind::IllegalRideHailing => {
+                let plate = alert.details.get("plate").and_then(|v| v.as_str());
+                let real = plate.is_some_and(|p| match alert.subtype.as_str() {
+                    "watchlist" => self.watchlist_plates.iter().any(|w| w == p),
+                    _ => self.illegal_operators.iter().any(|o| o.plate == p),
+                });
+                if real {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::FalseAlarm
+                }
+            }
+        }
+    }
 }

@@ -57,6 +57,9 @@ pub struct DemoReport {
     pub dlq: u64,
     pub latency_p50_us: Option<f64>,
     pub latency_p99_us: Option<f64>,
+    /// How alerts ended, by each alert's last document (docs/LIFECYCLE.md): `open` when
+    /// it has no outcome yet.
+    pub outcomes: BTreeMap<(&'static str, &'static str), usize>,
 }
 
 /// Counter differences: what happened between two snapshots.
@@ -76,6 +79,19 @@ pub fn since(now: &DispatchStats, before: &DispatchStats) -> DispatchStats {
         preempted: now.preempted - before.preempted,
         operator_assigned: now.operator_assigned - before.operator_assigned,
     }
+}
+
+fn outcomes(alerts: &[Alert]) -> BTreeMap<(&'static str, &'static str), usize> {
+    let mut last: BTreeMap<&str, &Alert> = BTreeMap::new();
+    for a in alerts {
+        last.insert(&a.alert_id, a);
+    }
+    let mut out = BTreeMap::new();
+    for a in last.values() {
+        let outcome = a.outcome.map_or("open", |o| o.as_str());
+        *out.entry((a.kind.as_str(), outcome)).or_default() += 1;
+    }
+    out
 }
 
 fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
@@ -135,6 +151,7 @@ impl DemoReport {
             dlq: truth.expected_dlq.values().sum(),
             latency_p50_us: percentile(per_record_us, 0.5),
             latency_p99_us: percentile(per_record_us, 0.99),
+            outcomes: outcomes(alerts),
         }
     }
 
@@ -178,6 +195,21 @@ impl DemoReport {
             "records: {} ({:.0} records/s of engine time; {} deliberately bad, {} dropped as late)",
             self.records, rate, self.dlq, self.late_dropped
         );
+        let _ = writeln!(
+            s,
+            "how alerts ended (the crews' `resolved`, or `unknown`: nobody said):"
+        );
+        let mut kinds: Vec<&str> = self.outcomes.keys().map(|(k, _)| *k).collect();
+        kinds.dedup();
+        for kind in kinds {
+            let ended: Vec<String> = self
+                .outcomes
+                .iter()
+                .filter(|((k, _), _)| *k == kind)
+                .map(|((_, o), n)| format!("{n} {o}"))
+                .collect();
+            let _ = writeln!(s, "  {kind:<22} {}", ended.join(", "));
+        }
         let us = |x: Option<f64>| x.map_or("—".to_owned(), |v| format!("{v:.1} µs"));
         let _ = writeln!(
             s,
