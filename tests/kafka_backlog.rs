@@ -476,9 +476,15 @@ fn a_kill_9_at_any_point_of_a_backlog_then_restart_gives_every_document_of_repla
 }
 
 /// Two instances started together share the partitions: each applies its own camera,
-/// plate and weather partitions with every patrol position and ack, in event-time order,
-/// so together they produce exactly what a replay per instance of those records
-/// produces (whichever partitions each one got).
+/// plate and weather partitions with every patrol position, ack and operator action, in
+/// event-time order, so together they produce exactly what a replay per instance of
+/// those records produces (whichever partitions each one got).
+///
+/// The backlog reaches the broker once both are ready, so that the group has settled:
+/// an instance whose start is slower than the broker's 3 s initial rebalance delay
+/// leaves every partition to the other, which then hands half over mid-backlog (seen
+/// once, under the suite's load) — issue #17's handover, which this expectation does
+/// not model. A start on a backlog already there is the two tests above.
 #[test]
 fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
     let mut stage = Stage::build(
@@ -490,30 +496,18 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
     );
     settings_for_backlog(&mut stage);
     let inputs = scenario(&stage.settings);
-    produce_backlog(&stage, &inputs, Arrival::Interleaved);
     let mut reader = Reader::new(&stage);
-    let mut b_settings = stage.settings.clone();
-    b_settings.kafka.instance_id = "b".to_owned();
-    warm_coordinators(&stage);
-    let a = start(stage.settings.clone());
-    let b = start(b_settings);
-    a.wait_ready(Duration::from_secs(60));
-    b.wait_ready(Duration::from_secs(60));
+    let (a, b) = two_instances(&stage);
+    let settled = (
+        a.metrics.state_rebuilds.get(),
+        b.metrics.state_rebuilds.get(),
+    );
+    produce_backlog(&stage, &inputs, Arrival::Interleaved);
     let owned = |rt: &InProcess| -> Vec<(String, i32)> { assigned(rt) };
     let (mine_a, mine_b) = (owned(&a), owned(&b));
     assert!(
         !mine_a.is_empty() && !mine_b.is_empty(),
         "both instances hold partitions: {mine_a:?} / {mine_b:?}"
-    );
-    // One generation from the start, or the expectation below does not apply (a handover
-    // mid-backlog is issue #17's).
-    assert_eq!(
-        (
-            a.metrics.state_rebuilds.get(),
-            b.metrics.state_rebuilds.get()
-        ),
-        (1, 1),
-        "the instances did not start in one group generation"
     );
     let mut expected = Vec::new();
     for mine in [&mine_a, &mine_b] {
@@ -528,12 +522,15 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
     }
     assert_documents(&mut reader, &expected, false);
     // The assignment the expectation was built from held for the whole drain.
+    assert_eq!(
+        (
+            a.metrics.state_rebuilds.get(),
+            b.metrics.state_rebuilds.get()
+        ),
+        settled,
+        "the assignment changed during the drain"
+    );
     for rt in [&a, &b] {
-        assert_eq!(
-            rt.metrics.state_rebuilds.get(),
-            1,
-            "one assignment, one rebuild per instance"
-        );
         assert_eq!(rt.metrics.late_records.get(), 0, "records dropped as late");
     }
     a.stop();

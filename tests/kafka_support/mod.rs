@@ -402,9 +402,14 @@ impl Out {
 pub struct Reader {
     pub consumer: StreamConsumer,
     pub seen: Vec<Out>,
-    /// (topic, partition, offset) already read: the reader's own group rebalances when
-    /// a per-unit topic appears and then reads those partitions from the start again.
+    /// (topic, partition, offset) already read (a safeguard: each partition is assigned
+    /// once, from its beginning).
     pub offsets: std::collections::HashSet<(String, i32, i64)>,
+    /// `alerts` and the DLQ, and the prefix of the per-unit topics.
+    names: Vec<String>,
+    dispatch_prefix: String,
+    assigned: std::collections::BTreeSet<(String, i32)>,
+    refreshed: Option<Instant>,
 }
 
 impl Reader {
@@ -418,20 +423,54 @@ impl Reader {
                 ("group.id", &format!("{}-reader-{}", stage.prefix, nonce())),
                 ("isolation.level", "read_committed"),
                 ("enable.auto.commit", "false"),
-                ("auto.offset.reset", "earliest"),
-                // Per-unit topics appear while the test runs; the pattern picks them up.
-                ("topic.metadata.refresh.interval.ms", "500"),
             ],
         )
         .create()
         .unwrap();
         let t = &k.topics;
-        let pattern = format!("^{}.*", regex_escape(&t.dispatch_prefix));
-        consumer.subscribe(&[&t.alerts, &t.dlq, &pattern]).unwrap();
-        Reader {
+        let mut reader = Reader {
             consumer,
             seen: Vec::new(),
             offsets: Default::default(),
+            names: vec![t.alerts.clone(), t.dlq.clone()],
+            dispatch_prefix: t.dispatch_prefix.clone(),
+            assigned: Default::default(),
+            refreshed: None,
+        };
+        reader.refresh();
+        reader
+    }
+
+    /// Assigns, from their beginning, the output partitions that have appeared since
+    /// (per-unit topics are created while a test runs). Assigned, not subscribed: a
+    /// pattern subscription found a new topic only after its own group rebalanced, and
+    /// once under the suite's load not within 90 s.
+    fn refresh(&mut self) {
+        if self
+            .refreshed
+            .is_some_and(|t: Instant| t.elapsed() < Duration::from_millis(500))
+        {
+            return;
+        }
+        self.refreshed = Some(Instant::now());
+        let Ok(md) = self.consumer.fetch_metadata(None, Duration::from_secs(5)) else {
+            return;
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for topic in md.topics() {
+            let name = topic.name();
+            if !(self.names.iter().any(|n| n == name) || name.starts_with(&self.dispatch_prefix)) {
+                continue;
+            }
+            for p in topic.partitions() {
+                if self.assigned.insert((name.to_owned(), p.id())) {
+                    tpl.add_partition_offset(name, p.id(), rdkafka::Offset::Beginning)
+                        .unwrap();
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            self.consumer.incremental_assign(&tpl).unwrap();
         }
     }
 
@@ -450,6 +489,7 @@ impl Reader {
             if left.is_zero() {
                 return false;
             }
+            self.refresh();
             let got = tokio().block_on(async {
                 tokio::time::timeout(left.min(Duration::from_millis(500)), self.consumer.recv())
                     .await
