@@ -143,6 +143,14 @@ impl Book {
         }
     }
 
+    /// An entry's last document again, with `status` at `at`.
+    fn resend(&self, e: &Entry, status: AlertStatus, at: EventTime) -> Alert {
+        let mut doc = e.last.clone();
+        doc.status = status;
+        doc.event_ts = format_rfc3339(at, self.utc_offset);
+        doc
+    }
+
     /// Metrics events since the last call.
     pub fn take_events(&mut self) -> Vec<LifecycleEvent> {
         std::mem::take(&mut self.events)
@@ -251,9 +259,7 @@ impl Book {
             ts: format_rfc3339(at, self.utc_offset),
             text: None,
         });
-        let mut doc = entry.last.clone();
-        doc.status = AlertStatus::Update;
-        doc.event_ts = format_rfc3339(at, self.utc_offset);
+        let doc = self.resend(&self.entries[alert_id], AlertStatus::Update, at);
         self.step(alert_id, Step::Acknowledged, at);
         Some(doc)
     }
@@ -284,9 +290,7 @@ impl Book {
         at: EventTime,
     ) -> Option<Alert> {
         let entry = self.entries.get(alert_id).filter(|e| e.closed.is_none())?;
-        let mut doc = entry.last.clone();
-        doc.status = AlertStatus::Cleared;
-        doc.event_ts = format_rfc3339(at, self.utc_offset);
+        let mut doc = self.resend(entry, AlertStatus::Cleared, at);
         doc.outcome = Some(outcome);
         doc.closed_by = Some(by);
         Some(doc)
@@ -383,10 +387,7 @@ impl Book {
             }
         }
         for (at, id) in unattended {
-            let mut doc = self.entries[&id].last.clone();
-            doc.status = AlertStatus::Cleared;
-            doc.event_ts = format_rfc3339(at, self.utc_offset);
-            out.push(doc);
+            out.push(self.resend(&self.entries[&id], AlertStatus::Cleared, at));
         }
         let keep = self.keep_closed_ms;
         let gone: Vec<String> = self

@@ -107,15 +107,8 @@ impl KafkaSink {
     /// `paced`: sent at a target rate, standing in for devices that report in real time.
     fn new(settings: &Settings, paced: bool) -> anyhow::Result<Self> {
         let k = &settings.kafka;
-        let t = &k.topics;
-        let topics = [
-            t.camera.clone(),
-            t.plate.clone(),
-            t.weather.clone(),
-            t.patrol.clone(),
-            t.ack.clone(),
-            t.operator.clone(),
-        ];
+        // In `Stream::ALL` order: a record finds its topic by its stream's position.
+        let topics = Stream::ALL.map(|s| k.topics.input(s).to_owned());
         let missing: Vec<&str> = topics
             .iter()
             .filter(|name| !kafka::topic_exists(k, name).unwrap_or(false))

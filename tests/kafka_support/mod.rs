@@ -520,10 +520,6 @@ impl Reader {
     }
 }
 
-pub fn regex_escape(s: &str) -> String {
-    s.replace('.', "\\.")
-}
-
 /// What `replay` produces for the same records in the same order.
 pub fn replay_expected(settings: &Settings, sent: &[Sent], watchlist: &str) -> Vec<Out> {
     let mut engine = Engine::new(settings.engine.clone(), network());

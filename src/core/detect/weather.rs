@@ -324,6 +324,25 @@ struct Episode {
     was_silent: bool,
 }
 
+impl Episode {
+    /// Its last document again as an `update` at `at`: `observed` false while the
+    /// station is silent (with the reason), true once it reports again.
+    fn resend(&mut self, at: EventTime, observed: bool) -> Option<AlertDraft> {
+        let mut d = self.last.clone()?;
+        d.status = AlertStatus::Update;
+        d.event_ms = at;
+        d.observed = Some(observed);
+        if observed {
+            d.details.remove("reason");
+        } else {
+            d.details.insert("reason".into(), json!("station_silent"));
+            self.was_silent = true;
+        }
+        self.last = Some(d.clone());
+        Some(d)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Quantity {
     ladder: Ladder,
@@ -489,16 +508,11 @@ impl WeatherDetector {
             let Some(emission) = step_quantity(quantity, subtype, obs, settings, fit) else {
                 if woke {
                     // Reporting again: the alert is seen again, at its level as it stands.
-                    if let Some(ep) = quantity.episode.as_mut() {
-                        if let Some(mut d) = ep.last.clone() {
-                            d.status = AlertStatus::Update;
-                            d.event_ms = obs.ts;
-                            d.observed = Some(true);
-                            d.details.remove("reason");
-                            ep.last = Some(d.clone());
-                            out.push(d);
-                        }
-                    }
+                    let resent = quantity
+                        .episode
+                        .as_mut()
+                        .and_then(|ep| ep.resend(obs.ts, true));
+                    out.extend(resent);
                 }
                 continue;
             };
@@ -577,18 +591,13 @@ impl WeatherDetector {
                 let Some(ep) = q.episode.as_mut() else {
                     continue;
                 };
-                let Some(mut d) = ep.last.clone() else {
+                let Some(mut d) = ep.resend(last + after, false) else {
                     continue;
                 };
-                d.status = AlertStatus::Update;
-                d.event_ms = last + after;
-                d.observed = Some(false);
-                d.details.insert("reason".into(), json!("station_silent"));
                 d.summary.push_str(match locale {
                     Locale::ZhCn => "（气象站无数据，预警保持）",
                     Locale::En => " (station silent; warning kept)",
                 });
-                ep.was_silent = true;
                 ep.last = Some(d.clone());
                 due.push((last + after, d));
             }

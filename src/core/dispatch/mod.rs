@@ -194,7 +194,7 @@ impl Dispatcher {
         let mut a = Assignment {
             alert,
             target,
-            unit: Some(unit),
+            unit: None,
             attempt,
             assigned_ms: now,
             accepted: false,
@@ -202,14 +202,7 @@ impl Dispatcher {
             cleared_ms: None,
             excluded,
         };
-        self.registry.get_mut(unit).assignment = Some(id.clone());
-        a.alert.dispatch = Some(AlertDispatch {
-            unit_id: self.registry.get(unit).unit_id.to_string(),
-            eta_s: (r.metres / self.settings.speed_ms).round() as i64,
-            route_m: r.metres.round() as i64,
-            attempt,
-            assigned_by: Some(operator_id.to_owned()),
-        });
+        self.put_on(&mut a, unit, &r, Some(operator_id));
         a.alert.status = AlertStatus::Redispatch;
         a.alert.event_ts = format_rfc3339(now, self.output.utc_offset);
         self.stats.operator_assigned += 1;
@@ -485,19 +478,25 @@ impl Dispatcher {
         }
         match self.choose(&target, &a.excluded, now, net) {
             Some((unit, r)) => {
-                self.registry.get_mut(unit).assignment = Some(a.alert.alert_id.clone());
-                a.unit = Some(unit);
-                a.alert.dispatch = Some(AlertDispatch {
-                    unit_id: self.registry.get(unit).unit_id.to_string(),
-                    eta_s: (r.metres / self.settings.speed_ms).round() as i64,
-                    route_m: r.metres.round() as i64,
-                    attempt: a.attempt,
-                    assigned_by: None,
-                });
+                self.put_on(a, unit, &r, None);
                 self.stats.assigned += 1;
             }
             None => self.escalate(a),
         }
+    }
+
+    /// Books `unit` for the assignment and names it, with its ETA, in the alert;
+    /// `assigned_by`: the operator who chose it, when the ranking did not.
+    fn put_on(&mut self, a: &mut Assignment, unit: u32, r: &Route, assigned_by: Option<&str>) {
+        self.registry.get_mut(unit).assignment = Some(a.alert.alert_id.clone());
+        a.unit = Some(unit);
+        a.alert.dispatch = Some(AlertDispatch {
+            unit_id: self.registry.get(unit).unit_id.to_string(),
+            eta_s: (r.metres / self.settings.speed_ms).round() as i64,
+            route_m: r.metres.round() as i64,
+            attempt: a.attempt,
+            assigned_by: assigned_by.map(str::to_owned),
+        });
     }
 
     /// The eligible unit with the shortest route to `target` (ties: smaller id).

@@ -178,10 +178,10 @@ impl Engine {
     /// several instances the one holding the alert applies it).
     fn on_action(&mut self, a: &OperatorAction, now: EventTime) {
         let kind = a.action.kind();
-        let Some(last) = self.book.open(&a.alert_id).cloned() else {
+        if self.book.open(&a.alert_id).is_none() {
             self.book.action(kind, ActionResult::NotOpen);
             return;
-        };
+        }
         let result = match &a.action {
             Action::Acknowledge => {
                 if let Some(doc) = self.book.acknowledge(&a.alert_id, &a.operator_id, now) {
@@ -209,6 +209,11 @@ impl Engine {
                 }
             }
             Action::Assign { unit_id } => {
+                let last = self
+                    .book
+                    .open(&a.alert_id)
+                    .cloned()
+                    .expect("open: checked above");
                 let roads = &*self.roads;
                 if self.dispatcher.assign_to(
                     last,

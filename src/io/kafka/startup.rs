@@ -240,16 +240,11 @@ pub(crate) struct StreamTopics {
 
 impl StreamTopics {
     pub(crate) fn new(k: &KafkaSettings) -> Self {
-        let t = &k.topics;
         StreamTopics {
-            by_name: vec![
-                (t.camera.clone(), Stream::Camera),
-                (t.plate.clone(), Stream::Plate),
-                (t.weather.clone(), Stream::Weather),
-                (t.patrol.clone(), Stream::Patrol),
-                (t.ack.clone(), Stream::Ack),
-                (t.operator.clone(), Stream::Operator),
-            ],
+            by_name: Stream::ALL
+                .iter()
+                .map(|s| (k.topics.input(*s).to_owned(), *s))
+                .collect(),
         }
     }
 
