@@ -423,6 +423,10 @@ impl Reader {
                 ("group.id", &format!("{}-reader-{}", stage.prefix, nonce())),
                 ("isolation.level", "read_committed"),
                 ("enable.auto.commit", "false"),
+                // A partition of a topic created a moment ago may answer the lookup of its
+                // beginning with an error; librdkafka then falls back to this, and its
+                // default (`latest`) skipped a new per-unit topic's first documents.
+                ("auto.offset.reset", "earliest"),
             ],
         )
         .create()
