@@ -468,7 +468,9 @@ impl Reader {
             }
             for p in topic.partitions() {
                 if self.assigned.insert((name.to_owned(), p.id())) {
-                    tpl.add_partition_offset(name, p.id(), rdkafka::Offset::Beginning)
+                    // Offset 0, not `Beginning`: no lookup that a topic created a moment
+                    // ago may fail (the tests' topics are young: nothing has expired).
+                    tpl.add_partition_offset(name, p.id(), rdkafka::Offset::Offset(0))
                         .unwrap();
                 }
             }
