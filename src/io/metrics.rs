@@ -85,6 +85,8 @@ pub struct Metrics {
     pub dispatch: IntCounterVec,
     pub dlq: IntCounterVec,
     pub late_records: IntCounter,
+    /// The event-time merge stopped waiting for a partition (`roadwatch run`).
+    pub merge_gave_up: IntCounterVec,
     /// Detector-state rebuilds (start-up, rebalances, rewinds): each one re-reads the
     /// input window, so a rising rate means an unsettled group.
     pub state_rebuilds: IntCounter,
@@ -149,6 +151,11 @@ impl Metrics {
                 "Records older than the allowed lateness behind the event clock, dropped.",
             )
             .expect("valid counter"),
+            merge_gave_up: counter(
+                "roadwatch_merge_gave_up_total",
+                "Times the event-time merge stopped waiting for a partition: behind its end but silent, or its end could not be looked up.",
+                &["reason"],
+            ),
             state_rebuilds: IntCounter::new(
                 "roadwatch_state_rebuilds_total",
                 "Detector-state rebuilds from the input window (start-up, rebalance, rewind).",
@@ -205,6 +212,7 @@ impl Metrics {
             Box::new(m.dispatch.clone()),
             Box::new(m.dlq.clone()),
             Box::new(m.late_records.clone()),
+            Box::new(m.merge_gave_up.clone()),
             Box::new(m.state_rebuilds.clone()),
             Box::new(m.consumer_lag.clone()),
             Box::new(m.transaction_commit.clone()),
@@ -245,6 +253,9 @@ impl Metrics {
         }
         for s in Stage::ALL {
             self.stage.with_label_values(&[s.as_str()]);
+        }
+        for reason in ["behind", "unconfirmed"] {
+            self.merge_gave_up.with_label_values(&[reason]);
         }
         let subtypes: [(AlertKind, &[&str]); 3] = [
             (

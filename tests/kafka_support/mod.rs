@@ -410,6 +410,7 @@ pub struct Reader {
     dispatch_prefix: String,
     assigned: std::collections::BTreeSet<(String, i32)>,
     refreshed: Option<Instant>,
+    kafka: roadwatch::config::KafkaSettings,
 }
 
 impl Reader {
@@ -440,6 +441,7 @@ impl Reader {
             dispatch_prefix: t.dispatch_prefix.clone(),
             assigned: Default::default(),
             refreshed: None,
+            kafka: k.clone(),
         };
         reader.refresh();
         reader
@@ -478,6 +480,63 @@ impl Reader {
         if tpl.count() > 0 {
             self.consumer.incremental_assign(&tpl).unwrap();
         }
+    }
+
+    /// For a failure message: where the documents this reader missed are on the broker.
+    /// A fresh consumer reads each topic in `topics` from offset 0 under both isolation
+    /// levels; for each record it says whether this reader had read that offset.
+    pub fn explain_missing(&self, topics: &[String]) -> String {
+        let mut out = String::new();
+        for isolation in ["read_committed", "read_uncommitted"] {
+            let consumer: rdkafka::consumer::BaseConsumer = kafka::client_config(
+                &self.kafka,
+                &[
+                    ("group.id", &format!("explain-{}", nonce())),
+                    ("isolation.level", isolation),
+                    ("enable.auto.commit", "false"),
+                    ("auto.offset.reset", "earliest"),
+                ],
+            )
+            .create()
+            .unwrap();
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for t in topics {
+                tpl.add_partition_offset(t, 0, rdkafka::Offset::Offset(0))
+                    .unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match consumer.poll(Duration::from_millis(500)) {
+                    Some(Ok(m)) => {
+                        let had = self.offsets.contains(&(
+                            m.topic().to_owned(),
+                            m.partition(),
+                            m.offset(),
+                        ));
+                        let value: Value = serde_json::from_slice(m.payload().unwrap_or_default())
+                            .unwrap_or(Value::Null);
+                        out.push_str(&format!(
+                            "{isolation} {}[{}]@{} ts={:?} read by the test's reader: {had}: {} {}\n",
+                            m.topic(),
+                            m.partition(),
+                            m.offset(),
+                            m.timestamp().to_millis(),
+                            value["alert_id"],
+                            value["status"],
+                        ));
+                    }
+                    Some(Err(e)) => out.push_str(&format!("{isolation}: {e}\n")),
+                    None => {}
+                }
+            }
+            for t in topics {
+                if let Ok((low, high)) = consumer.fetch_watermarks(t, 0, Duration::from_secs(5)) {
+                    out.push_str(&format!("{isolation} {t}[0] watermarks {low}..{high}\n"));
+                }
+            }
+        }
+        out
     }
 
     /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.

@@ -26,6 +26,18 @@
 //! yet: it holds the others for `first_wait` (longer than `wait`), since a new
 //! consumer's first fetch (leader lookup, connection) can take longer than `wait`.
 //!
+//! "Read to its end" is only as fresh as the consumer's last fetch response, and the two
+//! consumers fetch independently: when every stream bursts at once (producers that
+//! buffered through an outage, a backfill), one consumer's batch can carry an hour of
+//! event time while the other's cached watermark still says "nothing more". Applied,
+//! that batch moves the clock past everything the other side is about to deliver (issue
+//! #20: 1,110 records late with two instances started together). So a head that is more
+//! than half the allowed lateness ahead of an empty, caught-up lane's last record waits
+//! until the lane's end has been looked up *after* the head was polled ([`Merge::ticket`],
+//! [`Merge::take_lookups`], [`Merge::confirm`]) — for at most `wait`, so a broker that
+//! cannot answer does not stop the stream. The other half of the lateness is the lane's
+//! own disorder.
+//!
 //! Lanes are bounded: [`Merge::push`] says when a lane is full and its partition should
 //! be paused, [`Merge::resumable`] when it has drained enough to fetch again.
 //! No I/O here: the runtime supplies "is it behind" and the current instant.
@@ -43,6 +55,17 @@ pub(crate) enum Pushed {
     Ignored,
 }
 
+/// Why the merge stopped waiting for an empty lane ([`Merge::gave_up`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GaveUp {
+    /// Behind its end, it delivered nothing for the whole wait: the heads newer than its
+    /// last record go ahead, and what it delivers later may be late.
+    Behind,
+    /// Read to its end as far as its consumer had heard, but its end could not be
+    /// looked up again within the wait.
+    Unconfirmed,
+}
+
 /// What the caller's consumer knows of a partition, for [`Merge::pop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reading {
@@ -52,11 +75,18 @@ pub(crate) struct Reading {
     /// librdkafka's cached high watermark (last stable offset under read_committed);
     /// `None` before the consumer's first fetch of the partition.
     pub high: Option<i64>,
+    /// When a poll of the consumer last came back empty (it had handed over everything
+    /// it had fetched); `None`: not known, the wall clock alone decides. A lane is
+    /// silent only if its consumer has been found empty after the wait: while the loop
+    /// was busy elsewhere (a batch of other partitions' records, a topic being created)
+    /// the lane's records may have been waiting in the consumer.
+    pub drained_at: Option<Instant>,
 }
 
 struct Lane<K, T> {
     key: K,
-    queue: VecDeque<(i64, T)>,
+    /// `(merge key, ticket at push, record)`.
+    queue: VecDeque<(i64, u64, T)>,
     /// The offset after the last record queued.
     next: i64,
     /// The partition's end when the lane was set up: everything below it exists, so
@@ -69,6 +99,14 @@ struct Lane<K, T> {
     paused: bool,
     /// Since when this lane, empty and behind, has been holding the others up.
     blocking_since: Option<Instant>,
+    /// The ticket of the newest lookup of its end: it covers records pushed before it.
+    confirmed: u64,
+    /// Since when this lane, empty and caught up, has held a head for a lookup.
+    unconfirmed_since: Option<Instant>,
+    /// It held a head for a lookup that has not been asked for yet.
+    wants_lookup: bool,
+    /// The merge stopped waiting for it (reported once, until it delivers or is looked up).
+    given_up: bool,
 }
 
 pub(crate) struct Merge<K, T> {
@@ -76,20 +114,69 @@ pub(crate) struct Merge<K, T> {
     capacity: usize,
     wait: Duration,
     first_wait: Duration,
+    /// Half the allowed lateness, in merge-key units (ms of event time).
+    margin: i64,
+    /// Stamped on every push; [`Merge::ticket`] moves it on.
+    epoch: u64,
     queued: usize,
+    gave_up: Vec<(K, GaveUp)>,
 }
 
 impl<K: Copy + PartialEq, T> Merge<K, T> {
     /// `capacity` records per lane before it asks to be paused; an empty lane that is
     /// behind holds the others for at most `wait`, or `first_wait` before it has
-    /// delivered anything since it was set up.
-    pub(crate) fn new(capacity: usize, wait: Duration, first_wait: Duration) -> Self {
+    /// delivered anything since it was set up; `lateness`: the engine's allowed
+    /// lateness, in merge-key units.
+    pub(crate) fn new(
+        capacity: usize,
+        wait: Duration,
+        first_wait: Duration,
+        lateness: i64,
+    ) -> Self {
         Merge {
             lanes: Vec::new(),
             capacity: capacity.max(1),
             wait,
             first_wait: first_wait.max(wait),
+            margin: lateness.max(0) / 2,
+            epoch: 1,
             queued: 0,
+            gave_up: Vec::new(),
+        }
+    }
+
+    /// The lanes the merge has stopped waiting for since the last call, and why.
+    pub(crate) fn gave_up(&mut self) -> Vec<(K, GaveUp)> {
+        std::mem::take(&mut self.gave_up)
+    }
+
+    /// Call right before looking up partition ends: a [`Merge::confirm`] with this
+    /// ticket covers every record pushed until now, and none pushed after.
+    pub(crate) fn ticket(&mut self) -> u64 {
+        let t = self.epoch;
+        self.epoch += 1;
+        t
+    }
+
+    /// The lanes whose end must be looked up before the oldest head may go (asked once
+    /// per hold).
+    pub(crate) fn take_lookups(&mut self) -> Vec<K> {
+        let mut out = Vec::new();
+        for lane in self.lanes.iter_mut() {
+            if std::mem::take(&mut lane.wants_lookup) {
+                out.push(lane.key);
+            }
+        }
+        out
+    }
+
+    /// A lane's end as looked up with `ticket`: it is behind until it has read that far.
+    pub(crate) fn confirm(&mut self, key: K, end: i64, ticket: u64) {
+        if let Some(lane) = self.lanes.iter_mut().find(|l| l.key == key) {
+            lane.end = lane.end.max(end);
+            lane.confirmed = lane.confirmed.max(ticket);
+            lane.unconfirmed_since = None;
+            lane.given_up = false;
         }
     }
 
@@ -109,6 +196,10 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
                 last_ts: i64::MIN,
                 paused: false,
                 blocking_since: None,
+                confirmed: 0,
+                unconfirmed_since: None,
+                wants_lookup: false,
+                given_up: false,
             })
             .collect();
         self.queued = 0;
@@ -152,7 +243,10 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         lane.last_ts = ts;
         lane.delivered = true;
         lane.blocking_since = None;
-        lane.queue.push_back((ts, item));
+        lane.unconfirmed_since = None;
+        lane.wants_lookup = false;
+        lane.given_up = false;
+        lane.queue.push_back((ts, self.epoch, item));
         self.queued += 1;
         if lane.queue.len() >= self.capacity && !lane.paused {
             lane.paused = true;
@@ -172,19 +266,23 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         patient: bool,
         reading: &mut dyn FnMut(K) -> Reading,
     ) -> Option<(K, T)> {
-        let mut best: Option<(i64, usize)> = None;
+        let mut best: Option<(i64, u64, usize)> = None;
         // Heads newer than this wait for an empty lane that is behind.
         let mut bound = i64::MAX;
+        // Empty lanes read to their end, as far as their consumer has heard.
+        let mut caught_up = Vec::new();
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             match lane.queue.front() {
-                Some((ts, _)) => {
-                    if best.map_or(true, |(b, _)| *ts < b) {
-                        best = Some((*ts, i));
+                Some((ts, stamp, _)) => {
+                    if best.map_or(true, |(b, _, _)| *ts < b) {
+                        best = Some((*ts, *stamp, i));
                     }
                 }
                 None => {
-                    if !Self::behind(lane, reading(lane.key)) {
+                    let r = reading(lane.key);
+                    if !Self::behind(lane, r) {
                         lane.blocking_since = None;
+                        caught_up.push(i);
                         continue;
                     }
                     let since = *lane.blocking_since.get_or_insert(now);
@@ -193,17 +291,38 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
                     } else {
                         self.first_wait
                     };
-                    if patient || now.duration_since(since) < limit {
+                    let silent = now.duration_since(since) >= limit
+                        && r.drained_at.map_or(true, |d| d >= since + limit);
+                    if patient || !silent {
                         bound = bound.min(lane.last_ts);
+                    } else if !std::mem::replace(&mut lane.given_up, true) {
+                        self.gave_up.push((lane.key, GaveUp::Behind));
                     }
                 }
             }
         }
-        let (ts, i) = best?;
+        let (ts, stamp, i) = best?;
         if ts > bound {
             return None;
         }
-        let (_, item) = self.lanes[i].queue.pop_front().expect("a head");
+        let mut hold = false;
+        for j in caught_up {
+            let lane = &mut self.lanes[j];
+            if ts <= lane.last_ts.saturating_add(self.margin) || lane.confirmed >= stamp {
+                continue;
+            }
+            let since = *lane.unconfirmed_since.get_or_insert(now);
+            if patient || now.duration_since(since) < self.wait {
+                lane.wants_lookup = true;
+                hold = true;
+            } else if !std::mem::replace(&mut lane.given_up, true) {
+                self.gave_up.push((lane.key, GaveUp::Unconfirmed));
+            }
+        }
+        if hold {
+            return None;
+        }
+        let (_, _, item) = self.lanes[i].queue.pop_front().expect("a head");
         self.queued -= 1;
         Some((self.lanes[i].key, item))
     }
@@ -257,12 +376,16 @@ mod tests {
 
     const WAIT: Duration = Duration::from_millis(500);
     const FIRST: Duration = Duration::from_secs(5);
+    /// Far more than the merge keys of most tests: a lane that has delivered is never
+    /// looked up there.
+    const LATENESS: i64 = 1_000_000;
 
     /// A consumer that has fetched: `behind` lanes have records past any offset.
     fn fetched(behind: bool) -> Reading {
         Reading {
             position: -1,
             high: Some(if behind { i64::MAX } else { 0 }),
+            drained_at: None,
         }
     }
 
@@ -281,7 +404,7 @@ mod tests {
 
     #[test]
     fn heads_come_out_oldest_first_across_lanes() {
-        let mut m = Merge::new(100, WAIT, WAIT);
+        let mut m = Merge::new(100, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 0), (1, 0)]));
         // Partition 0 delivered minutes ahead of partition 1, as after a backlog.
         m.push(0, 0, Some(100), "a100");
@@ -300,7 +423,7 @@ mod tests {
 
     #[test]
     fn an_empty_lane_that_is_behind_holds_newer_heads_for_the_wait_only() {
-        let mut m = Merge::new(100, WAIT, WAIT);
+        let mut m = Merge::new(100, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 0), (1, 0)]));
         m.push(0, 0, Some(100), "a100");
         let t0 = Instant::now();
@@ -314,6 +437,8 @@ mod tests {
             .pop(t0 + WAIT * 3, true, &mut |k| fetched(k == 1))
             .is_none());
         assert_eq!(drain(&mut m, t0 + WAIT, &[1]), ["a100"], "silent: given up");
+        assert_eq!(m.gave_up(), [(1, GaveUp::Behind)]);
+        assert!(m.gave_up().is_empty(), "reported once");
         // Silent until it delivers; then it holds newer heads again.
         m.push(0, 1, Some(400), "a400");
         assert_eq!(drain(&mut m, t0 + WAIT, &[1]), ["a400"]);
@@ -326,9 +451,49 @@ mod tests {
         );
     }
 
+    /// Under load the group consumer hands over a full batch of other partitions'
+    /// records per poll, or the loop is away creating a topic, while this lane's records
+    /// wait in the consumer: that is not silence.
+    #[test]
+    fn a_lane_is_silent_only_if_its_consumer_was_found_empty_after_the_wait() {
+        let mut m = Merge::new(100, WAIT, WAIT, LATENESS);
+        m.reset(lanes(&[(0u8, 0), (1, 0)]));
+        m.push(0, 0, Some(100), "a100");
+        m.push(1, 0, Some(50), "b50");
+        let t0 = Instant::now();
+        assert_eq!(drain(&mut m, t0, &[1]), ["b50"]);
+        let drained = |at: Instant| {
+            move |k: u8| Reading {
+                drained_at: Some(at),
+                ..fetched(k == 1)
+            }
+        };
+        assert!(
+            m.pop(t0, false, &mut drained(t0)).is_none(),
+            "lane 1 blocks"
+        );
+        for step in 1..=4 {
+            assert!(
+                m.pop(t0 + WAIT * step, false, &mut drained(t0)).is_none(),
+                "not found empty since, after {step} waits"
+            );
+        }
+        // Found empty, but before the wait was over: still waiting.
+        assert!(m
+            .pop(t0 + WAIT * 5, false, &mut drained(t0 + WAIT / 2))
+            .is_none());
+        // Found empty after the wait: silent.
+        assert_eq!(
+            m.pop(t0 + WAIT * 5, false, &mut drained(t0 + WAIT))
+                .map(|(_, x)| x),
+            Some("a100")
+        );
+        assert_eq!(m.gave_up(), [(1, GaveUp::Behind)]);
+    }
+
     #[test]
     fn a_lane_behind_that_stays_empty_is_reported_once_per_period() {
-        let mut m = Merge::new(100, WAIT, WAIT);
+        let mut m = Merge::new(100, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 0), (1, 0)]));
         m.push(0, 0, Some(100), "a100");
         let t0 = Instant::now();
@@ -345,7 +510,7 @@ mod tests {
         assert_eq!(drain(&mut m, t0 + WAIT * 8, &[]), ["b50", "a100"]);
         assert!(m.stalled(t0 + WAIT * 20, WAIT * 4).is_empty());
         // A lane the merge paused itself is never reported.
-        let mut m = Merge::new(1, WAIT, WAIT);
+        let mut m = Merge::new(1, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 0), (1, 0)]));
         assert_eq!(m.push(0, 0, Some(100), "a100"), Pushed::QueuedFull);
         assert!(drain(&mut m, t0, &[0, 1]).is_empty());
@@ -358,7 +523,7 @@ mod tests {
 
     #[test]
     fn undecodable_records_stay_behind_their_predecessor() {
-        let mut m = Merge::new(100, WAIT, WAIT);
+        let mut m = Merge::new(100, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 0), (1, 0)]));
         m.push(1, 0, None, "bad-first");
         m.push(0, 0, Some(100), "a100");
@@ -372,7 +537,7 @@ mod tests {
 
     #[test]
     fn full_lanes_ask_to_pause_and_resume_at_half() {
-        let mut m = Merge::new(8, WAIT, WAIT);
+        let mut m = Merge::new(8, WAIT, WAIT, LATENESS);
         m.reset(lanes(&[(0u8, 10), (1, 0)]));
         assert_eq!(
             m.push(0, 9, Some(1), "old"),
@@ -394,6 +559,9 @@ mod tests {
         );
         assert!(!m.wants(0, 17) && m.wants(0, 18) && !m.wants(3, 0));
         assert_eq!(m.paused(), [0]);
+        // Lane 1 has delivered nothing: it is looked up before lane 0's records go.
+        let t = m.ticket();
+        m.confirm(1, 0, t);
         let now = Instant::now();
         for _ in 0..3 {
             assert!(m.pop(now, false, &mut |_| fetched(false)).is_some());
@@ -420,7 +588,7 @@ mod tests {
     /// hours of event time. The end known at set-up keeps it behind, for `first_wait`.
     #[test]
     fn a_lane_not_fetched_yet_holds_the_others_by_the_end_known_at_set_up() {
-        let mut m = Merge::new(100, WAIT, FIRST);
+        let mut m = Merge::new(100, WAIT, FIRST, LATENESS);
         // Lane 0: group records, fetched. Lane 1: patrol positions, 500 of them exist,
         // its consumer has fetched nothing yet (no watermark, no position).
         m.reset([(0u8, 0, 3), (1, 0, 500)]);
@@ -431,6 +599,7 @@ mod tests {
                 Reading {
                     position: -1001,
                     high: None,
+                    drained_at: None,
                 }
             } else {
                 fetched(false)
@@ -460,7 +629,7 @@ mod tests {
             "delivered before: silent after the usual wait"
         );
         // A lane that never delivers gives way after `first_wait`.
-        let mut m = Merge::new(100, WAIT, FIRST);
+        let mut m = Merge::new(100, WAIT, FIRST, LATENESS);
         m.reset([(0u8, 0, 1), (1, 0, 500)]);
         m.push(0, 0, Some(100), "a100");
         assert!(m.pop(t0, false, &mut |k| unfetched(k)).is_none());
@@ -472,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_lane_read_past_its_end_by_position_does_not_hold_the_others() {
-        let mut m = Merge::new(100, WAIT, FIRST);
+        let mut m = Merge::new(100, WAIT, FIRST, LATENESS);
         // Lane 1's last two offsets below the end are transaction markers: never
         // delivered, but the consumer's position moves past them.
         m.reset([(0u8, 0, 1), (1, 8, 10)]);
@@ -484,6 +653,7 @@ mod tests {
                     Reading {
                         position,
                         high: Some(10),
+                        drained_at: None,
                     }
                 } else {
                     fetched(false)
@@ -494,18 +664,99 @@ mod tests {
             m.pop(now, false, &mut at(8)).is_none(),
             "offsets 8, 9 to come"
         );
+        let t = m.ticket();
+        m.confirm(1, 10, t);
         assert_eq!(m.pop(now, false, &mut at(10)).map(|(_, x)| x), Some("a100"));
         // The cached watermark counts as well as the end known at set-up.
-        let mut m = Merge::new(100, WAIT, FIRST);
+        let mut m = Merge::new(100, WAIT, FIRST, LATENESS);
         m.reset([(0u8, 0, 1), (1, 0, 0)]);
         m.push(0, 0, Some(100), "a100");
         let grown = |k: u8| Reading {
             position: -1,
             high: Some(if k == 1 { 5 } else { 1 }),
+            drained_at: None,
         };
         assert!(
             m.pop(now, false, &mut |k| grown(k)).is_none(),
             "lane 1 grew"
         );
+    }
+
+    /// Issue #20, live: every stream bursts at once while both consumers are at their
+    /// end. The side consumer's batch carries hours of event time; the group lane's
+    /// cached watermark predates the burst, so by what its consumer knows it is read to
+    /// its end. A head far ahead of that lane waits for a lookup of its end made after
+    /// the head was polled: here it shows the lane behind, so the head waits for the
+    /// lane's records.
+    #[test]
+    fn a_head_far_ahead_of_a_caught_up_lane_waits_for_a_fresh_look_at_its_end() {
+        const MIN: i64 = 60_000;
+        let mut m = Merge::new(100, WAIT, FIRST, 30_000);
+        m.reset([(0u8, 0, 0), (1, 0, 0)]);
+        // Before the burst: lane 0 delivered at minute 10, then went quiet.
+        m.push(0, 0, Some(10 * MIN), "g10");
+        let now = Instant::now();
+        let caught_up = |k: u8| Reading {
+            position: if k == 0 { 1 } else { 0 },
+            high: Some(if k == 0 { 1 } else { 0 }),
+            drained_at: None,
+        };
+        // A first global record of the same minute has to wait for nobody; g10 and p10
+        // are within the margin of each other.
+        m.push(1, 0, Some(10 * MIN + 5_000), "p10");
+        let mut out = Vec::new();
+        while let Some((_, x)) = m.pop(now, false, &mut |k| caught_up(k)) {
+            out.push(x);
+        }
+        assert_eq!(out, ["g10", "p10"]);
+        assert!(m.take_lookups().is_empty());
+        // The burst: the side consumer's batch runs to minute 90.
+        for (o, minute) in (1..).zip([11, 30, 60, 90]) {
+            m.push(1, o, Some(minute * MIN), "p");
+        }
+        // Minute 11 is more than the margin (15 s) past lane 0's last record.
+        assert!(m.pop(now, false, &mut |k| caught_up(k)).is_none());
+        assert!(m.pop(now, false, &mut |k| caught_up(k)).is_none());
+        assert_eq!(m.take_lookups(), [0], "asked for once per hold");
+        assert!(m.take_lookups().is_empty());
+        // The lookup finds lane 0's part of the burst on the broker: lane 0 is behind.
+        let t = m.ticket();
+        m.confirm(0, 40, t);
+        assert!(m.pop(now, false, &mut |k| caught_up(k)).is_none());
+        m.push(0, 1, Some(20 * MIN), "g20");
+        m.push(0, 2, Some(95 * MIN), "g95");
+        let mut out = Vec::new();
+        while let Some((_, x)) = m.pop(now, false, &mut |k| caught_up(k)) {
+            out.push(x);
+        }
+        assert_eq!(
+            out,
+            ["p", "g20", "p", "p", "p"],
+            "minute 11, 20, 30, 60, 90"
+        );
+        // A lookup covers only what was polled before it.
+        let mut m = Merge::new(100, WAIT, FIRST, 30_000);
+        m.reset([(0u8, 0, 0), (1, 0, 0)]);
+        let t = m.ticket();
+        m.confirm(0, 0, t);
+        m.push(1, 0, Some(90 * MIN), "later");
+        let idle = |_| Reading {
+            position: 0,
+            high: Some(0),
+            drained_at: None,
+        };
+        assert!(m.pop(now, false, &mut |k| idle(k)).is_none());
+        assert_eq!(m.take_lookups(), [0]);
+        // The broker does not answer: after the merge's wait the head goes anyway.
+        assert!(m.pop(now + WAIT / 2, false, &mut |k| idle(k)).is_none());
+        assert!(
+            m.pop(now + WAIT, true, &mut |k| idle(k)).is_none(),
+            "patient"
+        );
+        assert_eq!(
+            m.pop(now + WAIT, false, &mut |k| idle(k)).map(|(_, x)| x),
+            Some("later")
+        );
+        assert_eq!(m.gave_up(), [(0, GaveUp::Unconfirmed)]);
     }
 }

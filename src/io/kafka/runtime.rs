@@ -34,7 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
-use super::merge::{Merge, Pushed, Reading};
+use super::merge::{GaveUp, Merge, Pushed, Reading};
 use super::sink::{
     clock_from_metadata, globals_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError,
 };
@@ -69,6 +69,9 @@ const FIRST_FETCH_WAIT: Duration = Duration::from_secs(10);
 /// instance that gets no partitions still serves /readyz and keeps its units current).
 const FIRST_ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The merge's lookup of partition ends blocks the loop: a broker slower than this to
+/// answer leaves the merge to its wait (`processing.merge_wait_ms`).
+const END_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 const INIT_TRANSACTIONS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks `run` to stop: finish and commit the open work, leave the group, return `Ok`.
@@ -221,6 +224,7 @@ pub fn run(
         settings.processing.merge_lane_records,
         Duration::from_millis(settings.processing.merge_wait_ms),
         FIRST_FETCH_WAIT,
+        settings.engine.time.allowed_lateness_ms,
     );
     let now = Instant::now();
     let mut runtime = Runtime {
@@ -251,6 +255,9 @@ pub fn run(
         next_stats_log: now + STATS_LOG_EVERY,
         error_logged_at: None,
         stall_logged_at: None,
+        gave_up_logged_at: None,
+        group_drained_at: now,
+        side_drained_at: now,
     };
     let result = runtime.main_loop();
     let closed = runtime.close(result.is_ok());
@@ -291,6 +298,11 @@ struct Runtime {
     next_stats_log: Instant,
     error_logged_at: Option<Instant>,
     stall_logged_at: Option<Instant>,
+    gave_up_logged_at: Option<Instant>,
+    /// When a poll of the group (side) consumer last came back empty: the merge counts
+    /// a partition silent only if its consumer was found empty after the wait.
+    group_drained_at: Instant,
+    side_drained_at: Instant,
 }
 
 impl Runtime {
@@ -405,6 +417,7 @@ impl Runtime {
             last_input,
             error_logged_at,
             loop_stats,
+            group_drained_at,
             ..
         } = self;
         let now_ms = wall_clock_ms();
@@ -418,6 +431,7 @@ impl Runtime {
             let message = match polled {
                 None => {
                     loop_stats.empty_polls += 1;
+                    *group_drained_at = Instant::now();
                     break;
                 }
                 Some(Err(e)) => {
@@ -460,76 +474,112 @@ impl Runtime {
             merge,
             backpressure,
             camera_partitions,
+            loop_stats,
+            group_drained_at,
+            side_drained_at,
             ..
         } = self;
         let now_ms = wall_clock_ms();
         let now = Instant::now();
-        // What each consumer knows of an empty lane's partition (the merge decides from
-        // it and from the end known at the rebuild whether the lane is behind). Looked
-        // up once per partition per call: it does not change while nothing is polled.
-        let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
-        let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
-        let mut reading = |key: PartitionKey| -> Reading {
-            if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
-                return *r;
-            }
-            let topic = topics.topic_of(key.0);
-            let global = is_global(key.0);
-            let position = positions[usize::from(global)]
-                .get_or_insert_with(|| {
-                    if global {
-                        side.position()
-                    } else {
-                        group.position()
-                    }
-                    .unwrap_or_default()
-                })
-                .find_partition(topic, key.1)
-                .and_then(|e| e.offset().to_raw())
-                .unwrap_or(-1);
-            let high = if global {
-                cached_high_watermark(side, topic, key.1)
-            } else {
-                cached_high_watermark(group, topic, key.1)
-            };
-            let r = Reading { position, high };
-            known.push((key, r));
-            r
-        };
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
         let mut sink = group.context().sink.lock().expect("sink lock");
-        while let Some((key, q)) = merge.pop(now, *backpressure, &mut reading) {
-            let (stream, partition) = key;
-            let source = DlqSource {
-                topic: Some(topics.topic_of(stream).to_owned()),
-                partition: Some(partition),
-                offset: Some(q.offset),
-                line: None,
-            };
-            let refused = matches!(q.decoded, Decoded::Refused { .. });
-            if !refused
-                || !is_global(stream)
-                || dead_letters_global(&sink, partition, *camera_partitions)
-            {
-                pipeline.apply(stream, q.decoded, source, now_ms, out);
-            }
-            if is_global(stream) {
-                // Not the group's: no offset to commit, but the next commit records how
-                // far the stream was applied, and the clock it moved.
-                sink.global_applied(key, q.offset, pipeline.engine().clock());
-            } else {
-                sink.consumed(key, q.offset, pipeline.engine().clock());
-            }
-            if !out.is_empty() {
-                produced += out.len();
-                let t = Instant::now();
-                let sent = send_all(&mut sink, out);
-                produce_time += t.elapsed();
-                if let Err(e) = sent {
-                    drop(sink);
-                    return handle_sink_error(e, pending);
+        // At most one lookup of partition ends per call: a head that waits for one
+        // (merge.rs) is looked at again after it; waiting on, it is the next call's.
+        let mut looked_up = false;
+        loop {
+            // What each consumer knows of an empty lane's partition (the merge decides
+            // from it, and from the ends known from lookups, whether the lane is
+            // behind). Once per partition per round: it does not change while nothing
+            // is polled.
+            let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
+            let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
+            let mut reading = |key: PartitionKey| -> Reading {
+                if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
+                    return *r;
                 }
+                let topic = topics.topic_of(key.0);
+                let global = is_global(key.0);
+                let position = positions[usize::from(global)]
+                    .get_or_insert_with(|| {
+                        if global {
+                            side.position()
+                        } else {
+                            group.position()
+                        }
+                        .unwrap_or_default()
+                    })
+                    .find_partition(topic, key.1)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1);
+                let high = if global {
+                    cached_high_watermark(side, topic, key.1)
+                } else {
+                    cached_high_watermark(group, topic, key.1)
+                };
+                let r = Reading {
+                    position,
+                    high,
+                    drained_at: Some(if global {
+                        *side_drained_at
+                    } else {
+                        *group_drained_at
+                    }),
+                };
+                known.push((key, r));
+                r
+            };
+            while let Some((key, q)) = merge.pop(now, *backpressure, &mut reading) {
+                let (stream, partition) = key;
+                let source = DlqSource {
+                    topic: Some(topics.topic_of(stream).to_owned()),
+                    partition: Some(partition),
+                    offset: Some(q.offset),
+                    line: None,
+                };
+                let refused = matches!(q.decoded, Decoded::Refused { .. });
+                if !refused
+                    || !is_global(stream)
+                    || dead_letters_global(&sink, partition, *camera_partitions)
+                {
+                    pipeline.apply(stream, q.decoded, source, now_ms, out);
+                }
+                if is_global(stream) {
+                    // Not the group's: no offset to commit, but the next commit records
+                    // how far the stream was applied, and the clock it moved.
+                    sink.global_applied(key, q.offset, pipeline.engine().clock());
+                } else {
+                    sink.consumed(key, q.offset, pipeline.engine().clock());
+                }
+                if !out.is_empty() {
+                    produced += out.len();
+                    let t = Instant::now();
+                    let sent = send_all(&mut sink, out);
+                    produce_time += t.elapsed();
+                    if let Err(e) = sent {
+                        drop(sink);
+                        return handle_sink_error(e, pending);
+                    }
+                }
+            }
+            let unsure = merge.take_lookups();
+            if looked_up || unsure.is_empty() {
+                break;
+            }
+            looked_up = true;
+            let ticket = merge.ticket();
+            let started = Instant::now();
+            let ends = look_up_ends(side, topics, &unsure);
+            loop_stats.end_lookups += 1;
+            loop_stats.looking_up += started.elapsed();
+            match ends {
+                Ok(ends) => {
+                    for (key, end) in ends {
+                        merge.confirm(key, end, ticket);
+                    }
+                }
+                // The merge gives up waiting for it after its wait.
+                Err(e) => tracing::debug!(error = %format!("{e:#}"), "looking up partition ends"),
             }
         }
         drop(sink);
@@ -537,9 +587,46 @@ impl Runtime {
             self.metrics
                 .observe_stage(Stage::Produce, produce_time.as_secs_f64());
         }
+        self.report_gave_up();
         let resumable = self.merge.resumable();
         self.hold(&resumable, false);
         Ok(())
+    }
+
+    /// Counts, and logs at most once a minute, the partitions the merge stopped waiting
+    /// for: each time, records of that partition may come in behind the clock.
+    fn report_gave_up(&mut self) {
+        let gave_up = self.merge.gave_up();
+        if gave_up.is_empty() {
+            return;
+        }
+        for (_, why) in &gave_up {
+            let reason = match why {
+                GaveUp::Behind => "behind",
+                GaveUp::Unconfirmed => "unconfirmed",
+            };
+            self.metrics
+                .merge_gave_up
+                .with_label_values(&[reason])
+                .inc();
+        }
+        if self
+            .gave_up_logged_at
+            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.gave_up_logged_at = Some(Instant::now());
+            let partitions: Vec<String> = gave_up
+                .iter()
+                .map(|((stream, p), why)| {
+                    format!("{}[{p}] ({why:?})", self.topics.topic_of(*stream))
+                })
+                .collect();
+            tracing::warn!(
+                partitions = ?partitions,
+                wait_ms = self.settings.processing.merge_wait_ms,
+                "event-time merge went on without partitions that delivered nothing within the wait; their next records may be late"
+            );
+        }
     }
 
     /// Resumes again the partitions that are behind and deliver nothing. librdkafka can
@@ -596,7 +683,10 @@ impl Runtime {
         let mut error = None;
         for _ in 0..MAX_BATCH {
             match self.side.poll(Duration::ZERO) {
-                None => break,
+                None => {
+                    self.side_drained_at = Instant::now();
+                    break;
+                }
                 Some(Err(e)) => {
                     error = Some(e);
                     break;
@@ -770,6 +860,8 @@ impl Runtime {
                 batches = ls.batches,
                 empty_polls = ls.empty_polls,
                 polling_s = ls.polling.as_secs_f64(),
+                end_lookups = ls.end_lookups,
+                looking_up_s = ls.looking_up.as_secs_f64(),
                 merge_queued = self.merge.len(),
                 merge_paused = self.merge.paused().len(),
                 "runtime loop"
@@ -1189,6 +1281,31 @@ impl Runtime {
     }
 }
 
+/// The current end of each partition (one batched ListOffsets; under read_committed the
+/// last stable offset), for the merge's check that a lane caught up by its consumer's
+/// last fetch still is.
+fn look_up_ends(
+    consumer: &BaseConsumer,
+    topics: &StreamTopics,
+    keys: &[PartitionKey],
+) -> anyhow::Result<Vec<(PartitionKey, i64)>> {
+    let mut tpl = TopicPartitionList::new();
+    for (stream, partition) in keys {
+        tpl.add_partition_offset(topics.topic_of(*stream), *partition, Offset::End)?;
+    }
+    let ends = consumer.offsets_for_times(tpl, END_LOOKUP_TIMEOUT)?;
+    Ok(keys
+        .iter()
+        .filter_map(|&(stream, partition)| {
+            let elem = ends.find_partition(topics.topic_of(stream), partition)?;
+            match (elem.error(), elem.offset()) {
+                (Ok(()), Offset::Offset(end)) => Some(((stream, partition), end)),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
 /// Decodes a polled record into its partition's lane of the merge; true when the lane
 /// is now full (the caller pauses the partition).
 fn queue_message(
@@ -1280,6 +1397,9 @@ struct LoopStats {
     empty_polls: u64,
     /// Time inside the group consumer's `poll` (waiting for and fetching records).
     polling: Duration,
+    /// The merge's lookups of partition ends, and the time they blocked the loop.
+    end_lookups: u64,
+    looking_up: Duration,
 }
 
 /// The least recorded global-stream progress over the group partitions of a rebuild.

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -82,6 +83,9 @@ pub(crate) enum SinkError {
 pub(crate) struct DeliveryTag {
     batch: u64,
     alert: Option<(AlertKind, EventTime)>,
+    /// The first record to a per-unit topic this process has just created or found:
+    /// its delivery is logged (docs/KAFKA_RUNTIME.md, "Live equals replay", cause 4).
+    new_topic: bool,
 }
 
 struct Report {
@@ -130,6 +134,21 @@ impl ProducerContext for ProducerCtx {
     type DeliveryOpaque = Box<DeliveryTag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<DeliveryTag>) {
+        if tag.new_topic {
+            match result {
+                Ok(m) => tracing::info!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "first record to a new dispatch topic delivered"
+                ),
+                Err((e, m)) => tracing::warn!(
+                    topic = m.topic(),
+                    error = %e,
+                    "first record to a new dispatch topic failed"
+                ),
+            }
+        }
         let error = match result {
             Ok(_) => None,
             // Purged by our own abort: expected, not worth a warning.
@@ -456,9 +475,13 @@ impl Sink {
     /// Produces one record (inside the open transaction under exactly-once).
     pub(crate) fn send(&mut self, p: &Produced) -> Result<(), SinkError> {
         self.usable()?;
-        if let Err(e) = self.dispatch_topics.ensure(&p.topic) {
-            return Err(self.fail_open_work(format!("{e:#}")));
-        }
+        let new_topic = match self
+            .dispatch_topics
+            .ensure(&p.topic, self.producer.client())
+        {
+            Ok(new) => new,
+            Err(e) => return Err(self.fail_open_work(format!("{e:#}"))),
+        };
         if self.guarantee == Guarantee::ExactlyOnce && !self.txn_open {
             self.begin()?;
         }
@@ -466,6 +489,7 @@ impl Sink {
         let tag = Box::new(DeliveryTag {
             batch,
             alert: p.alert,
+            new_topic,
         });
         let mut record = BaseRecord::<str, [u8], Box<DeliveryTag>>::with_opaque_to(&p.topic, tag)
             .payload(&p.payload[..]);
