@@ -554,14 +554,17 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
             (0..n).map(move |p| (topic.clone(), p))
         })
         .collect();
+    let mut want = group;
+    want.sort();
+    let together = |x: &[(String, i32)], y: &[(String, i32)]| {
+        let mut both: Vec<_> = x.iter().chain(y).cloned().collect();
+        both.sort();
+        both
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mine_a, mine_b) = loop {
         let (x, y) = (assigned(&a), assigned(&b));
-        let mut both: Vec<_> = x.iter().chain(&y).cloned().collect();
-        both.sort();
-        let mut want = group.clone();
-        want.sort();
-        if both == want || Instant::now() > deadline {
+        if together(&x, &y) == want || Instant::now() > deadline {
             break (x, y);
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -570,12 +573,9 @@ fn two_instances_starting_together_on_a_backlog_each_equal_their_replay() {
         !mine_a.is_empty() && !mine_b.is_empty(),
         "both instances hold partitions: {mine_a:?} / {mine_b:?}"
     );
-    let mut both: Vec<_> = mine_a.iter().chain(&mine_b).cloned().collect();
-    both.sort();
-    let mut want = group.clone();
-    want.sort();
     assert_eq!(
-        both, want,
+        together(&mine_a, &mine_b),
+        want,
         "the two instances hold every group partition once"
     );
     let mut expected = Vec::new();

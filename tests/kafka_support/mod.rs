@@ -483,8 +483,9 @@ impl Reader {
     }
 
     /// For a failure message: where the documents this reader missed are on the broker.
-    /// A fresh consumer reads each topic in `topics` from offset 0 under both isolation
-    /// levels; for each record it says whether this reader had read that offset.
+    /// A fresh consumer reads partition 0 of each topic in `topics` (the tests' output
+    /// topics have one) from offset 0 under both isolation levels; for each record it
+    /// says whether this reader had read that offset.
     pub fn explain_missing(&self, topics: &[String]) -> String {
         let mut out = String::new();
         for isolation in ["read_committed", "read_uncommitted"] {
@@ -539,7 +540,6 @@ impl Reader {
         out
     }
 
-    /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.
     /// Whether at least `n` records arrived on `topic` within 60 s.
     pub fn alerts_seen(&mut self, topic: &str, n: usize) -> bool {
         self.until(Duration::from_secs(60), |seen| {
@@ -547,6 +547,7 @@ impl Reader {
         })
     }
 
+    /// Reads until `done(seen)` holds or `limit` passes; returns whether it held.
     pub fn until(&mut self, limit: Duration, done: impl Fn(&[Out]) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         while !done(&self.seen) {

@@ -66,6 +66,16 @@ pub(crate) enum GaveUp {
     Unconfirmed,
 }
 
+impl GaveUp {
+    /// The `reason` label of `roadwatch_merge_gave_up_total`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GaveUp::Behind => "behind",
+            GaveUp::Unconfirmed => "unconfirmed",
+        }
+    }
+}
+
 /// What the caller's consumer knows of a partition, for [`Merge::pop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reading {
@@ -269,8 +279,6 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         let mut best: Option<(i64, u64, usize)> = None;
         // Heads newer than this wait for an empty lane that is behind.
         let mut bound = i64::MAX;
-        // Empty lanes read to their end, as far as their consumer has heard.
-        let mut caught_up = Vec::new();
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             match lane.queue.front() {
                 Some((ts, stamp, _)) => {
@@ -282,7 +290,6 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
                     let r = reading(lane.key);
                     if !Self::behind(lane, r) {
                         lane.blocking_since = None;
-                        caught_up.push(i);
                         continue;
                     }
                     let since = *lane.blocking_since.get_or_insert(now);
@@ -305,10 +312,16 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         if ts > bound {
             return None;
         }
+        // Empty lanes read to their end as far as their consumer has heard, that the
+        // head is far ahead of and that were not looked up since it was polled (the
+        // cheap tests first: this runs for every record applied).
         let mut hold = false;
-        for j in caught_up {
-            let lane = &mut self.lanes[j];
-            if ts <= lane.last_ts.saturating_add(self.margin) || lane.confirmed >= stamp {
+        for lane in self.lanes.iter_mut() {
+            if !lane.queue.is_empty()
+                || ts <= lane.last_ts.saturating_add(self.margin)
+                || lane.confirmed >= stamp
+                || Self::behind(lane, reading(lane.key))
+            {
                 continue;
             }
             let since = *lane.unconfirmed_since.get_or_insert(now);

@@ -34,7 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
-use super::merge::{GaveUp, Merge, Pushed, Reading};
+use super::merge::{Merge, Pushed, Reading};
 use super::sink::{
     clock_from_metadata, globals_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError,
 };
@@ -484,51 +484,50 @@ impl Runtime {
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
         let mut sink = group.context().sink.lock().expect("sink lock");
+        // What each consumer knows of an empty lane's partition (the merge decides
+        // from it, and from the ends it has looked up, whether the lane is behind).
+        // Once per partition per call: it does not change while nothing is polled.
+        let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
+        let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
+        let mut reading = |key: PartitionKey| -> Reading {
+            if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
+                return *r;
+            }
+            let topic = topics.topic_of(key.0);
+            let global = is_global(key.0);
+            let position = positions[usize::from(global)]
+                .get_or_insert_with(|| {
+                    if global {
+                        side.position()
+                    } else {
+                        group.position()
+                    }
+                    .unwrap_or_default()
+                })
+                .find_partition(topic, key.1)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(-1);
+            let high = if global {
+                cached_high_watermark(side, topic, key.1)
+            } else {
+                cached_high_watermark(group, topic, key.1)
+            };
+            let r = Reading {
+                position,
+                high,
+                drained_at: Some(if global {
+                    *side_drained_at
+                } else {
+                    *group_drained_at
+                }),
+            };
+            known.push((key, r));
+            r
+        };
         // At most one lookup of partition ends per call: a head that waits for one
         // (merge.rs) is looked at again after it; waiting on, it is the next call's.
         let mut looked_up = false;
         loop {
-            // What each consumer knows of an empty lane's partition (the merge decides
-            // from it, and from the ends known from lookups, whether the lane is
-            // behind). Once per partition per round: it does not change while nothing
-            // is polled.
-            let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
-            let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
-            let mut reading = |key: PartitionKey| -> Reading {
-                if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
-                    return *r;
-                }
-                let topic = topics.topic_of(key.0);
-                let global = is_global(key.0);
-                let position = positions[usize::from(global)]
-                    .get_or_insert_with(|| {
-                        if global {
-                            side.position()
-                        } else {
-                            group.position()
-                        }
-                        .unwrap_or_default()
-                    })
-                    .find_partition(topic, key.1)
-                    .and_then(|e| e.offset().to_raw())
-                    .unwrap_or(-1);
-                let high = if global {
-                    cached_high_watermark(side, topic, key.1)
-                } else {
-                    cached_high_watermark(group, topic, key.1)
-                };
-                let r = Reading {
-                    position,
-                    high,
-                    drained_at: Some(if global {
-                        *side_drained_at
-                    } else {
-                        *group_drained_at
-                    }),
-                };
-                known.push((key, r));
-                r
-            };
             while let Some((key, q)) = merge.pop(now, *backpressure, &mut reading) {
                 let (stream, partition) = key;
                 let source = DlqSource {
@@ -601,13 +600,9 @@ impl Runtime {
             return;
         }
         for (_, why) in &gave_up {
-            let reason = match why {
-                GaveUp::Behind => "behind",
-                GaveUp::Unconfirmed => "unconfirmed",
-            };
             self.metrics
                 .merge_gave_up
-                .with_label_values(&[reason])
+                .with_label_values(&[why.as_str()])
                 .inc();
         }
         if self
@@ -618,7 +613,7 @@ impl Runtime {
             let partitions: Vec<String> = gave_up
                 .iter()
                 .map(|((stream, p), why)| {
-                    format!("{}[{p}] ({why:?})", self.topics.topic_of(*stream))
+                    format!("{}[{p}] ({})", self.topics.topic_of(*stream), why.as_str())
                 })
                 .collect();
             tracing::warn!(
