@@ -707,7 +707,13 @@ impl Child {
             .arg("run")
             .envs(stage.env(instance))
             .envs(extra.iter().copied())
-            .env("RUST_LOG", "roadwatch=info")
+            // ROADWATCH_TEST_CHILD_LOG widens the child's log for a diagnosis (e.g.
+            // `roadwatch=info,librdkafka=debug` with ROADWATCH__KAFKA__OPTIONS__DEBUG=eos).
+            .env(
+                "RUST_LOG",
+                std::env::var("ROADWATCH_TEST_CHILD_LOG")
+                    .unwrap_or_else(|_| "roadwatch=info".to_owned()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(err)
             .spawn()

@@ -86,14 +86,12 @@ impl DispatchTopics {
 }
 
 /// Topic creation returns once the controller has recorded the topic; the brokers learn
-/// it, and elect its leaders, a little later. Records produced in that moment went
-/// missing: the first two documents of a new per-unit topic were absent from the topic
-/// (under either isolation level) while their copies in `alerts` had been committed in
-/// the same transaction, and no delivery report failed (tests/kafka_backlog.rs, in
-/// about one run of six; always the first records of one new topic). Where they were
-/// lost is not established, and one more was lost once with this wait in place; the
-/// wait removes one window they may be lost in: until the producer's own metadata
-/// shows every partition with a leader (docs/KAFKA_RUNTIME.md, cause 4).
+/// it, and elect its leaders, a little later. The first records to a new topic went
+/// missing in the backlog tests (docs/KAFKA_RUNTIME.md, cause 4): the broker answered
+/// one without an offset, which the sink now treats as a failed delivery. This wait
+/// keeps the first produce out of the moment before the producer knows a leader for
+/// every partition, where such answers are most likely; it costs a metadata round trip
+/// per new topic.
 fn wait_for_leaders<C: ClientContext>(producer: &Client<C>, topic: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + CREATE_TIMEOUT;
     loop {

@@ -8,6 +8,8 @@ mod group;
 mod merge;
 mod runtime;
 mod sink;
+#[cfg(test)]
+mod sink_mock_tests;
 mod startup;
 mod state_rebuild;
 

@@ -41,6 +41,8 @@ use crate::io::pipeline::Produced;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The delivery error of a record dropped by our own abort.
 const PURGED: &str = "purged by the abort";
+/// A delivery report of success without an offset (see [`ProducerCtx::delivery`]).
+const NO_OFFSET: &str = "acknowledged without an offset (librdkafka: duplicate sequence number)";
 /// Commit attempts on a retriable error (a timeout) before the transaction is aborted.
 const COMMIT_ATTEMPTS: u32 = 3;
 /// How long each later attempt to finish an abort that timed out may block (the runtime
@@ -150,6 +152,15 @@ impl ProducerContext for ProducerCtx {
             }
         }
         let error = match result {
+            // librdkafka reports a produce answered with DUPLICATE_SEQUENCE_NUMBER ("an
+            // earlier send succeeded but was not acknowledged") as a success without an
+            // offset. The first record to a brand-new per-unit topic was answered so and
+            // was not in the log (docs/KAFKA_RUNTIME.md, cause 4). Both producers are
+            // idempotent with acks=all, so every real success has an offset: without one
+            // the record counts as failed and its work is done again.
+            Ok(m) if m.offset() < 0 => {
+                Some(format!("{}[{}]: {NO_OFFSET}", m.topic(), m.partition()))
+            }
             Ok(_) => None,
             // Purged by our own abort: expected, not worth a warning.
             Err((
@@ -866,6 +877,17 @@ impl Sink {
             }
         }
         self.drain_in_flight(CALL_TIMEOUT);
+        // Every record's report must be in before the commit: one acknowledged without an
+        // offset is not in the log, and after the commit its work could not be redone.
+        let in_flight = self.producer.in_flight_count();
+        if in_flight > 0 {
+            return Err(self.fail_open_work(format!(
+                "{in_flight} records still unacknowledged after {CALL_TIMEOUT:?}"
+            )));
+        }
+        if let Some(why) = self.delivery_failed.take() {
+            return Err(self.fail_open_work(format!("a record of the transaction: {why}")));
+        }
         let mut attempt = 1;
         loop {
             match self.producer.commit_transaction(CALL_TIMEOUT) {
@@ -977,6 +999,8 @@ impl Sink {
                     self.txn_open = false;
                     self.abort_pending = false;
                     self.take_reports();
+                    // The aborted records' failures are moot: their work is done again.
+                    self.delivery_failed = None;
                     return Ok(());
                 }
                 Err(e) if is_retriable(&e) && Instant::now() < deadline => {
@@ -1025,9 +1049,11 @@ impl Sink {
         for r in reports {
             match self.guarantee {
                 Guarantee::ExactlyOnce => {
-                    // The commit reports the failure as well; this only names the record.
-                    if let Some(e) = r.error.as_deref().filter(|e| *e != PURGED) {
+                    // A failed record fails the commit as well, but a record acknowledged
+                    // without an offset does not: the commit checks this first.
+                    if let Some(e) = r.error.filter(|e| e != PURGED) {
                         tracing::warn!(error = %e, "a record of the open transaction failed");
+                        self.delivery_failed.get_or_insert(e);
                     }
                 }
                 Guarantee::AtLeastOnce => {
