@@ -628,8 +628,13 @@ pub struct InProcess {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn start(settings: Settings) -> InProcess {
+pub fn start(mut settings: Settings) -> InProcess {
     roadwatch::logging::init(roadwatch::logging::LogFormat::Text);
+    // For a diagnosis: librdkafka's `debug` contexts (e.g. `eos`), logged with
+    // RUST_LOG=info,librdkafka=debug. The spawned binary takes ROADWATCH__KAFKA__OPTIONS__DEBUG.
+    if let Ok(contexts) = std::env::var("ROADWATCH_TEST_KAFKA_DEBUG") {
+        settings.kafka.options.insert("debug".to_owned(), contexts);
+    }
     let shutdown = Shutdown::new();
     let readiness = Arc::new(Readiness::default());
     let metrics = Arc::new(Metrics::new());
