@@ -322,6 +322,9 @@ struct Episode {
     last: Option<AlertDraft>,
     /// The station fell silent during this episode: its documents say `observed`.
     was_silent: bool,
+    /// The summary before the silent document's note ("station silent; warning kept")
+    /// was added: the document re-sent when the station reports again goes back to it.
+    observed_summary: Option<String>,
 }
 
 impl Episode {
@@ -334,9 +337,13 @@ impl Episode {
         d.observed = Some(observed);
         if observed {
             d.details.remove("reason");
+            if let Some(summary) = self.observed_summary.take() {
+                d.summary = summary;
+            }
         } else {
             d.details.insert("reason".into(), json!("station_silent"));
             self.was_silent = true;
+            self.observed_summary = Some(d.summary.clone());
         }
         self.last = Some(d.clone());
         Some(d)
@@ -800,6 +807,7 @@ fn step_quantity(
             withdraw_run: 0,
             last: None,
             was_silent: false,
+            observed_summary: None,
         });
     }
     let Some(ep) = q.episode.as_mut() else {

@@ -885,3 +885,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_station_reporting_again_drops_the_silent_note_from_the_summary() {
+    for locale in [Locale::ZhCn, Locale::En] {
+        let mut rig = Rig::with(settings(), locale);
+        let entered = rig.vis_all(&[150.0, 150.0]);
+        let observed_summary = entered.last().expect("fog level 2").summary.clone();
+        // Silent: nothing for `silent_after` after the last reading.
+        let mut silent = Vec::new();
+        let now = blank(STATION, rig.minute).ts + settings().silent_after_ms;
+        rig.det.on_time(now, &mut silent);
+        assert_eq!(silent.len(), 1, "{locale:?}");
+        assert_eq!(silent[0].observed, Some(false));
+        assert_ne!(
+            silent[0].summary, observed_summary,
+            "the silent note is added"
+        );
+        // Reporting again at the same level: the document as it was before the silence.
+        rig.minute += settings().silent_after_ms / 60_000;
+        let back = rig.vis_all(&[150.0]);
+        assert_eq!(back.len(), 1, "{locale:?}");
+        assert_eq!(back[0].observed, Some(true));
+        assert!(!back[0].details.contains_key("reason"));
+        assert_eq!(back[0].summary, observed_summary, "{locale:?}");
+    }
+}
