@@ -537,6 +537,13 @@ impl Sink {
                 }
             }
         }
+        // (After the bookkeeping above: the drain serves this record's report.)
+        if new_topic {
+            // librdkafka can report a new partition's failed first batch delivered when a
+            // later batch of that partition succeeds (cause 4): no later record goes out
+            // until the first one has its own answer. Once per new topic and process.
+            self.drain_in_flight(CALL_TIMEOUT);
+        }
         Ok(())
     }
 
