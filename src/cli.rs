@@ -141,11 +141,26 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// The command-center console and the patrol-unit app in the browser, against Kafka
+    /// (docs/CONSOLE.md).
+    Console(ConfigArg),
+    /// Accounts of the console: hash an operator's password, make a unit's token.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Validate the configuration and print the effective values (secrets masked).
     CheckConfig(ConfigArg),
     /// Road-network tools for operators and scripts.
     #[command(subcommand)]
     Roads(RoadsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Read a password from stdin (one line) and print its argon2 hash, for an
+    /// `[[operators]]` entry of console.accounts_file.
+    HashPassword,
+    /// Print a new random token for a patrol unit and the `[[units]]` entry to add.
+    NewToken { unit_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,7 +304,46 @@ fn execute(command: Command) -> Result<(), Failure> {
             config,
         } => report(&load_settings(&config)?, input.as_deref(), format),
         Command::Roads(cmd) => roads(cmd),
+        Command::Console(arg) => {
+            let settings = load_settings(&arg)?;
+            let network = Arc::new(load_roads(&settings)?);
+            io::console::run_console(settings, network)?;
+            Ok(())
+        }
+        Command::Accounts(cmd) => accounts(cmd),
     }
+}
+
+fn accounts(cmd: AccountsCommand) -> Result<(), Failure> {
+    use io::console::auth::{hash_password, new_secret, token_sha256};
+    match cmd {
+        AccountsCommand::HashPassword => {
+            let mut line = String::new();
+            stdio::stdin()
+                .read_line(&mut line)
+                .map_err(|e| Failure::Runtime(e.into()))?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(Failure::Usage("an empty password".into()));
+            }
+            println!("{}", hash_password(password));
+        }
+        AccountsCommand::NewToken { unit_id } => {
+            if !crate::core::model::is_valid_identifier(&unit_id) {
+                return Err(Failure::Usage(format!(
+                    "{unit_id:?} is not a unit id (1-64 of A-Z a-z 0-9 . _ -)"
+                )));
+            }
+            let token = new_secret();
+            println!("token for {unit_id} (give it to the unit; it is not stored): {token}");
+            println!();
+            println!(
+                "[[units]]\nunit_id = \"{unit_id}\"\ntoken_sha256 = \"{}\"",
+                token_sha256(&token)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn duration_arg(flag: &str, text: &str) -> Result<i64, Failure> {

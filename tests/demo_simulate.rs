@@ -118,6 +118,7 @@ fn demo_runs_and_reports_against_ground_truth() {
             "2026-11-23T06:00:00+08:00",
         ])
         .env("ROADWATCH__METRICS__LISTEN", "127.0.0.1:0")
+        .env("ROADWATCH__CONSOLE__LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -996,6 +996,7 @@ fn start_demo(log_dir: &Path) -> (Spawned, SocketAddr) {
                 "120",
             ])
             .env("ROADWATCH__METRICS__LISTEN", addr.to_string())
+            .env("ROADWATCH__CONSOLE__LISTEN", "127.0.0.1:0")
             .env_remove("RUST_LOG")
             .current_dir(repo()),
         log_dir,

@@ -13,8 +13,8 @@ use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use settings::{
-    Guarantee, KafkaSettings, MetricsSettings, ProcessingSettings, RideHailingFiles, RoadsSettings,
-    Settings, Topics,
+    ConsoleSettings, Guarantee, KafkaSettings, MetricsSettings, ProcessingSettings,
+    RideHailingFiles, RoadsSettings, Settings, Topics,
 };
 
 /// The defaults, compiled in so that `roadwatch` runs from any directory.
@@ -114,6 +114,15 @@ pub fn render_effective(cfg: &config::Config) -> String {
                 })
                 .collect();
             *options = masked.into_iter().collect();
+        }
+    }
+    if let Some(toml::Value::Table(console)) = tree.get_mut("console") {
+        if console
+            .get("session_secret")
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| !v.is_empty())
+        {
+            console.insert("session_secret".into(), "********".into());
         }
     }
     toml::to_string_pretty(&tree).unwrap_or_default()

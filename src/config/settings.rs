@@ -126,6 +126,39 @@ pub struct MetricsSettings {
     pub listen: SocketAddr,
 }
 
+/// `roadwatch console` and the demo's console (docs/CONSOLE.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub listen: SocketAddr,
+    pub accounts_file: Option<PathBuf>,
+    /// Empty: a random key per process.
+    pub session_secret: String,
+    pub session_ttl_ms: u64,
+    pub history_window_ms: u64,
+    pub login_max_failures: u32,
+}
+
+/// Written by hand so that the session key never reaches a log line.
+impl fmt::Debug for ConsoleSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleSettings")
+            .field("listen", &self.listen)
+            .field("accounts_file", &self.accounts_file)
+            .field(
+                "session_secret",
+                &if self.session_secret.is_empty() {
+                    ""
+                } else {
+                    "********"
+                },
+            )
+            .field("session_ttl_ms", &self.session_ttl_ms)
+            .field("history_window_ms", &self.history_window_ms)
+            .field("login_max_failures", &self.login_max_failures)
+            .finish()
+    }
+}
+
 /// Everything roadwatch runs on: the engine's settings plus the adapters'.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -135,6 +168,7 @@ pub struct Settings {
     pub roads: RoadsSettings,
     pub ride_hailing_files: RideHailingFiles,
     pub metrics: MetricsSettings,
+    pub console: ConsoleSettings,
 }
 
 /// Option names that hold credentials: their values are masked wherever shown.
@@ -465,6 +499,25 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         SocketAddr::from(([127, 0, 0, 1], 9898))
     });
 
+    let console_listen_text = r.string("console.listen");
+    let console_listen = console_listen_text
+        .parse::<SocketAddr>()
+        .unwrap_or_else(|_| {
+            r.fail(
+                "console.listen",
+                format!("{console_listen_text:?} is not an address like \"127.0.0.1:8080\""),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+    let console = ConsoleSettings {
+        listen: console_listen,
+        accounts_file: r.optional_path("console.accounts_file"),
+        session_secret: r.string("console.session_secret"),
+        session_ttl_ms: r.seconds_ms("console.session_ttl_s", 60) as u64,
+        history_window_ms: r.seconds_ms("console.history_window_s", 0) as u64,
+        login_max_failures: r.int("console.login_max_failures", 1, 1_000) as u32,
+    };
+
     if !r.errors.is_empty() {
         return Err(ConfigErrors(r.errors));
     }
@@ -483,5 +536,6 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         roads,
         ride_hailing_files,
         metrics: MetricsSettings { listen },
+        console,
     })
 }

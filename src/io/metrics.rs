@@ -102,6 +102,9 @@ pub struct Metrics {
     pub alert_outcomes: IntCounterVec,
     pub alert_timeline: HistogramVec,
     pub operator_actions: IntCounterVec,
+    /// `roadwatch console` (and the demo's console): sign-ins by result, live pages.
+    pub console_logins: IntCounterVec,
+    pub console_event_streams: IntGauge,
     /// Last dispatch counters seen, to turn the engine's totals into increments.
     last_dispatch: std::sync::Mutex<DispatchStats>,
 }
@@ -201,6 +204,15 @@ impl Metrics {
                 "Operator actions, by action and result (applied, not_open here, refused).",
                 &["action", "result"],
             ),
+            console_logins: counter(
+                "roadwatch_console_logins_total",
+                "Console sign-ins by result (ok, failed, limited: refused after too many failures).",
+                &["result"],
+            ),
+            console_event_streams: gauge(
+                "roadwatch_console_event_streams",
+                "Pages connected to the console's live events (/api/events).",
+            ),
             last_dispatch: std::sync::Mutex::new(DispatchStats::default()),
         };
         let r = &m.registry;
@@ -226,6 +238,8 @@ impl Metrics {
             Box::new(m.alert_outcomes.clone()),
             Box::new(m.alert_timeline.clone()),
             Box::new(m.operator_actions.clone()),
+            Box::new(m.console_logins.clone()),
+            Box::new(m.console_event_streams.clone()),
         ];
         for c in all {
             r.register(c).expect("unique metric names");
@@ -290,6 +304,9 @@ impl Metrics {
         }
         for g in ["exactly_once", "at_least_once"] {
             self.transaction_commit.with_label_values(&[g]);
+        }
+        for r in ["ok", "failed", "limited"] {
+            self.console_logins.with_label_values(&[r]);
         }
     }
 

@@ -17,6 +17,8 @@ use crate::core::detect::ride_hailing::PlateList;
 use crate::core::engine::Engine;
 use crate::core::model::{format_rfc3339, Alert, AlertStatus, DlqSource, UtcOffset};
 use crate::core::roads::RoadNetwork;
+use crate::io::console::picture::StreamPos;
+use crate::io::console::{self, Console, ConsoleParts, Outbox};
 use crate::io::http::{self, Readiness};
 use crate::io::metrics::Metrics;
 use crate::io::pipeline::{Pipeline, Produced};
@@ -100,6 +102,23 @@ pub fn run_demo(
     let (white, _) = PlateList::parse(&truth.whitelist_plates.join("\n"));
     engine.set_plate_lists(watch, white);
     let mut pipeline = Pipeline::new(settings, engine, Some(metrics.clone())).keep_alerts();
+
+    // The console, fed in-process: what the pages send is applied by the demo's engine.
+    let outbox = Arc::new(DemoOutbox::default());
+    let (accounts, login) = demo_accounts(&truth.patrol_units);
+    let console = Console::new(ConsoleParts {
+        accounts,
+        session_secret: console::session_secret(settings),
+        session_ttl_ms: settings.console.session_ttl_ms,
+        login_max_failures: settings.console.login_max_failures,
+        outbox: outbox.clone(),
+        roads_geojson: pipeline_roads_geojson(settings),
+        network: pipeline.engine().roads().clone(),
+        dispatch: settings.engine.dispatch.clone(),
+        metrics: Some(metrics.clone()),
+    });
+    let console_addr =
+        runtime.block_on(console::serve(settings.console.listen, console.clone()))?;
     readiness.set(true, "demo running");
 
     let offset = settings.engine.output.utc_offset;
@@ -126,6 +145,14 @@ pub fn run_demo(
             .round(),
     )?;
 
+    writeln!(
+        out,
+        "console: http://{console_addr}/  sign in as {} / {}; a patrol unit's app: http://{console_addr}/unit#unit_id={}&token={}",
+        login.operator, login.password, login.unit_id, login.token
+    )?;
+    let alerts_topic = settings.kafka.topics.alerts.clone();
+    let mut alert_seq = 0i64;
+    let mut from_pages: Vec<(crate::core::model::Stream, String, serde_json::Value)> = Vec::new();
     let mut batch = Vec::new();
     let mut produced: Vec<Produced> = Vec::new();
     let mut all_alerts: Vec<Alert> = Vec::new();
@@ -140,6 +167,22 @@ pub fn run_demo(
     while sim.next_batch(&mut batch) {
         let sim_now = sim.now_ms();
         let t = Instant::now();
+        // What operators and units sent since the last batch, at the simulated time (the
+        // pages stamp the wall clock, which the simulated world is not at).
+        outbox.take(&mut from_pages);
+        for (stream, _, mut value) in from_pages.drain(..) {
+            value["ts"] = serde_json::json!(sim_now);
+            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            pipeline.process(
+                stream,
+                &bytes,
+                DlqSource::default(),
+                Some(sim_now),
+                sim_now,
+                &mut produced,
+            );
+        }
+        feed_console(&console, &alerts_topic, &mut alert_seq, &mut produced);
         for (i, r) in batch.iter().enumerate() {
             let source = DlqSource {
                 topic: Some(pipeline.topic_of(r.stream).to_owned()),
@@ -159,7 +202,12 @@ pub fn run_demo(
             if i % 32 == 0 {
                 per_record_us.push(took.as_secs_f64() * 1e6);
             }
-            produced.clear();
+            if r.stream == crate::core::model::Stream::Patrol {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
+                    console.position(&v);
+                }
+            }
+            feed_console(&console, &alerts_topic, &mut alert_seq, &mut produced);
             for alert in pipeline.take_alerts() {
                 // The record "arrives" when the demo hands it over, so event→alert is the
                 // time from then until the alert is out.
@@ -218,6 +266,97 @@ pub fn run_demo(
     }
     readiness.set(false, "demo finished");
     Ok(report)
+}
+
+/// Records the pages sent, waiting for the demo's loop.
+#[derive(Default)]
+struct DemoOutbox(std::sync::Mutex<Vec<(crate::core::model::Stream, String, serde_json::Value)>>);
+
+impl DemoOutbox {
+    fn take(&self, into: &mut Vec<(crate::core::model::Stream, String, serde_json::Value)>) {
+        if let Ok(mut q) = self.0.lock() {
+            into.append(&mut q);
+        }
+    }
+}
+
+impl Outbox for DemoOutbox {
+    fn send(
+        &self,
+        stream: crate::core::model::Stream,
+        key: String,
+        value: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+        let r = match self.0.lock() {
+            Ok(mut q) => {
+                q.push((stream, key, value));
+                Ok(())
+            }
+            Err(_) => Err(anyhow::anyhow!("the demo has stopped")),
+        };
+        Box::pin(async move { r })
+    }
+}
+
+/// The demo's sign-ins, made up for the run and printed.
+struct DemoLogin {
+    operator: String,
+    password: String,
+    unit_id: String,
+    token: String,
+}
+
+fn demo_accounts(units: &[crate::sim::PatrolUnitTruth]) -> (console::auth::Accounts, DemoLogin) {
+    let mut accounts = console::auth::Accounts::default();
+    let password = console::auth::new_secret();
+    accounts.add_operator("demo", &password);
+    let mut first = None;
+    for u in units {
+        let token = console::auth::new_secret();
+        accounts.add_unit(&u.unit_id, &token);
+        first.get_or_insert((u.unit_id.clone(), token));
+    }
+    let (unit_id, token) = first.unwrap_or_default();
+    (
+        accounts,
+        DemoLogin {
+            operator: "demo".into(),
+            password,
+            unit_id,
+            token,
+        },
+    )
+}
+
+/// The road network for the console's map: the configured file as it is.
+fn pipeline_roads_geojson(settings: &Settings) -> Vec<u8> {
+    std::fs::read(&settings.roads.file)
+        .unwrap_or_else(|_| br#"{"type":"FeatureCollection","features":[]}"#.to_vec())
+}
+
+/// Hands the alert documents just produced to the console, numbered in order, and
+/// clears `produced`.
+fn feed_console(
+    console: &Console,
+    alerts_topic: &str,
+    seq: &mut i64,
+    produced: &mut Vec<Produced>,
+) {
+    for p in produced.drain(..) {
+        if p.topic != alerts_topic {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_slice(&p.payload) {
+            console.alert(
+                StreamPos {
+                    partition: 0,
+                    offset: *seq,
+                },
+                v,
+            );
+            *seq += 1;
+        }
+    }
 }
 
 /// One readable line per alert: time, status, kind, severity, place, unit.

@@ -1,0 +1,480 @@
+// UI strings of both pages (console and unit app), zh-CN by default, en selectable.
+// The choice is kept in localStorage under "rw.lang" and shared by both pages.
+//
+// Static text in the HTML carries data-i18n="key" (text), data-i18n-placeholder,
+// data-i18n-title or data-i18n-aria-label; applyI18n() fills them in. Script text
+// goes through t(key, params), where "{name}" in a string is replaced by params.name.
+
+const STRINGS = {
+  'zh-CN': {
+    'app.name': 'roadwatch',
+    'console.title': '高速公路警务指挥中心',
+    'unit.title': '巡逻车载终端',
+    'lang.switch': 'English',
+    'lang.switch.title': '切换语言',
+    'logout': '退出',
+
+    'login.heading': '指挥中心登录',
+    'login.user': '用户名',
+    'login.password': '密码',
+    'login.submit': '登录',
+    'login.busy': '正在登录…',
+    'login.failed': '登录失败：{msg}',
+    'login.bad': '用户名或密码错误',
+    'login.throttled': '失败次数过多，请稍后再试',
+    'unit.login.heading': '巡逻单元登录',
+    'unit.login.id': '车组编号',
+    'unit.login.token': '登录令牌',
+    'unit.login.bad': '车组编号或令牌错误',
+
+    'conn.connecting': '连接中',
+    'conn.live': '实时',
+    'conn.reconnecting': '重连中',
+    'conn.offline': '已断开',
+
+    'sound.on': '声音 开',
+    'sound.off': '已静音',
+    'sound.title': '紧急/升级告警提示音（每 3 秒重复，直到确认）',
+    'sound.enable': '点击此处启用提示音',
+
+    'count.open': '在办',
+    'count.unack': '未确认',
+    'count.escalated': '已升级',
+    'count.units': '警力 可派 {a} / 忙碌 {b}',
+
+    'queue.heading': '告警队列',
+    'queue.empty': '当前没有在办告警',
+    'queue.filtered.empty': '没有符合筛选条件的告警',
+    'queue.closed': '最近结束',
+    'queue.closed.empty': '暂无',
+    'filter.kind': '类型',
+    'filter.severity': '级别',
+    'filter.road': '道路',
+    'filter.all': '全部',
+    'badge.unack': '未确认',
+    'badge.acked': '已确认',
+    'badge.unobserved': '未再检出',
+    'badge.nounit': '无警力',
+    'badge.lost': '离线期间结束',
+
+    'detail.placeholder': '在左侧队列或地图上选择一条告警查看详情',
+    'detail.close': '关闭',
+    'detail.place': '位置',
+    'detail.road': '道路',
+    'detail.direction': '方向',
+    'detail.stake': '桩号',
+    'detail.structure': '构造物',
+    'detail.coords': '坐标',
+    'detail.dispatch': '派警',
+    'detail.unit': '警力',
+    'detail.eta': '预计到达',
+    'detail.route': '路程',
+    'detail.attempt': '第 {n} 次派警',
+    'detail.assigned_by': '指派人 {op}',
+    'detail.nodispatch': '无可派警力（已升级，请人工指派）',
+    'detail.acknowledged': '确认',
+    'detail.acknowledged_by': '{op} 于 {time} 确认',
+    'detail.not_acknowledged': '尚未确认',
+    'detail.sources': '来源事件',
+    'detail.confidence': '置信度',
+    'detail.details': '详细数据',
+    'detail.plate': '车牌',
+    'detail.intercept': '拦截点',
+    'detail.level': '等级',
+    'detail.stretch': '影响路段',
+    'detail.advice': '建议',
+    'detail.timeline': '处置时间线',
+    'detail.notes': '备注',
+    'detail.outcome': '结果',
+    'detail.closed_by': '{who} 于 {time} 结束',
+    'detail.started': '首次告警',
+    'detail.observed_false': '检测器已不再检出，尚未核实',
+    'detail.observed_true': '再次检出',
+    'detail.severity_changed': '级别 → {sev}',
+    'detail.closed_alert': '此告警已结束',
+    'detail.id': '告警编号',
+
+    'action.acknowledge': '确认告警',
+    'action.acknowledged': '已确认',
+    'action.assign': '指派警力',
+    'action.assign.loading': '正在计算可派警力…',
+    'action.assign.hint': '点击一个警力立即指派（按预计到达时间排序）',
+    'action.assign.none': '没有可派警力',
+    'action.close': '结束告警',
+    'action.close.outcome': '选择结果…',
+    'action.close.need_outcome': '请先选择结束结果',
+    'action.note': '添加备注',
+    'action.note.placeholder': '备注（最多 500 字）',
+    'action.note.empty': '备注不能为空',
+    'action.note.too_long': '备注最多 500 字',
+    'action.sent': '已提交：{what}',
+    'action.failed': '操作失败：{msg}',
+    'action.pending': '等待系统确认…',
+    'action.heading': '处置',
+
+    'legend.heading': '图例',
+    'legend.carriageway': '主线',
+    'legend.tunnel': '隧道',
+    'legend.bridge': '桥梁',
+    'legend.ramp': '匝道',
+    'legend.stretch': '恶劣天气路段',
+    'legend.unit': '警力',
+    'map.fit': '全部路网',
+
+    'eta.min': '{m} 分 {s} 秒',
+    'eta.sec': '{s} 秒',
+    'age.now': '刚刚',
+    'age.s': '{n} 秒前',
+    'age.min': '{n} 分钟前',
+    'age.h': '{n} 小时前',
+    'km': '{n} 公里',
+    'm': '{n} 米',
+
+    'kind.pedestrian': '行人/非机动车',
+    'kind.illegal_ride_hailing': '非法营运',
+    'kind.severe_weather': '恶劣天气',
+    'glyph.pedestrian': '人',
+    'glyph.illegal_ride_hailing': '车',
+    'glyph.severe_weather': '气',
+    'glyph.fog': '雾',
+    'glyph.ice': '冰',
+    'glyph.wind': '风',
+    'glyph.rain': '雨',
+    'subtype.pedestrian': '行人',
+    'subtype.bicycle': '自行车',
+    'subtype.tricycle': '三轮车',
+    'subtype.watchlist': '重点车辆',
+    'subtype.pattern': '可疑营运模式',
+    'subtype.fog': '团雾',
+    'subtype.ice': '路面结冰',
+    'subtype.wind': '大风',
+    'subtype.rain': '强降雨',
+    'severity.info': '提示',
+    'severity.warning': '警告',
+    'severity.severe': '严重',
+    'severity.critical': '紧急',
+    'status.new': '新告警',
+    'status.update': '更新',
+    'status.redispatch': '改派',
+    'status.escalated': '已升级',
+    'status.cleared': '已结束',
+    'direction.up': '上行',
+    'direction.down': '下行',
+    'direction.both': '双向',
+    'structure.tunnel': '隧道',
+    'structure.bridge': '桥梁',
+    'structure.none': '路基段',
+    'outcome.confirmed': '属实',
+    'outcome.false_alarm': '误报',
+    'outcome.not_found': '未发现',
+    'outcome.duplicate': '重复告警',
+    'outcome.unknown': '未说明',
+    'unitstatus.available': '可派',
+    'unitstatus.busy': '忙碌',
+    'unitstatus.off_duty': '下班',
+    'ack.accepted': '接受',
+    'ack.declined': '拒绝',
+    'ack.arrived': '到达现场',
+    'ack.resolved': '处置完毕',
+    'ackdone.accepted': '已接受',
+    'ackdone.declined': '已拒绝',
+    'ackdone.arrived': '已到达',
+    'ackdone.resolved': '已处置',
+    'intercept.interchange': '互通',
+    'intercept.service_area': '服务区',
+
+    'unit.status': '状态',
+    'unit.share': '共享位置',
+    'unit.share.on': '位置共享中',
+    'unit.share.unavailable': '此设备不支持定位',
+    'unit.share.denied': '定位失败：{msg}',
+    'unit.share.sent': '位置已上报 {time}',
+    'unit.share.need': '状态随位置一同上报，请开启位置共享',
+    'unit.current': '当前任务',
+    'unit.none': '暂无任务，保持待命',
+    'unit.new_dispatch': '新派警任务',
+    'unit.redispatch': '改派任务',
+    'unit.eta': '预计 {eta} 到达',
+    'unit.route': '路程 {d}',
+    'unit.intercept': '拦截点：{name}（{road} {dir} {stake}，车辆前方 {d}）',
+    'unit.earlier': '此前任务',
+    'unit.earlier.empty': '暂无',
+    'unit.outcome': '处置结果',
+    'unit.outcome.choose': '选择处置结果…',
+    'unit.outcome.need': '请先选择处置结果',
+    'unit.closed': '告警已结束（{outcome}）',
+    'unit.reassigned': '该任务已不再指派给本车组',
+    'unit.mismatch': '平台当前未将此任务列为本车组的任务；如有疑问请联系指挥中心',
+    'unit.sent': '已上报：{what}',
+    'unit.failed': '上报失败：{msg}',
+    'unit.ack_state': '本车组：{state}',
+    'unit.show': '查看任务',
+  },
+
+  en: {
+    'app.name': 'roadwatch',
+    'console.title': 'Expressway Police Command Center',
+    'unit.title': 'Patrol unit',
+    'lang.switch': '中文',
+    'lang.switch.title': 'Switch language',
+    'logout': 'Sign out',
+
+    'login.heading': 'Command center sign-in',
+    'login.user': 'User',
+    'login.password': 'Password',
+    'login.submit': 'Sign in',
+    'login.busy': 'Signing in…',
+    'login.failed': 'Sign-in failed: {msg}',
+    'login.bad': 'Wrong user or password',
+    'login.throttled': 'Too many failed attempts, try again later',
+    'unit.login.heading': 'Patrol unit sign-in',
+    'unit.login.id': 'Unit ID',
+    'unit.login.token': 'Token',
+    'unit.login.bad': 'Wrong unit ID or token',
+
+    'conn.connecting': 'Connecting',
+    'conn.live': 'Live',
+    'conn.reconnecting': 'Reconnecting',
+    'conn.offline': 'Offline',
+
+    'sound.on': 'Sound on',
+    'sound.off': 'Muted',
+    'sound.title': 'Alarm for critical/escalated alerts (repeats every 3 s until acknowledged)',
+    'sound.enable': 'Tap here to enable the alarm sound',
+
+    'count.open': 'Open',
+    'count.unack': 'Unacknowledged',
+    'count.escalated': 'Escalated',
+    'count.units': 'Units available {a} / busy {b}',
+
+    'queue.heading': 'Alert queue',
+    'queue.empty': 'No open alerts',
+    'queue.filtered.empty': 'No alert matches the filters',
+    'queue.closed': 'Recently closed',
+    'queue.closed.empty': 'None',
+    'filter.kind': 'Kind',
+    'filter.severity': 'Severity',
+    'filter.road': 'Road',
+    'filter.all': 'All',
+    'badge.unack': 'Unacknowledged',
+    'badge.acked': 'Acknowledged',
+    'badge.unobserved': 'Not seen lately',
+    'badge.nounit': 'No unit',
+    'badge.lost': 'Ended while offline',
+
+    'detail.placeholder': 'Select an alert in the queue or on the map',
+    'detail.close': 'Close',
+    'detail.place': 'Place',
+    'detail.road': 'Road',
+    'detail.direction': 'Direction',
+    'detail.stake': 'Stake',
+    'detail.structure': 'Structure',
+    'detail.coords': 'Coordinates',
+    'detail.dispatch': 'Dispatch',
+    'detail.unit': 'Unit',
+    'detail.eta': 'ETA',
+    'detail.route': 'Route',
+    'detail.attempt': 'attempt {n}',
+    'detail.assigned_by': 'assigned by {op}',
+    'detail.nodispatch': 'No unit available (escalated: assign one by hand)',
+    'detail.acknowledged': 'Acknowledged',
+    'detail.acknowledged_by': 'by {op} at {time}',
+    'detail.not_acknowledged': 'Not yet',
+    'detail.sources': 'Source events',
+    'detail.confidence': 'Confidence',
+    'detail.details': 'Details',
+    'detail.plate': 'Plate',
+    'detail.intercept': 'Intercept point',
+    'detail.level': 'Level',
+    'detail.stretch': 'Stretch',
+    'detail.advice': 'Advice',
+    'detail.timeline': 'Timeline',
+    'detail.notes': 'Notes',
+    'detail.outcome': 'Outcome',
+    'detail.closed_by': 'closed by {who} at {time}',
+    'detail.started': 'First alert',
+    'detail.observed_false': 'No longer seen by the detector, not verified yet',
+    'detail.observed_true': 'Seen again',
+    'detail.severity_changed': 'severity → {sev}',
+    'detail.closed_alert': 'This alert is closed',
+    'detail.id': 'Alert ID',
+
+    'action.acknowledge': 'Acknowledge',
+    'action.acknowledged': 'Acknowledged',
+    'action.assign': 'Assign unit',
+    'action.assign.loading': 'Finding units…',
+    'action.assign.hint': 'Click a unit to send it (quickest first)',
+    'action.assign.none': 'No unit can be assigned',
+    'action.close': 'Close alert',
+    'action.close.outcome': 'Outcome…',
+    'action.close.need_outcome': 'Choose an outcome first',
+    'action.note': 'Add note',
+    'action.note.placeholder': 'Note (at most 500 characters)',
+    'action.note.empty': 'The note is empty',
+    'action.note.too_long': 'A note has at most 500 characters',
+    'action.sent': 'Sent: {what}',
+    'action.failed': 'Failed: {msg}',
+    'action.pending': 'Waiting for the platform…',
+    'action.heading': 'Actions',
+
+    'legend.heading': 'Legend',
+    'legend.carriageway': 'Carriageway',
+    'legend.tunnel': 'Tunnel',
+    'legend.bridge': 'Bridge',
+    'legend.ramp': 'Ramp',
+    'legend.stretch': 'Severe-weather stretch',
+    'legend.unit': 'Unit',
+    'map.fit': 'Whole network',
+
+    'eta.min': '{m} min {s} s',
+    'eta.sec': '{s} s',
+    'age.now': 'just now',
+    'age.s': '{n} s ago',
+    'age.min': '{n} min ago',
+    'age.h': '{n} h ago',
+    'km': '{n} km',
+    'm': '{n} m',
+
+    'kind.pedestrian': 'Pedestrian/cyclist',
+    'kind.illegal_ride_hailing': 'Illegal ride-hailing',
+    'kind.severe_weather': 'Severe weather',
+    'glyph.pedestrian': 'P',
+    'glyph.illegal_ride_hailing': 'V',
+    'glyph.severe_weather': 'W',
+    'glyph.fog': 'F',
+    'glyph.ice': 'I',
+    'glyph.wind': 'W',
+    'glyph.rain': 'R',
+    'subtype.pedestrian': 'pedestrian',
+    'subtype.bicycle': 'bicycle',
+    'subtype.tricycle': 'tricycle',
+    'subtype.watchlist': 'watchlist',
+    'subtype.pattern': 'pattern',
+    'subtype.fog': 'fog',
+    'subtype.ice': 'ice',
+    'subtype.wind': 'wind',
+    'subtype.rain': 'rain',
+    'severity.info': 'Info',
+    'severity.warning': 'Warning',
+    'severity.severe': 'Severe',
+    'severity.critical': 'Critical',
+    'status.new': 'New',
+    'status.update': 'Update',
+    'status.redispatch': 'Re-dispatch',
+    'status.escalated': 'Escalated',
+    'status.cleared': 'Closed',
+    'direction.up': 'up',
+    'direction.down': 'down',
+    'direction.both': 'both',
+    'structure.tunnel': 'tunnel',
+    'structure.bridge': 'bridge',
+    'structure.none': 'open road',
+    'outcome.confirmed': 'Confirmed',
+    'outcome.false_alarm': 'False alarm',
+    'outcome.not_found': 'Not found',
+    'outcome.duplicate': 'Duplicate',
+    'outcome.unknown': 'Unknown',
+    'unitstatus.available': 'available',
+    'unitstatus.busy': 'busy',
+    'unitstatus.off_duty': 'off duty',
+    'ack.accepted': 'Accept',
+    'ack.declined': 'Decline',
+    'ack.arrived': 'Arrived',
+    'ack.resolved': 'Resolved',
+    'ackdone.accepted': 'accepted',
+    'ackdone.declined': 'declined',
+    'ackdone.arrived': 'arrived',
+    'ackdone.resolved': 'resolved',
+    'intercept.interchange': 'interchange',
+    'intercept.service_area': 'service area',
+
+    'unit.status': 'Status',
+    'unit.share': 'Share position',
+    'unit.share.on': 'Sharing position',
+    'unit.share.unavailable': 'This device has no geolocation',
+    'unit.share.denied': 'Position failed: {msg}',
+    'unit.share.sent': 'Position sent {time}',
+    'unit.share.need': 'The status is sent with the position: turn position sharing on',
+    'unit.current': 'Current assignment',
+    'unit.none': 'No assignment. Stand by.',
+    'unit.new_dispatch': 'New dispatch',
+    'unit.redispatch': 'Re-dispatch',
+    'unit.eta': 'ETA {eta}',
+    'unit.route': 'Route {d}',
+    'unit.intercept': 'Intercept at {name} ({road} {dir} {stake}, {d} ahead of the vehicle)',
+    'unit.earlier': 'Earlier assignments',
+    'unit.earlier.empty': 'None',
+    'unit.outcome': 'Outcome',
+    'unit.outcome.choose': 'Choose outcome…',
+    'unit.outcome.need': 'Choose an outcome first',
+    'unit.closed': 'Alert closed ({outcome})',
+    'unit.reassigned': 'This alert is no longer assigned to this unit',
+    'unit.mismatch': 'The platform does not list this alert as this unit\'s right now; call the command center if in doubt',
+    'unit.sent': 'Sent: {what}',
+    'unit.failed': 'Not sent: {msg}',
+    'unit.ack_state': 'This unit: {state}',
+    'unit.show': 'Show assignment',
+  },
+};
+
+const LANGS = ['zh-CN', 'en'];
+const KEY = 'rw.lang';
+const listeners = [];
+
+function storedLang() {
+  try {
+    const v = localStorage.getItem(KEY);
+    if (LANGS.includes(v)) return v;
+  } catch { /* storage disabled: default */ }
+  return 'zh-CN';
+}
+
+let current = storedLang();
+
+/** The current language, "zh-CN" or "en". */
+export function lang() {
+  return current;
+}
+
+/** Set and store the language, re-apply static strings and tell the listeners. */
+export function setLang(l) {
+  if (!LANGS.includes(l)) return;
+  current = l;
+  try { localStorage.setItem(KEY, l); } catch { /* ignore */ }
+  applyI18n(document);
+  for (const f of listeners) f(l);
+}
+
+export function toggleLang() {
+  setLang(current === 'en' ? 'zh-CN' : 'en');
+}
+
+export function onLangChange(f) {
+  listeners.push(f);
+}
+
+/** The string for key in the current language (falls back to zh-CN, then the key). */
+export function t(key, params) {
+  let s = STRINGS[current][key];
+  if (s === undefined) s = STRINGS['zh-CN'][key];
+  if (s === undefined) return key;
+  if (params) s = s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  return s;
+}
+
+/** A label for an enumerated value ("severity", "critical"); the raw value when unknown. */
+export function label(group, value) {
+  if (value === null || value === undefined || value === '') return '—';
+  const key = `${group}.${value}`;
+  const s = t(key);
+  return s === key ? String(value) : s;
+}
+
+/** Fill every data-i18n* attribute under root. */
+export function applyI18n(root) {
+  document.documentElement.lang = current;
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll('[data-i18n-aria-label]')) el.setAttribute('aria-label', t(el.dataset.i18nAriaLabel));
+}
