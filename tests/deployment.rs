@@ -479,6 +479,7 @@ fn compose_file_is_valid_and_wires_the_stack_together() {
         "kafka-init",
         "roadwatch",
         "simulator",
+        "console",
         "prometheus",
         "grafana",
     ]
@@ -523,6 +524,24 @@ fn compose_file_is_valid_and_wires_the_stack_together() {
     assert!(roadwatch["build"].is_object() || roadwatch["build"].is_string());
     let simulator = &services["simulator"];
     assert_eq!(command_of(simulator), ["simulate", "--rate", "2000"]);
+    // The console: reachable from the host, with accounts that load.
+    let console = &services["console"];
+    assert_eq!(command_of(console), ["console"]);
+    assert_eq!(
+        env_var(console, "ROADWATCH__KAFKA__BOOTSTRAP_SERVERS").as_deref(),
+        Some("kafka:9092")
+    );
+    let accounts = env_var(console, "ROADWATCH__CONSOLE__ACCOUNTS_FILE").expect("accounts file");
+    let mounted = bind_mounts(console)
+        .into_iter()
+        .find_map(|(src, dst)| {
+            Path::new(&accounts)
+                .strip_prefix(&dst)
+                .ok()
+                .map(|rest| Path::new(&src).join(rest))
+        })
+        .expect("the accounts file is in a mounted directory");
+    roadwatch::io::console::auth::Accounts::load(&mounted).expect("the example accounts load");
     for (name, svc) in [("roadwatch", roadwatch), ("simulator", simulator)] {
         assert_eq!(
             env_var(svc, "ROADWATCH__KAFKA__BOOTSTRAP_SERVERS").as_deref(),

@@ -703,13 +703,24 @@ impl Child {
         log: std::path::PathBuf,
         extra: &[(&str, &str)],
     ) -> Child {
+        Child::spawn_command(stage, instance, log, &["run"], extra)
+    }
+
+    /// Another command of the binary (`console`), with the stage's settings.
+    pub fn spawn_command(
+        stage: &Stage,
+        instance: &str,
+        log: std::path::PathBuf,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Child {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roadwatch"))
-            .arg("run")
+            .args(args)
             .envs(stage.env(instance))
             .envs(extra.iter().copied())
             // ROADWATCH_TEST_CHILD_LOG widens the child's log for a diagnosis (e.g.

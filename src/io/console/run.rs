@@ -68,7 +68,24 @@ pub fn run_console(settings: Settings, network: Arc<RoadNetwork>) -> anyhow::Res
         let addr = serve(settings.console.listen, console).await?;
         tracing::info!(%addr, metrics = %m, "console: open http://{addr}/ (operators) and http://{addr}/unit (patrol units)");
         eprintln!("roadwatch console: http://{addr}/ (operators), http://{addr}/unit (patrol units)");
-        tokio::signal::ctrl_c().await.ok();
+        stop_signal().await;
+        tracing::info!("console stopping");
         anyhow::Ok(())
     })
+}
+
+/// SIGTERM (a service manager, a container stop) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

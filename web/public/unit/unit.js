@@ -60,11 +60,36 @@ const alarm = new Alarm({
 async function boot() {
   applyI18n(document);
   wire();
+  window.addEventListener('hashchange', () => { signInFromFragment(); });
+  if (await signInFromFragment()) return;
   try {
     const me = await api.get('/api/me');
     if (me && me.role === 'unit') { startSession(me); return; }
   } catch { /* sign in */ }
   showLogin();
+}
+
+/**
+ * A prefilled sign-in link (the demo prints one): /unit#unit_id=P-01&token=…. The
+ * fragment never reaches the server; it is taken off the address bar (and so off the
+ * history) at once, so the token does not stay visible, then used to sign in.
+ * Returns whether the fragment held credentials.
+ */
+async function signInFromFragment() {
+  const hash = window.location.hash.replace(/^#/, '');
+  if (!hash) return false;
+  const params = new URLSearchParams(hash);
+  const unitId = (params.get('unit_id') || '').trim();
+  const token = params.get('token') || '';
+  if (!unitId || !token) return false;
+  history.replaceState(history.state, '', window.location.pathname + window.location.search);
+  if (state.session) endSession(); // a link for another unit (or the same) replaces this session
+  $('login').hidden = false;
+  $('app').hidden = true;
+  $('login-id').value = unitId;
+  $('login-token').value = token;
+  await signIn(unitId, token, false);
+  return true;
 }
 
 function showLogin(message) {
@@ -79,15 +104,19 @@ function showLogin(message) {
 
 async function onLogin(ev) {
   ev.preventDefault();
-  const unitId = $('login-id').value.trim();
-  const token = $('login-token').value;
+  await signIn($('login-id').value.trim(), $('login-token').value, true);
+}
+
+/** POST /api/login as a unit; `gesture`: a tap started it (which allows sound). */
+async function signIn(unitId, token, gesture) {
   $('login-submit').disabled = true;
   $('login-submit').textContent = t('login.busy');
+  $('login-error').hidden = true;
   try {
     const me = await api.post('/api/login', { unit_id: unitId, token });
     if (!me || me.role !== 'unit') throw Object.assign(new Error(t('unit.login.bad')), { status: 401 });
     $('login-token').value = '';
-    alarm.unlock(); // this tap allows sound from now on
+    if (gesture) alarm.unlock(); // this tap allows sound from now on
     startSession(me);
   } catch (e) {
     showLogin(e.status === 401 ? t('unit.login.bad') : e.status === 429 ? t('login.throttled') : t('login.failed', { msg: e.message }));
