@@ -120,6 +120,10 @@ pub enum Command {
         /// Write the ground truth (JSON) to this file.
         #[arg(long, value_name = "FILE")]
         truth: Option<PathBuf>,
+        /// To Kafka: do not play the patrol units' apps (by default they read the alerts
+        /// topic and answer their dispatches on dispatch-acks, as in the demo).
+        #[arg(long)]
+        no_answers: bool,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -281,10 +285,12 @@ fn execute(command: Command) -> Result<(), Failure> {
             rate,
             output,
             truth,
+            no_answers,
             config,
         } => {
             let settings = load_settings(&config)?;
             let opts = SimulateOptions {
+                answer: !no_answers,
                 seed,
                 start_ms: start_ms(&start)?,
                 duration_ms: duration_arg("--duration", &duration)?,

@@ -138,3 +138,33 @@ fn bad_arguments_exit_2_and_missing_files_exit_1() {
         .unwrap();
     assert_eq!(no_input_flag.status.code(), Some(2));
 }
+
+/// Alert documents read back (the simulator's patrol apps do) are the documents written:
+/// every alert of every golden expectation survives a round trip through `Alert`.
+#[test]
+fn every_golden_alert_document_reads_back_as_written() {
+    let fixtures = root().join("tests/fixtures/replay");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path().join("expected.ndjson");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["value"].get("alert_id").is_none() {
+                continue;
+            }
+            let alert: roadwatch::core::model::Alert = serde_json::from_value(v["value"].clone())
+                .unwrap_or_else(|e| panic!("{}: {e}: {line}", path.display()));
+            assert_eq!(
+                serde_json::to_value(&alert).unwrap(),
+                v["value"],
+                "{}",
+                path.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 50, "only {n} alert documents");
+}

@@ -13,3 +13,4 @@ pub mod report;
 pub mod report_kafka;
 pub mod roads_cmd;
 pub mod simulate;
+pub mod simulate_answers;

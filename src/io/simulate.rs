@@ -27,6 +27,8 @@ pub struct SimulateOptions {
     /// NDJSON output instead of Kafka.
     pub output: Option<PathBuf>,
     pub truth: Option<PathBuf>,
+    /// To Kafka: the simulated patrol apps answer the engine's dispatches.
+    pub answer: bool,
 }
 
 pub fn simulate(
@@ -51,12 +53,26 @@ pub fn simulate(
         )),
         None => Sink::Kafka(KafkaSink::new(settings, opts.rate > 0)?),
     };
+    // To Kafka, the simulated crews answer what the engine sends them.
+    let answers = match (&sink, opts.answer) {
+        (Sink::Kafka(_), true) => Some(crate::io::simulate_answers::AlertFeed::start(
+            &settings.kafka,
+        )?),
+        _ => None,
+    };
     let offset = settings.engine.output.utc_offset;
     let started = Instant::now();
     let mut progress = Progress::new();
     let mut batch = Vec::new();
     let mut sent = 0u64;
+    let mut answered = 0u64;
     while sim.next_batch(&mut batch) {
+        if let Some(feed) = &answers {
+            for alert in feed.take() {
+                sim.on_alert(&alert);
+                answered += 1;
+            }
+        }
         match &mut sink {
             Sink::File(w) => write_replay_lines(&batch, w)?,
             Sink::Kafka(k) => {
@@ -83,6 +99,9 @@ pub fn simulate(
         Sink::Kafka(k) => k.finish()?,
     }
     progress.done(started);
+    if answers.is_some() {
+        eprintln!("the simulated patrol apps read {answered} alert documents");
+    }
     if let Some(path) = &opts.truth {
         let mut w = BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,

@@ -99,6 +99,17 @@ macro_rules! wire_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        /// For reading documents back (the simulator's patrol apps read alerts); the
+        /// record decoders check wire names themselves, with their own reasons.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                $name::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} {s:?}", stringify!($name)))
+                })
+            }
+        }
     };
 }
 pub(crate) use wire_enum;

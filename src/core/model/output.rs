@@ -1,6 +1,6 @@
 //! Output documents: alerts (CONTRACT.md section 3) and dead-letter records (section 6).
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::input::{wire_enum, Stream};
 use super::reject::Reject;
@@ -30,7 +30,7 @@ wire_enum!(AlertStatus {
 });
 
 /// Where an alert happened. Road fields are `null` when the point is off every road.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertLocation {
     pub lon: f64,
     pub lat: f64,
@@ -42,7 +42,7 @@ pub struct AlertLocation {
     pub structure: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertDispatch {
     pub unit_id: String,
     pub eta_s: i64,
@@ -54,7 +54,7 @@ pub struct AlertDispatch {
 }
 
 /// Who did something to an alert, and when (RFC 3339): `acknowledged_by`, a note.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorStamp {
     pub operator_id: String,
     pub ts: String,
@@ -64,7 +64,7 @@ pub struct OperatorStamp {
 }
 
 /// Who ended an alert: the unit that resolved it or the operator who closed it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ClosedBy {
     Unit { unit_id: String, ts: String },
@@ -74,7 +74,7 @@ pub enum ClosedBy {
 /// One alert document, identical on `alerts` and `dispatch.<unit_id>`; key = `alert_id`.
 /// The handling fields after `source_event_ids` are optional on the wire (CONTRACT
 /// section 3): present once they apply, so consumers that ignore them lose nothing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: String,
     pub kind: AlertKind,
@@ -96,7 +96,7 @@ pub struct Alert {
     pub observed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<OperatorStamp>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<OperatorStamp>,
     /// On the document that ends the alert (`cleared`): how it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
