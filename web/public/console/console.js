@@ -43,6 +43,8 @@ const state = {
   renderTimer: null,
   candidatesFor: null,      // alert id whose candidate list is shown
   ackPending: new Set(),
+  // The last action sent and not yet seen in a document: {alertId, from, confirmedBy}.
+  pendingAction: null,
 };
 
 const alarm = new Alarm({ intervalMs: 3000 });
@@ -133,6 +135,7 @@ function endSession() {
   state.units.clear();
   state.selected = null;
   state.ackPending.clear();
+  state.pendingAction = null;
   if (map.m) {
     for (const g of map.alertLayers.values()) g.remove();
     for (const u of map.unitLayers.values()) { u.marker.remove(); if (u.link) u.link.remove(); }
@@ -237,6 +240,12 @@ function onAlertDoc(doc, es) {
     state.alerts.set(id, entry);
   }
   if (latest(entry).acknowledged_by) state.ackPending.delete(id);
+  const p = state.pendingAction;
+  if (p && p.alertId === id && actionConfirmed(p)) {
+    // What the action asked for is in a document now: no longer "waiting".
+    state.pendingAction = null;
+    if (state.selected === id) showActionStatus(null);
+  }
   state.dirtyAlerts.add(id);
   scheduleRender();
 }
@@ -553,6 +562,7 @@ function resetActionForms() {
   $('close-outcome').value = '';
   $('candidates').hidden = true;
   state.candidatesFor = null;
+  state.pendingAction = null;
   showActionError(null);
   showActionStatus(null);
 }
@@ -709,13 +719,32 @@ function showActionStatus(msg) {
   el.textContent = msg || '';
 }
 
-/** POST one operator action; true when the server took it (202). */
-async function act(body, what) {
+/**
+ * Whether a document since the action was sent shows its effect (`confirmedBy`), or
+ * the alert ended.
+ */
+function actionConfirmed(p) {
+  const entry = findEntry(p.alertId);
+  return !!entry && entry.docs.slice(p.from).some((d) => d.status === 'cleared' || p.confirmedBy(d));
+}
+
+/**
+ * POST one operator action; true when the server took it (202). Its "waiting" note
+ * stays until a document satisfies `confirmedBy` (see onAlertDoc).
+ */
+async function act(body, what, confirmedBy = () => false) {
   showActionError(null);
   showActionStatus(null);
+  const entry = findEntry(body.alert_id);
+  const pending = { alertId: body.alert_id, from: entry ? entry.docs.length : 0, confirmedBy };
+  state.pendingAction = null;
   try {
     await api.post('/api/actions', body);
-    showActionStatus(`${t('action.sent', { what })} · ${t('action.pending')}`);
+    // The document may already be here (the stream can be quicker than the answer).
+    if (!actionConfirmed(pending) && state.selected === body.alert_id) {
+      state.pendingAction = pending;
+      showActionStatus(`${t('action.sent', { what })} · ${t('action.pending')}`);
+    }
     return true;
   } catch (e) {
     if (e.status === 401) { sessionLost(); return false; }
@@ -729,7 +758,7 @@ async function onAcknowledge() {
   if (!id) return;
   const btn = $('btn-acknowledge');
   btn.disabled = true;
-  if (await act({ alert_id: id, action: 'acknowledge' }, t('action.acknowledge'))) {
+  if (await act({ alert_id: id, action: 'acknowledge' }, t('action.acknowledge'), (d) => !!d.acknowledged_by)) {
     const entry = findEntry(id);
     if (entry) entry.localAckAt = entry.docs.length; // silence at once; the update follows
     state.ackPending.add(id);
@@ -772,7 +801,8 @@ async function onAssign() {
       dataset: { unitId: c.unit_id },
       onclick: async (ev) => {
         ev.currentTarget.disabled = true;
-        if (await act({ alert_id: id, action: 'assign', unit_id: c.unit_id }, `${t('action.assign')} ${c.unit_id}`)) {
+        if (await act({ alert_id: id, action: 'assign', unit_id: c.unit_id }, `${t('action.assign')} ${c.unit_id}`,
+          (d) => !!d.dispatch && d.dispatch.unit_id === c.unit_id)) {
           box.hidden = true;
           state.candidatesFor = null;
         } else {
@@ -793,7 +823,8 @@ async function onClose() {
   const outcome = $('close-outcome').value;
   if (!outcome) { showActionError(t('action.close.need_outcome')); $('close-outcome').focus(); return; }
   $('btn-close').disabled = true;
-  await act({ alert_id: id, action: 'close', outcome }, `${t('action.close')} · ${label('outcome', outcome)}`);
+  await act({ alert_id: id, action: 'close', outcome }, `${t('action.close')} · ${label('outcome', outcome)}`,
+    (d) => d.status === 'cleared');
   renderDetail();
 }
 
@@ -804,7 +835,9 @@ async function onNote() {
   if (!text) { showActionError(t('action.note.empty')); return; }
   if ([...text].length > NOTE_MAX) { showActionError(t('action.note.too_long')); return; }
   $('btn-note').disabled = true;
-  if (await act({ alert_id: id, action: 'note', text }, t('action.note'))) {
+  // A note goes out with the alert's next document (docs/LIFECYCLE.md), whenever that is.
+  if (await act({ alert_id: id, action: 'note', text }, t('action.note'),
+    (d) => Array.isArray(d.notes) && d.notes.some((n) => n.text === text))) {
     $('note-text').value = '';
     updateNoteCount();
   }
