@@ -86,6 +86,7 @@ pub fn start_feed(
     let mut tpl = TopicPartitionList::new();
     for (topic, from_ms) in [
         (&k.topics.alerts, now - history_window_ms as i64),
+        (&k.topics.ack, now - history_window_ms as i64),
         (&k.topics.patrol, now - POSITIONS_WINDOW_MS),
     ] {
         let md = consumer
@@ -120,6 +121,7 @@ pub fn start_feed(
         .assign(&start)
         .context("assigning the console's partitions")?;
     let alerts = k.topics.alerts.clone();
+    let acks = k.topics.ack.clone();
     std::thread::Builder::new()
         .name("console-feed".into())
         .spawn(move || loop {
@@ -139,6 +141,8 @@ pub fn start_feed(
                             offset: m.offset(),
                         };
                         console.alert(pos, value);
+                    } else if m.topic() == acks {
+                        console.ack(StreamPos::ack(m.partition(), m.offset()), value);
                     } else {
                         console.position(&value);
                     }

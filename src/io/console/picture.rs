@@ -8,12 +8,24 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Where an alert document is in the alerts stream: its partition and offset. The demo,
-/// fed in-process, numbers its documents on partition 0.
+/// Where a record is in the streams the console reads: its partition and offset. Alert
+/// documents are on partitions 0, 1, …; a unit's answer (`dispatch-acks`) on partition
+/// `p` is kept as partition `-1 - p`, so that one cursor covers both. The demo, fed
+/// in-process, numbers its documents on partition 0 and its answers on -1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamPos {
     pub partition: i32,
     pub offset: i64,
+}
+
+impl StreamPos {
+    /// Where an answer read from `dispatch-acks` partition `partition` is kept.
+    pub fn ack(partition: i32, offset: i64) -> StreamPos {
+        StreamPos {
+            partition: -1 - partition,
+            offset,
+        }
+    }
 }
 
 /// A page's place in the alerts stream: per partition, the offset of the last document
@@ -52,9 +64,17 @@ impl Cursor {
     }
 }
 
-/// One alert document as the console keeps it.
+/// What a logged record is: an alert document, or a unit's answer to a dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Alert,
+    Ack,
+}
+
+/// One alert document (or a unit's answer) as the console keeps it.
 #[derive(Debug, Clone)]
 pub struct Doc {
+    pub kind: DocKind,
     pub pos: StreamPos,
     pub alert_id: Arc<str>,
     /// The unit it is addressed to (`dispatch.unit_id`), if any.
@@ -93,6 +113,8 @@ pub struct UnitState {
 const LOG_CAPACITY: usize = 50_000;
 /// Closed alerts kept (their last document answers a late `resolved` from a unit).
 const CLOSED_CAPACITY: usize = 2_000;
+/// Answers kept per alert (a unit that keeps pressing a button is not news).
+const MAX_ACKS_PER_ALERT: usize = 50;
 
 #[derive(Default)]
 pub struct Picture {
@@ -101,6 +123,8 @@ pub struct Picture {
     closed: HashMap<Arc<str>, Doc>,
     closed_order: VecDeque<Arc<str>>,
     units: BTreeMap<String, UnitState>,
+    /// The units' answers per alert, oldest first.
+    acks: HashMap<Arc<str>, Vec<Arc<Value>>>,
     log: VecDeque<Doc>,
     cursor: Cursor,
 }
@@ -129,6 +153,7 @@ impl Picture {
             }
         }
         let doc = Doc {
+            kind: DocKind::Alert,
             pos,
             alert_id: alert_id.clone(),
             units: units.into(),
@@ -151,6 +176,49 @@ impl Picture {
         } else {
             self.closed.remove(&alert_id);
             self.open.entry(alert_id).or_default().push(doc.clone());
+        }
+        self.log.push_back(doc.clone());
+        while self.log.len() > LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        Some(doc)
+    }
+
+    /// A unit's answer (`dispatch-acks`) at `pos` ([`StreamPos::ack`]): kept with its
+    /// alert for the timeline (`accepted` and `arrived` change no alert document) and
+    /// logged for resuming pages. `None` when seen already or not an answer.
+    pub fn apply_ack(&mut self, pos: StreamPos, value: Value) -> Option<Doc> {
+        if !self.cursor.before(pos) {
+            return None;
+        }
+        let alert_id: Arc<str> = value.get("alert_id")?.as_str()?.into();
+        let unit_id: Arc<str> = value.get("unit_id")?.as_str()?.into();
+        value.get("status")?.as_str()?;
+        self.cursor.advance(pos);
+        let doc = Doc {
+            kind: DocKind::Ack,
+            pos,
+            alert_id: alert_id.clone(),
+            unit_id: Some(unit_id.clone()),
+            units: vec![unit_id].into(),
+            closed: false,
+            value: Arc::new(value),
+            cursor: self.cursor.clone(),
+        };
+        let acks = self.acks.entry(alert_id).or_default();
+        acks.push(doc.value.clone());
+        if acks.len() > MAX_ACKS_PER_ALERT {
+            acks.remove(0);
+        }
+        if self.acks.len() > CLOSED_CAPACITY * 4 {
+            // Answers to alerts long gone: keep the ones of alerts still known.
+            let known: std::collections::HashSet<Arc<str>> = self
+                .open
+                .keys()
+                .chain(self.closed.keys())
+                .cloned()
+                .collect();
+            self.acks.retain(|k, _| known.contains(k));
         }
         self.log.push_back(doc.clone());
         while self.log.len() > LOG_CAPACITY {
@@ -205,8 +273,14 @@ impl Picture {
                 let (last, earlier) = docs.split_last()?;
                 let mut v = (*last.value).clone();
                 let history: Vec<Value> = earlier.iter().map(|d| (*d.value).clone()).collect();
+                let acks: Vec<Value> = self
+                    .acks
+                    .get(&last.alert_id)
+                    .map(|a| a.iter().map(|v| (**v).clone()).collect())
+                    .unwrap_or_default();
                 if let Value::Object(m) = &mut v {
                     m.insert("history".into(), Value::Array(history));
+                    m.insert("acks".into(), Value::Array(acks));
                 }
                 Some(v)
             })
@@ -244,7 +318,7 @@ impl Picture {
         for d in self
             .log
             .iter()
-            .filter(|d| d.unit_id.as_deref() == Some(unit_id))
+            .filter(|d| d.kind == DocKind::Alert && d.unit_id.as_deref() == Some(unit_id))
         {
             latest.insert(&d.alert_id, d);
         }
@@ -278,6 +352,14 @@ impl Picture {
                 let mut docs: Vec<Doc> =
                     self.open.values().flatten().filter(mine).cloned().collect();
                 docs.sort_by_key(|d| d.pos);
+                // Then the open alerts' answers, from the log (what is still there).
+                docs.extend(
+                    self.log
+                        .iter()
+                        .filter(|d| d.kind == DocKind::Ack && self.open.contains_key(&d.alert_id))
+                        .filter(mine)
+                        .cloned(),
+                );
                 docs
             }
         }
@@ -381,5 +463,39 @@ mod tests {
         let (current, earlier) = p.dispatches_of("P-1");
         assert!(current.is_none());
         assert_eq!(earlier.len(), 1);
+    }
+
+    #[test]
+    fn answers_join_their_alert_and_resume_with_the_same_cursor() {
+        let mut p = Picture::default();
+        let first = p
+            .apply_alert(at(0, 0), doc("a", "new", Some("P-1")))
+            .unwrap();
+        let ack = json!({"alert_id":"a","unit_id":"P-1","status":"accepted","ts":1});
+        let logged = p.apply_ack(StreamPos::ack(0, 0), ack.clone()).unwrap();
+        assert_eq!(logged.kind, DocKind::Ack);
+        assert!(
+            p.apply_ack(StreamPos::ack(0, 0), ack).is_none(),
+            "read again"
+        );
+        p.apply_ack(
+            StreamPos::ack(1, 0),
+            json!({"alert_id":"a","unit_id":"P-2","status":"declined","ts":2}),
+        );
+        let open = p.open_alerts();
+        assert_eq!(open[0]["acks"].as_array().unwrap().len(), 2);
+        // After the alert's first document: both answers; P-1 sees its own only.
+        let c = Cursor::decode(&first.cursor.encode()).unwrap();
+        assert_eq!(p.catch_up(Some(&c), None).len(), 2);
+        assert_eq!(p.catch_up(Some(&c), Some("P-1")).len(), 1);
+        assert_eq!(
+            Cursor::decode(&logged.cursor.encode()),
+            Some(logged.cursor.clone())
+        );
+        // A fresh page: the alert's document, then its answers.
+        let kinds: Vec<DocKind> = p.catch_up(None, None).iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [DocKind::Alert, DocKind::Ack, DocKind::Ack]);
+        // Only alert documents make a unit's dispatches.
+        assert!(p.dispatches_of("P-2").0.is_none());
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 use super::assets;
 use super::auth::{Accounts, LoginLimiter, Principal, Sessions};
-use super::picture::{Cursor, Doc, Picture, StreamPos, UnitState};
+use super::picture::{Cursor, Doc, DocKind, Picture, StreamPos, UnitState};
 use crate::core::dispatch::{route, OnRoad, Place};
 use crate::core::model::{decode_record, DecodeContext, Stream as InputStream};
 use crate::core::roads::RoadNetwork;
@@ -116,6 +116,17 @@ impl Console {
         let _ = self.events.send(Event::Alert(doc));
         for u in units {
             let _ = self.events.send(Event::Unit(u));
+        }
+    }
+
+    /// A unit's answer from `dispatch-acks` (at [`StreamPos::ack`]).
+    pub fn ack(&self, pos: StreamPos, value: Value) {
+        let doc = match self.picture.write() {
+            Ok(mut p) => p.apply_ack(pos, value),
+            Err(_) => None,
+        };
+        if let Some(d) = doc {
+            let _ = self.events.send(Event::Alert(d));
         }
     }
 
@@ -600,7 +611,10 @@ impl Drop for StreamGuard {
 
 fn alert_event(d: &Doc) -> SseEvent {
     SseEvent::default()
-        .event("alert")
+        .event(match d.kind {
+            DocKind::Alert => "alert",
+            DocKind::Ack => "ack",
+        })
         .id(d.cursor.encode())
         .data(d.value.to_string())
 }

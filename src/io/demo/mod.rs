@@ -152,6 +152,7 @@ pub fn run_demo(
     )?;
     let alerts_topic = settings.kafka.topics.alerts.clone();
     let mut alert_seq = 0i64;
+    let mut ack_seq = 0i64;
     let mut from_pages: Vec<(crate::core::model::Stream, String, serde_json::Value)> = Vec::new();
     let mut batch = Vec::new();
     let mut produced: Vec<Produced> = Vec::new();
@@ -173,6 +174,10 @@ pub fn run_demo(
         for (stream, _, mut value) in from_pages.drain(..) {
             value["ts"] = serde_json::json!(sim_now);
             let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            if stream == crate::core::model::Stream::Ack {
+                console.ack(StreamPos::ack(0, ack_seq), value.clone());
+                ack_seq += 1;
+            }
             pipeline.process(
                 stream,
                 &bytes,
@@ -202,10 +207,19 @@ pub fn run_demo(
             if i % 32 == 0 {
                 per_record_us.push(took.as_secs_f64() * 1e6);
             }
-            if r.stream == crate::core::model::Stream::Patrol {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
-                    console.position(&v);
+            match r.stream {
+                crate::core::model::Stream::Patrol => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
+                        console.position(&v);
+                    }
                 }
+                crate::core::model::Stream::Ack => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
+                        console.ack(StreamPos::ack(0, ack_seq), v);
+                        ack_seq += 1;
+                    }
+                }
+                _ => {}
             }
             feed_console(&console, &alerts_topic, &mut alert_seq, &mut produced);
             for alert in pipeline.take_alerts() {
