@@ -530,3 +530,31 @@ fn candidates_are_the_units_on_duty_quickest_first() {
     assert!(etas.windows(2).all(|w| w[0] <= w[1]), "{c}");
     assert_eq!(r.get(Some(&op), "/api/candidates?alert_id=nope").0, 404);
 }
+
+#[test]
+fn operators_see_each_weather_stations_latest_reading_and_units_do_not() {
+    let r = rig();
+    let reading = |ts: i64, vis: f64| {
+        json!({"event_id": format!("wx-01-{ts}"), "station_id": "wx-01", "ts": ts,
+               "lon": 106.022175, "lat": 27.046561, "visibility_m": vis})
+    };
+    r.console.station(reading(2_000, 150.0));
+    r.console.station(reading(1_000, 900.0)); // older, read late: not the latest
+    let op = r.operator();
+    let (code, body) = r.get(Some(&op), "/api/stations");
+    assert_eq!(code, 200);
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s.as_array().unwrap().len(), 1);
+    assert_eq!(s[0]["visibility_m"], 150.0);
+    let events = read_events(&r, &op, None, 0, || {});
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "station" && e.2["station_id"] == "wx-01"),
+        "{events:?}"
+    );
+    let unit = r.unit("P-01", "tok-p01");
+    assert_eq!(r.get(Some(&unit), "/api/stations").0, 403);
+    let theirs = read_events(&r, &unit, None, 0, || {});
+    assert!(theirs.iter().all(|e| e.0 != "station"), "{theirs:?}");
+}

@@ -21,6 +21,9 @@ use crate::io::kafka::client_config;
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Positions older than this are of no use on the map.
 const POSITIONS_WINDOW_MS: i64 = 10 * 60 * 1000;
+/// Weather stations report every few minutes; a station silent for longer than this
+/// is shown without a reading (its alerts say it is silent).
+const STATIONS_WINDOW_MS: i64 = 60 * 60 * 1000;
 
 pub struct KafkaOutbox {
     producer: FutureProducer,
@@ -88,6 +91,7 @@ pub fn start_feed(
         (&k.topics.alerts, now - history_window_ms as i64),
         (&k.topics.ack, now - history_window_ms as i64),
         (&k.topics.patrol, now - POSITIONS_WINDOW_MS),
+        (&k.topics.weather, now - STATIONS_WINDOW_MS),
     ] {
         let md = consumer
             .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
@@ -122,6 +126,7 @@ pub fn start_feed(
         .context("assigning the console's partitions")?;
     let alerts = k.topics.alerts.clone();
     let acks = k.topics.ack.clone();
+    let weather = k.topics.weather.clone();
     std::thread::Builder::new()
         .name("console-feed".into())
         .spawn(move || loop {
@@ -143,6 +148,8 @@ pub fn start_feed(
                         console.alert(pos, value);
                     } else if m.topic() == acks {
                         console.ack(StreamPos::ack(m.partition(), m.offset()), value);
+                    } else if m.topic() == weather {
+                        console.station(value);
                     } else {
                         console.position(&value);
                     }

@@ -123,6 +123,8 @@ pub struct Picture {
     closed: HashMap<Arc<str>, Doc>,
     closed_order: VecDeque<Arc<str>>,
     units: BTreeMap<String, UnitState>,
+    /// Each weather station's latest observation (the map shows what it measures).
+    stations: BTreeMap<String, Value>,
     /// The units' answers per alert, oldest first.
     acks: HashMap<Arc<str>, Vec<Arc<Value>>>,
     log: VecDeque<Doc>,
@@ -241,6 +243,26 @@ impl Picture {
         };
         self.units.insert(unit_id, state.clone());
         Some(state)
+    }
+
+    /// A weather station's observation (`weather-observations`); the latest per station
+    /// by `ts` is kept. Returns it when it is the station's latest.
+    pub fn apply_station(&mut self, value: Value) -> Option<Value> {
+        let id = value.get("station_id")?.as_str()?.to_owned();
+        let ts = |v: &Value| v.get("ts").and_then(Value::as_i64);
+        if let Some(old) = self.stations.get(&id) {
+            if let (Some(a), Some(b)) = (ts(old), ts(&value)) {
+                if b < a {
+                    return None;
+                }
+            }
+        }
+        self.stations.insert(id, value.clone());
+        Some(value)
+    }
+
+    pub fn stations(&self) -> Vec<Value> {
+        self.stations.values().cloned().collect()
     }
 
     /// A unit's state with its assignment as it stands now (after an alert document).

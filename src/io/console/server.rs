@@ -46,6 +46,8 @@ pub trait Outbox: Send + Sync {
 pub enum Event {
     Alert(Doc),
     Unit(UnitState),
+    /// A weather station's latest observation (operators only).
+    Station(Arc<Value>),
 }
 
 pub struct Console {
@@ -127,6 +129,17 @@ impl Console {
         };
         if let Some(d) = doc {
             let _ = self.events.send(Event::Alert(d));
+        }
+    }
+
+    /// A weather station's observation from `weather-observations`.
+    pub fn station(&self, value: Value) {
+        let latest = match self.picture.write() {
+            Ok(mut p) => p.apply_station(value),
+            Err(_) => None,
+        };
+        if let Some(v) = latest {
+            let _ = self.events.send(Event::Station(Arc::new(v)));
         }
     }
 
@@ -362,6 +375,13 @@ async fn units(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiResult<J
     operator(&k)?;
     let p = c.picture.read().map_err(|_| bad("poisoned"))?;
     Ok(Json(serde_json::to_value(p.units()).unwrap_or_default()))
+}
+
+async fn stations(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let k = caller(&c, &headers)?;
+    operator(&k)?;
+    let p = c.picture.read().map_err(|_| bad("poisoned"))?;
+    Ok(Json(Value::Array(p.stations())))
 }
 
 async fn roads(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiResult<Response> {
@@ -619,6 +639,10 @@ fn alert_event(d: &Doc) -> SseEvent {
         .data(d.value.to_string())
 }
 
+fn station_event(v: &Value) -> SseEvent {
+    SseEvent::default().event("station").data(v.to_string())
+}
+
 fn unit_event(u: &UnitState) -> SseEvent {
     SseEvent::default()
         .event("unit")
@@ -651,8 +675,14 @@ async fn events(
             None => p.units(),
             Some(u) => p.unit(u).cloned().into_iter().collect(),
         };
-        (backlog, seen, units)
+        let stations = if only_unit.is_none() {
+            p.stations()
+        } else {
+            Vec::new()
+        };
+        (backlog, seen, (units, stations))
     };
+    let (unit_states, stations) = unit_states;
     if let Some(r) = &resume {
         // A page ahead of this console (restarted, still re-reading its window) gets
         // nothing twice.
@@ -665,6 +695,7 @@ async fn events(
         .iter()
         .map(alert_event)
         .chain(unit_states.iter().map(unit_event))
+        .chain(stations.iter().map(station_event))
         .chain(std::iter::once(
             SseEvent::default().event("ready").data("{}"),
         ))
@@ -691,6 +722,12 @@ async fn events(
                             continue;
                         }
                         return Some((Ok(unit_event(&u)), (rx, seen, only, guard)));
+                    }
+                    Ok(Event::Station(v)) => {
+                        if only.is_some() {
+                            continue;
+                        }
+                        return Some((Ok(station_event(&v)), (rx, seen, only, guard)));
                     }
                     // Too slow to keep up: end the stream; the page reconnects with its
                     // Last-Event-ID and catches up from the log.
@@ -722,6 +759,7 @@ pub fn router(c: Arc<Console>) -> Router {
         .route("/api/me", get(me))
         .route("/api/alerts", get(alerts))
         .route("/api/units", get(units))
+        .route("/api/stations", get(stations))
         .route("/api/roads", get(roads))
         .route("/api/candidates", get(candidates))
         .route("/api/events", get(events))

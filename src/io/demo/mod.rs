@@ -213,6 +213,11 @@ pub fn run_demo(
                         console.position(&v);
                     }
                 }
+                crate::core::model::Stream::Weather => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
+                        console.station(v);
+                    }
+                }
                 crate::core::model::Stream::Ack => {
                     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.value) {
                         console.ack(StreamPos::ack(0, ack_seq), v);
