@@ -84,6 +84,16 @@ fn an_operator_and_a_patrol_officer_handle_an_alert_in_the_browser_across_a_cons
     run.wait_for_log("partitions assigned", Duration::from_secs(60));
     let p = producer(&stage);
     send_units(&p, &stage.topics().patrol);
+    // A weather station's reading: the map shows the station (the script checks every
+    // station the API lists has its marker).
+    let reading = serde_json::json!({"event_id": "wx-01-000001", "station_id": "wx-01", "ts": now_ms(),
+        "lon": WX01.0, "lat": WX01.1, "visibility_m": 4200.0, "wind_speed_ms": 3.1, "air_temp_c": 6.5});
+    produce(
+        &p,
+        &stage.topics().weather,
+        "wx-01",
+        reading.to_string().as_bytes(),
+    );
 
     let console_log = dir.path().join("console.log");
     let _show_console = ShowLogOnPanic(console_log.clone());

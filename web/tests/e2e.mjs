@@ -257,7 +257,26 @@ async function checkMap(page) {
   });
   log(`map: ${roads.total} road features (${roads.drawn} within the ${roads.map.join('x')} map)`);
   await until(page, 'the console\'s live connection', () => document.querySelector('[data-testid=connection]').dataset.state === 'live');
+  await checkStations(page);
   return roads.total;
+}
+
+/** Every weather station of GET /api/stations (if any reported) has its marker on the map. */
+async function checkStations(page) {
+  const ids = await page.evaluate(async () => {
+    const r = await fetch('/api/stations');
+    if (!r.ok) return { error: `GET /api/stations answered ${r.status}` };
+    const list = await r.json();
+    return Array.isArray(list) ? list.filter((o) => o && typeof o.station_id === 'string' && o.station_id
+      && Number.isFinite(o.lon) && Number.isFinite(o.lat) && Math.abs(o.lon) <= 180 && Math.abs(o.lat) <= 90).map((o) => o.station_id) : [];
+  });
+  if (ids.error) fail(ids.error);
+  if (!ids.length) { log('map: no weather station has reported (GET /api/stations is empty)'); return; }
+  await until(page, `a marker for each of the ${ids.length} weather stations of GET /api/stations`, (want) => {
+    const have = new Set([...document.querySelectorAll('[data-testid=station-marker]')].map((e) => e.dataset.stationId));
+    return want.every((id) => have.has(id));
+  }, ids);
+  log(`map: ${ids.length} weather station markers`);
 }
 
 async function openIds(page) {
@@ -374,7 +393,18 @@ async function signInUnit(page, cfg) {
   await loadI18n(page);
 }
 
-async function answerDispatch(page, id, wantShot) {
+/** The unit's answer `status` in the console's detail timeline of `id` (an `ack` event). */
+async function waitForTimelineAck(page, id, unit, status) {
+  await until(page, `${unit}'s answer "${status}" to ${id} in the console's detail timeline`, ([aid, u, st]) => {
+    const panel = document.querySelector('[data-testid=alert-detail]');
+    if (!panel || panel.dataset.alertId !== aid) return { error: `the detail shows ${panel && panel.dataset.alertId} instead` };
+    return [...document.querySelectorAll('#timeline [data-testid=timeline-ack]')]
+      .some((li) => li.dataset.status === st && li.dataset.unitId === u);
+  }, [id, unit, status]);
+  log(`${id}: the console's timeline shows ${unit} ${status}`);
+}
+
+async function answerDispatch(page, id, wantShot, opPage, unit) {
   const card = `[data-testid=dispatch-card][data-alert-id="${cssq(id)}"]`;
   const cover = await until(page, `the full-screen dispatch card of ${id}`, (sel) => {
     const el = document.querySelector(sel);
@@ -395,6 +425,7 @@ async function answerDispatch(page, id, wantShot) {
       && !document.getElementById('resolve-box').hidden;
   }, card);
   log(`${id}: accepted on the unit app`);
+  await waitForTimelineAck(opPage, id, unit, 'accepted');
   await page.locator(`${card} [data-testid=resolve-outcome]`).selectOption('false_alarm', { timeout: UI_MS });
   await page.locator(`${card} [data-testid=btn-resolved]`).click({ timeout: UI_MS });
   await until(page, `the unit app taking the resolved answer for ${id}`, (aid) => {
@@ -406,6 +437,7 @@ async function answerDispatch(page, id, wantShot) {
     return !!li && !!li.querySelector('.tag-ack.ack-resolved');
   }, id);
   log(`${id}: resolved (false_alarm) on the unit app`);
+  await waitForTimelineAck(opPage, id, unit, 'resolved');
   return shot;
 }
 
@@ -539,7 +571,7 @@ async function main() {
   run.unit = await unitCtx.newPage();
   watch(run.unit, 'unit');
   await signInUnit(run.unit, cfg);
-  run.unitShot = await answerDispatch(run.unit, alertId, !!cfg.shots);
+  run.unitShot = await answerDispatch(run.unit, alertId, !!cfg.shots, run.op, cfg.unit);
   await waitForCleared(run.op, alertId);
   noPageErrors('the unit\'s answer');
   say('RESOLVED');

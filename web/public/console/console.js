@@ -10,6 +10,12 @@ import {
   h, clear, severityRank, SEVERITIES, tsMillis, fmtTime, fmtAge, fmtEta, fmtDistance, fmtStake, fmtPercent,
 } from '/static/common/util.js';
 
+// Leaflet puts a string tooltip in as HTML; summaries and names come from devices and
+// files, so every tooltip is a text node.
+function asText(text) {
+  return h('span', null, String(text));
+}
+
 const L = window.L;
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +23,10 @@ const KINDS = ['pedestrian', 'illegal_ride_hailing', 'severe_weather'];
 const OUTCOMES = ['confirmed', 'false_alarm', 'not_found', 'duplicate'];
 const NOTE_MAX = 500;
 const CLOSED_KEEP = 30;
+const PENDING_ACKS_KEEP = 200; // alerts whose answers came before any of their documents
+const ACKS_PER_ALERT = 100;
+const STATIONS_MAX = 2000;                 // weather stations kept (the server sends each one's latest)
+const STATION_STALE_MS = 30 * 60 * 1000;   // a station silent this long is drawn faded (weather.silent_after_s)
 
 // Colours by severity (info < warning < severe < critical); the CSS uses the same ones.
 const SEV_COLOR = { info: '#4f8ff7', warning: '#f5b82e', severe: '#fb7a2c', critical: '#f04352' };
@@ -30,10 +40,14 @@ const state = {
   reconnectTimer: null,
   conn: 'connecting',
   // alert_id → {id, docs: [document, …] oldest first, keys: Set of JSON texts (dedup),
+  //             acks: [the units' answers (dispatch-acks), oldest first], ackKeys: Set (dedup),
   //             localAckAt?: docs.length when this console acknowledged it, lost?: bool}
   alerts: new Map(),
+  pendingAcks: new Map(),   // alert_id → answers that came before any document of the alert
   closed: [],               // recently closed entries, newest first
   units: new Map(),         // unit_id → unit state
+  stations: new Map(),      // station_id → its latest observation (weather-observations, checked)
+  stationInfo: new Map(),   // station_id → {name, name_en, road_id, stake} from the road network
   selected: null,           // alert_id shown in the detail panel
   filters: { kind: '', severity: '', road: '' },
   roads: null,              // the GeoJSON of GET /api/roads
@@ -55,6 +69,7 @@ const map = {
   labels: null,
   alertLayers: new Map(),  // alert_id → L.LayerGroup (marker + stretch)
   unitLayers: new Map(),   // unit_id → {marker, link}
+  stationLayers: new Map(), // station_id → {marker, sig, tip}
   legend: null,
 };
 
@@ -113,6 +128,7 @@ function startSession(me) {
   initMap();
   loadRoads();
   connect();
+  loadStations();
   scheduleRender();
 }
 
@@ -132,16 +148,20 @@ function endSession() {
   state.session = null;
   state.alerts.clear();
   state.closed = [];
+  state.pendingAcks.clear();
   state.units.clear();
+  state.stations.clear();
   state.selected = null;
   state.ackPending.clear();
   state.pendingAction = null;
   if (map.m) {
     for (const g of map.alertLayers.values()) g.remove();
     for (const u of map.unitLayers.values()) { u.marker.remove(); if (u.link) u.link.remove(); }
+    for (const r of map.stationLayers.values()) r.marker.remove();
   }
   map.alertLayers.clear();
   map.unitLayers.clear();
+  map.stationLayers.clear();
   renderAll();
 }
 
@@ -183,6 +203,24 @@ function connect() {
     const u = parseData(e);
     if (u) onUnit(u);
   });
+  es.addEventListener('ack', (e) => {
+    // A unit's answer: never let a malformed one break the page.
+    try {
+      const a = parseData(e);
+      if (a) onAck(a);
+    } catch (err) {
+      console.warn('ack event not shown:', err && err.message);
+    }
+  });
+  es.addEventListener('station', (e) => {
+    // A weather station's latest observation: a malformed one is left out, never fatal.
+    try {
+      const o = parseData(e);
+      if (o) onStation(o);
+    } catch (err) {
+      console.warn('station event not shown:', err && err.message);
+    }
+  });
   es.addEventListener('ready', () => onReady(es));
 }
 
@@ -215,15 +253,29 @@ function onAlertDoc(doc, es) {
   if (!doc || typeof doc.alert_id !== 'string') return;
   const id = doc.alert_id;
   if (es === state.es && state.esFresh) state.pictureIds.add(id);
-  // GET /api/alerts adds `history`; an event never should, but do not keep it twice.
-  if ('history' in doc) { doc = { ...doc }; delete doc.history; }
+  // GET /api/alerts adds `history` and `acks`; an event never should, but do not keep
+  // them in the document (the answers are kept beside the documents).
+  let withAcks = null;
+  if ('history' in doc || 'acks' in doc) {
+    withAcks = Array.isArray(doc.acks) ? doc.acks : null;
+    doc = { ...doc };
+    delete doc.history;
+    delete doc.acks;
+  }
 
   let entry = state.alerts.get(id);
   if (!entry) {
     const i = state.closed.findIndex((c) => c.id === id);
     if (i >= 0) entry = state.closed.splice(i, 1)[0];
   }
-  if (!entry) entry = { id, docs: [], keys: new Set() };
+  if (!entry) {
+    entry = { id, docs: [], keys: new Set(), acks: [], ackKeys: new Set() };
+    // Answers that came before the alert's first document join it now.
+    const early = state.pendingAcks.get(id);
+    state.pendingAcks.delete(id);
+    for (const a of early || []) addAck(entry, a);
+  }
+  for (const a of withAcks || []) if (validAck(a) && a.alert_id === id) addAck(entry, a);
 
   // A fresh connection re-sends every document of every open alert: skip those we have.
   const key = JSON.stringify(doc);
@@ -253,6 +305,275 @@ function onAlertDoc(doc, es) {
 function addClosed(entry) {
   entry.closedAt = Date.now();
   state.closed = [entry, ...state.closed.filter((c) => c.id !== entry.id)].slice(0, CLOSED_KEEP);
+}
+
+function validAck(a) {
+  return !!a && typeof a === 'object' && typeof a.alert_id === 'string' && a.alert_id !== ''
+    && typeof a.unit_id === 'string' && typeof a.status === 'string';
+}
+
+/** What tells two copies of one answer apart from two answers (a replay re-sends them). */
+function ackKey(a) {
+  const ms = tsMillis(a.ts);
+  return JSON.stringify([a.unit_id, a.status, Number.isNaN(ms) ? String(a.ts) : ms, a.outcome ?? null]);
+}
+
+function ackMillis(a) {
+  const ms = tsMillis(a.ts);
+  return Number.isNaN(ms) ? Infinity : ms;
+}
+
+/** Keep an answer with its alert, in time order (an answer without a time goes last). */
+function addAck(entry, a) {
+  const key = ackKey(a);
+  if (entry.ackKeys.has(key)) return false;
+  entry.ackKeys.add(key);
+  const ms = ackMillis(a);
+  let i = entry.acks.length;
+  while (i > 0 && ackMillis(entry.acks[i - 1]) > ms) i -= 1;
+  entry.acks.splice(i, 0, a);
+  if (entry.acks.length > ACKS_PER_ALERT) {
+    const gone = entry.acks.shift();
+    entry.ackKeys.delete(ackKey(gone));
+  }
+  return true;
+}
+
+/** An `ack` event: a unit's answer to a dispatch (docs/CONSOLE.md, "Live events"). */
+function onAck(a) {
+  if (!validAck(a)) return;
+  const entry = findEntry(a.alert_id);
+  if (entry) {
+    if (addAck(entry, a) && state.selected === entry.id) scheduleRender();
+    return;
+  }
+  // Its alert is not known (yet): keep the answer until the alert's document comes.
+  const id = a.alert_id;
+  const list = state.pendingAcks.get(id) || [];
+  const key = ackKey(a);
+  if (list.some((x) => ackKey(x) === key)) return;
+  list.push(a);
+  if (list.length > ACKS_PER_ALERT) list.shift();
+  state.pendingAcks.delete(id); // re-insert: the Map's order is the order of arrival
+  state.pendingAcks.set(id, list);
+  while (state.pendingAcks.size > PENDING_ACKS_KEEP) state.pendingAcks.delete(state.pendingAcks.keys().next().value);
+}
+
+// ───────────────────────── weather stations ─────────────────────────
+
+/** A measurement as a finite number, or null (not measured, or not a number). */
+function measure(x) {
+  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+}
+
+/**
+ * A weather station's observation as on `weather-observations` (CONTRACT: every
+ * measurement optional, null = not measured), checked and copied; null when it cannot be
+ * placed on the map.
+ */
+function validStation(o) {
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return null;
+  const id = o.station_id;
+  if (typeof id !== 'string' || !id || id.length > 200) return null;
+  const lon = measure(o.lon);
+  const lat = measure(o.lat);
+  if (lon === null || lat === null || Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  const state_ = typeof o.road_surface_state === 'string' && o.road_surface_state && o.road_surface_state.length <= 40
+    ? o.road_surface_state : null;
+  return {
+    event_id: typeof o.event_id === 'string' ? o.event_id : null,
+    station_id: id,
+    ts: typeof o.ts === 'string' || typeof o.ts === 'number' ? o.ts : null,
+    lon,
+    lat,
+    visibility_m: measure(o.visibility_m),
+    precipitation_mm_h: measure(o.precipitation_mm_h),
+    wind_speed_ms: measure(o.wind_speed_ms),
+    wind_gust_ms: measure(o.wind_gust_ms),
+    road_surface_temp_c: measure(o.road_surface_temp_c),
+    road_surface_state: state_,
+    air_temp_c: measure(o.air_temp_c),
+  };
+}
+
+/** A `station` event or an element of GET /api/stations: the station's latest by `ts` is kept. */
+function onStation(o) {
+  const s = validStation(o);
+  if (!s) return;
+  const old = state.stations.get(s.station_id);
+  if (old) {
+    const a = tsMillis(old.ts);
+    const b = tsMillis(s.ts);
+    if (!Number.isNaN(a) && (Number.isNaN(b) || b < a)) return; // older (or timeless) than what is shown
+  } else if (state.stations.size >= STATIONS_MAX) {
+    return;
+  }
+  state.stations.set(s.station_id, s);
+  scheduleRender();
+}
+
+/** GET /api/stations: the same observations as the events bring; whichever is newer stays. */
+async function loadStations() {
+  let list;
+  try {
+    list = await api.get('/api/stations');
+  } catch (e) {
+    if (e.status !== 401) console.warn('stations not loaded:', e.message);
+    return; // a lost session shows on the event stream
+  }
+  if (!state.session || !Array.isArray(list)) return;
+  for (const o of list) {
+    try { onStation(o); } catch (err) { console.warn('station not shown:', err && err.message); }
+  }
+}
+
+/** Whether a station has been silent too long (an observation without a time is not judged). */
+function stationStale(s) {
+  const ms = tsMillis(s.ts);
+  return !Number.isNaN(ms) && Date.now() - ms > STATION_STALE_MS;
+}
+
+/** Open severe-weather alerts shown (filters apply) per station_id, most severe first. */
+function alertsByStation() {
+  const by = new Map();
+  for (const entry of state.alerts.values()) {
+    const d = latest(entry);
+    if (d.kind !== 'severe_weather' || !matchesFilters(entry)) continue;
+    const sid = d.details && d.details.station_id;
+    if (typeof sid !== 'string' || !sid) continue;
+    if (!by.has(sid)) by.set(sid, []);
+    by.get(sid).push(entry);
+  }
+  for (const list of by.values()) list.sort(compareAlerts);
+  return by;
+}
+
+function fixed(x, digits) {
+  return x === null ? null : x.toFixed(digits);
+}
+
+/** [label, value text or null (not measured)] of one observation. */
+function stationReadings(s) {
+  const surface = [];
+  if (s.road_surface_temp_c !== null) surface.push(`${fixed(s.road_surface_temp_c, 1)} °C`);
+  if (s.road_surface_state !== null) surface.push(label('surface', s.road_surface_state));
+  return [
+    [t('station.visibility'), s.visibility_m === null ? null : t('m', { n: Math.round(s.visibility_m) })],
+    [t('station.rain'), s.precipitation_mm_h === null ? null : `${fixed(s.precipitation_mm_h, 1)} mm/h`],
+    [t('station.wind'), s.wind_speed_ms === null ? null : `${fixed(s.wind_speed_ms, 1)} m/s`],
+    [t('station.gust'), s.wind_gust_ms === null ? null : `${fixed(s.wind_gust_ms, 1)} m/s`],
+    [t('station.surface'), surface.length ? surface.join(' · ') : null],
+    [t('station.air'), s.air_temp_c === null ? null : `${fixed(s.air_temp_c, 1)} °C`],
+  ];
+}
+
+function stationName(id) {
+  const info = state.stationInfo.get(id);
+  if (!info) return '';
+  return (lang() === 'en' && info.name_en) || info.name || '';
+}
+
+/** The tooltip of a station's marker, built when it opens (text only, never HTML). */
+function stationTooltip(id) {
+  const s = state.stations.get(id);
+  if (!s) return h('div', null, id);
+  const info = state.stationInfo.get(id);
+  const name = stationName(id);
+  const kv = h('dl', { class: 'st-kv' });
+  for (const [k, v] of stationReadings(s)) {
+    kv.append(h('dt', null, k), h('dd', v === null ? { class: 'muted' } : null, v === null ? t('station.not_measured') : v));
+  }
+  kv.append(h('dt', null, t('station.time')), h('dd', null, `${fmtTime(s.ts)}${Number.isNaN(tsMillis(s.ts)) ? '' : ` (${fmtAge(s.ts)})`}`));
+  const alerts = alertsByStation().get(id) || [];
+  return h('div', { class: 'st-tip', testid: 'station-tooltip', dataset: { stationId: id } },
+    h('div', { class: 'st-head' },
+      h('b', null, name || t('station.title', { id })),
+      name ? h('span', { class: 'mono muted' }, ` ${id}`) : null),
+    info && (info.road_id || info.stake) ? h('div', { class: 'muted' }, [info.road_id, info.stake].filter(Boolean).join(' ')) : null,
+    kv,
+    stationStale(s) ? h('div', { class: 'st-stale' }, t('station.stale', { n: Math.round(STATION_STALE_MS / 60000) })) : null,
+    alerts.map((e) => h('div', { class: `st-alert sev-${latest(e).severity}` },
+      t('station.alert', { summary: latest(e).summary || e.id }))));
+}
+
+/** One line of a station's readings (the detail of its weather alert). */
+function stationLine(s) {
+  const parts = stationReadings(s).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v}`);
+  parts.push(fmtTime(s.ts));
+  return parts.join(' · ');
+}
+
+// A weather alert's marker stands on its station (DISPATCH.md: the station's position on
+// the road): the station of an open alert is drawn beside it, lower right, not under it.
+const STATION_BESIDE = [17, 15];
+
+function stationIcon(cls, beside) {
+  const [dx, dy] = beside ? STATION_BESIDE : [0, 0];
+  return L.divIcon({
+    className: cls,
+    html: '<span class="rw-station-dot"></span>',
+    iconSize: [16, 16],
+    iconAnchor: [8 - dx, 8 - dy],
+    tooltipAnchor: [dx + 9, dy], // beside the diamond (the tooltip opens left or right of it)
+  });
+}
+
+/** Tag a station marker's element (Leaflet makes a new one for every icon). */
+function tagStation(marker, id) {
+  const el = marker.getElement();
+  if (!el) return;
+  el.dataset.testid = 'station-marker';
+  el.dataset.stationId = id;
+}
+
+/** One marker per station: faded when silent, ringed in the colour of its open weather alert. */
+function syncStations(refreshTips = false) {
+  if (!map.m) return;
+  for (const [id, rec] of map.stationLayers) {
+    if (!state.stations.has(id)) { rec.marker.remove(); map.stationLayers.delete(id); }
+  }
+  const byStation = alertsByStation();
+  for (const [id, s] of state.stations) {
+    const alerts = byStation.get(id) || [];
+    const top = alerts[0] ? latest(alerts[0]) : null;
+    const cls = ['rw-station'];
+    if (top) cls.push('alerting', `sev-${top.severity}`);
+    if (alerts.some((e) => e.id === state.selected)) cls.push('selected');
+    if (stationStale(s)) cls.push('stale');
+    const className = cls.join(' ');
+    const ll = L.latLng(s.lat, s.lon);
+    let rec = map.stationLayers.get(id);
+    if (!rec) {
+      const marker = L.marker(ll, { icon: stationIcon(className, !!top), keyboard: false, zIndexOffset: 100, riseOnHover: true });
+      // Beside, not above: it is tall, and a station may sit near the map's edge.
+      marker.bindTooltip(() => stationTooltip(id), { direction: 'auto', className: 'rw-tooltip' });
+      marker.on('add', () => tagStation(marker, id));
+      // Clicking a station opens its most severe open weather alert (looked up at click time).
+      marker.on('click', () => {
+        const list = alertsByStation().get(id);
+        if (list && list.length) selectAlert(list[0].id);
+      });
+      rec = { marker, className, obs: s, tip: '' };
+      map.stationLayers.set(id, rec);
+      marker.addTo(map.m);
+    }
+    if (rec.obs !== s) {
+      if (rec.obs.lat !== s.lat || rec.obs.lon !== s.lon) rec.marker.setLatLng(ll);
+      rec.obs = s;
+    }
+    if (rec.className !== className) {
+      rec.marker.setIcon(stationIcon(className, !!top));
+      rec.className = className;
+      tagStation(rec.marker, id); // a new icon is a new element
+    }
+    // An open tooltip follows a new reading, a change of its alerts, or the language.
+    const tt = rec.marker.getTooltip();
+    if (tt && tt.isOpen()) {
+      const tip = JSON.stringify([s, alerts.map((e) => [e.id, latest(e).severity, latest(e).summary]), lang()]);
+      if (refreshTips || rec.tip !== tip) tt.update();
+      rec.tip = tip;
+    }
+  }
 }
 
 function onUnit(u) {
@@ -631,6 +952,8 @@ function renderDetail() {
       info.append(...row(t('detail.stretch'), `${fmtStake(det.stake_from_m)} – ${fmtStake(det.stake_to_m)}`));
     }
     if (det.advice) info.append(...row(t('detail.advice'), det.advice));
+    const st = typeof det.station_id === 'string' ? state.stations.get(det.station_id) : null;
+    if (st) info.append(...row(t('station.now'), h('span', { testid: 'detail-station' }, `${det.station_name || stationName(st.station_id) || st.station_id}: ${stationLine(st)}`)));
   }
   const sources = Array.isArray(d.source_event_ids) ? d.source_event_ids : [];
   info.append(...row(t('detail.sources'), sources.length
@@ -664,10 +987,33 @@ function renderDetail() {
   renderTimeline(entry);
 }
 
+/** A unit's answer in the timeline: "P-03 接受", "P-03 处置完毕 · 误报". */
+function ackTimelineItem(a) {
+  const status = String(a.status);
+  const what = [label('tlack', status)];
+  if (a.outcome) what.push(label('outcome', a.outcome));
+  return h('li', {
+    class: `tl-item tl-ack ack-${status.replace(/[^a-z_]/gi, '')}`,
+    testid: 'timeline-ack',
+    dataset: { status, unitId: a.unit_id },
+  },
+  h('div', { class: 'tl-head' },
+    h('span', { class: 'tl-time' }, fmtTime(a.ts)),
+    h('span', { class: 'tl-ack-text' }, h('b', { class: 'tl-unit' }, a.unit_id), ' ', what.join(' · '))));
+}
+
 function renderTimeline(entry) {
   const list = clear($('timeline'));
   const docs = entry.docs;
+  // The answers go among the documents by time; the documents keep their own order.
+  const acks = entry.acks || [];
+  let next = 0;
+  const acksUpTo = (ms) => {
+    while (next < acks.length && ackMillis(acks[next]) <= ms) list.append(ackTimelineItem(acks[next++]));
+  };
   docs.forEach((doc, i) => {
+    const docMs = tsMillis(doc.event_ts);
+    if (!Number.isNaN(docMs)) acksUpTo(docMs);
     const prev = i > 0 ? docs[i - 1] : null;
     const lines = [];
     const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
@@ -703,6 +1049,7 @@ function renderTimeline(entry) {
         statusBadge(doc.status)),
       lines.map((l) => h('div', { class: 'tl-line' }, l))));
   });
+  acksUpTo(Infinity);
 }
 
 // ───────────────────────── actions ─────────────────────────
@@ -888,6 +1235,9 @@ function initMap() {
 function buildLegend() {
   const sev = [...SEVERITIES].reverse().map((s) => h('li', null, h('span', { class: `lg-dot sev-${s}` }), label('severity', s)));
   const units = ['available', 'busy', 'off_duty'].map((s) => h('li', null, h('span', { class: `lg-unit st-${s}` }), `${t('legend.unit')} · ${label('unitstatus', s)}`));
+  units.push(
+    h('li', { testid: 'legend-station' }, h('span', { class: 'lg-station' }, h('span', { class: 'rw-station-dot' })), t('legend.station')),
+    h('li', null, h('span', { class: 'lg-station alerting sev-warning' }, h('span', { class: 'rw-station-dot' })), t('legend.station.alerting')));
   // Collapsible, remembered: on a narrow map it would hide too much.
   let open = true;
   try { open = localStorage.getItem('rw.legend') !== 'closed'; } catch { /* ignore */ }
@@ -975,7 +1325,7 @@ function drawRoads() {
     },
     onEachFeature: (f, layer) => {
       const text = roadTooltip(f.properties || {});
-      if (text) layer.bindTooltip(text, { sticky: true, className: 'rw-tooltip' });
+      if (text) layer.bindTooltip(asText(text), { sticky: true, className: 'rw-tooltip' });
     },
   }).addTo(map.m);
   map.roads.bringToBack();
@@ -1016,10 +1366,22 @@ function metres(a, b) {
 /** Carriageway lines per road with their stakes, to find a stake range on the map. */
 function indexRoads() {
   state.roadIndex = new Map();
+  state.stationInfo = new Map();
   const ids = new Set();
   for (const f of (state.roads && state.roads.features) || []) {
     const p = f.properties || {};
     if (!f.geometry) continue;
+    if (p.kind === 'weather_station') {
+      const sid = typeof p.station_id === 'string' ? p.station_id : typeof f.id === 'string' ? f.id : null;
+      if (sid) {
+        state.stationInfo.set(sid, {
+          name: typeof p.name === 'string' ? p.name : '',
+          name_en: typeof p.name_en === 'string' ? p.name_en : '',
+          road_id: typeof p.road_id === 'string' ? p.road_id : '',
+          stake: typeof p.stake === 'string' ? p.stake : typeof p.stake_m === 'number' ? fmtStake(p.stake_m) : '',
+        });
+      }
+    }
     if (p.road_id && (p.kind === 'carriageway' || p.kind === undefined)) ids.add(p.road_id);
     if (p.kind !== 'carriageway' || typeof p.stake_start_m !== 'number' || typeof p.stake_end_m !== 'number') continue;
     const lines = f.geometry.type === 'LineString' ? [f.geometry.coordinates]
@@ -1103,7 +1465,7 @@ function drawAlert(entry) {
     if (lines) {
       for (const line of lines) {
         L.polyline(line, { pane: 'stretches', className: 'rw-stretch', color, weight: 11, opacity: 0.55, lineCap: 'butt' })
-          .on('click', select).bindTooltip(d.summary || '', { sticky: true, className: 'rw-tooltip' }).addTo(group);
+          .on('click', select).bindTooltip(asText(d.summary || ''), { sticky: true, className: 'rw-tooltip' }).addTo(group);
       }
     } else {
       const det = d.details || {};
@@ -1119,9 +1481,25 @@ function drawAlert(entry) {
   });
   marker.on('click', select);
   marker.on('add', () => { const el = marker.getElement(); if (el) el.dataset.alertId = entry.id; });
-  marker.bindTooltip(d.summary || entry.id, { direction: 'top', offset: [0, -14], className: 'rw-tooltip' });
+  if (d.kind === 'severe_weather') {
+    // Built when it opens: the summary, then what its station measures now.
+    marker.bindTooltip(() => weatherAlertTip(entry.id), { direction: 'top', offset: [0, -14], className: 'rw-tooltip' });
+  } else {
+    marker.bindTooltip(asText(d.summary || entry.id), { direction: 'top', offset: [0, -14], className: 'rw-tooltip' });
+  }
   marker.addTo(group);
   return group;
+}
+
+function weatherAlertTip(id) {
+  const entry = findEntry(id);
+  if (!entry) return h('div', null, id);
+  const d = latest(entry);
+  const sid = d.details && typeof d.details.station_id === 'string' ? d.details.station_id : null;
+  const st = sid ? state.stations.get(sid) : null;
+  return h('div', null,
+    h('div', null, d.summary || id),
+    st ? h('div', { class: 'muted' }, `${t('station.now')} · ${stationLine(st)}`) : null);
 }
 
 function unitIcon(u) {
@@ -1154,7 +1532,7 @@ function syncMap() {
     const tip = `${u.unit_id} · ${label('unitstatus', u.status)}${typeof u.speed_kmh === 'number' ? ` · ${Math.round(u.speed_kmh)} km/h` : ''}${u.alert_id ? ` · → ${u.alert_id}` : ''} · ${fmtTime(u.ts)}`;
     if (!rec) {
       const marker = L.marker(ll, { icon: unitIcon(u), keyboard: false, zIndexOffset: 500 });
-      marker.bindTooltip(tip, { direction: 'top', className: 'rw-tooltip' });
+      marker.bindTooltip(asText(tip), { direction: 'top', className: 'rw-tooltip' });
       // Clicking a unit opens the alert it is assigned to (looked up at click time).
       marker.on('click', () => {
         const cur = state.units.get(id);
@@ -1169,7 +1547,7 @@ function syncMap() {
     if (rec.sig !== sig) { rec.marker.setIcon(unitIcon(u)); rec.sig = sig; }
     const el = rec.marker.getElement(); // setIcon replaces the element
     if (el) el.dataset.unitId = id;
-    rec.marker.setTooltipContent(tip);
+    rec.marker.setTooltipContent(asText(tip));
     const target = u.alert_id && state.alerts.has(u.alert_id) ? locLatLng(latest(state.alerts.get(u.alert_id))) : null;
     if (target) {
       const pts = [ll, target];
@@ -1180,6 +1558,8 @@ function syncMap() {
       rec.link = null;
     }
   }
+
+  syncStations();
 }
 
 // ───────────────────────── wiring ─────────────────────────
@@ -1223,7 +1603,7 @@ function wireStaticControls() {
     if (!state.session) return;
     tick += 1;
     updateAlarm();
-    if (tick % 10 === 0) { renderQueue(); renderClosed(); }
+    if (tick % 10 === 0) { renderQueue(); renderClosed(); syncStations(true); }
   }, 1000);
 }
 

@@ -9,13 +9,14 @@
 import { t, label, applyI18n, toggleLang, onLangChange } from '/static/common/i18n.js';
 import { api, setCsrf } from '/static/common/api.js';
 import { Alarm } from '/static/common/alarm.js';
-import { h, clear, fmtTime, fmtEta, fmtDistance, fmtStake } from '/static/common/util.js';
+import { h, clear, tsMillis, fmtTime, fmtEta, fmtDistance, fmtStake } from '/static/common/util.js';
 
 const $ = (id) => document.getElementById(id);
 const OUTCOMES = ['confirmed', 'false_alarm', 'not_found', 'duplicate'];
 const POSITION_MIN_INTERVAL_MS = 5000;   // at most one position report per 5 s
 const POSITION_KEEPALIVE_MS = 30000;     // a standing car still reports (dispatch wants fresh positions)
 const ACKS_KEPT = 100;
+const ACK_STATUSES = ['accepted', 'declined', 'arrived', 'resolved'];
 
 const state = {
   session: null,
@@ -29,6 +30,14 @@ const state = {
   currentId: null,         // the alert this unit is assigned to now
   reassigned: new Set(),   // alerts the platform no longer lists as this unit's
   acks: {},                // alert_id → the last status this unit sent (kept in localStorage)
+  // alert_id → the offer this unit declined last: {ms: the decline's time by its `ack`
+  // event (null until that came), attempt and dispatch: what it declined} (localStorage).
+  // A document addressed to the unit that is newer than that is a new offer (isNewOffer).
+  declines: {},
+  offers: new Map(),       // alert_id → the latest assignment document (new, redispatch) addressed to this unit
+  reoffered: new Set(),    // alerts offered again after this unit had declined them
+  sentAcks: new Map(),     // alert_id → a status sent (202) whose `ack` event has not come yet
+  confirmed: new Map(),    // alert_id → {status, ts}: the last answer the server's `ack` event showed
   refreshTimer: null,
   serverCurrent: undefined, // the current alert by GET /api/unit/dispatches (undefined: not asked yet)
   serverAskedAt: 0,         // when that was asked
@@ -127,10 +136,17 @@ function acksKey() {
   return `rw.unit.${state.session.unit_id}.acks`;
 }
 
+function declinesKey() {
+  return `rw.unit.${state.session.unit_id}.declines`;
+}
+
 function startSession(me) {
   state.session = me;
   setCsrf(me.csrf);
   try { state.acks = JSON.parse(localStorage.getItem(acksKey()) || '{}') || {}; } catch { state.acks = {}; }
+  try { state.declines = JSON.parse(localStorage.getItem(declinesKey()) || '{}') || {}; } catch { state.declines = {}; }
+  if (typeof state.acks !== 'object' || Array.isArray(state.acks)) state.acks = {};
+  if (typeof state.declines !== 'object' || Array.isArray(state.declines)) state.declines = {};
   try {
     const s = localStorage.getItem(`rw.unit.${me.unit_id}.status`);
     if (s) $('unit-status').value = s;
@@ -164,6 +180,10 @@ function endSession() {
   state.reassigned.clear();
   state.serverCurrent = undefined;
   state.arrivedAt.clear();
+  state.sentAcks.clear();
+  state.confirmed.clear();
+  state.offers.clear();
+  state.reoffered.clear();
   if (state.wakeLock) { state.wakeLock.release().catch(() => {}); state.wakeLock = null; }
   render();
 }
@@ -178,6 +198,12 @@ function saveAcks() {
   // Keep the newest ACKS_KEPT answers (object keys keep insertion order).
   for (const id of ids.slice(0, Math.max(0, ids.length - ACKS_KEPT))) delete state.acks[id];
   try { localStorage.setItem(acksKey(), JSON.stringify(state.acks)); } catch { /* ignore */ }
+}
+
+function saveDeclines() {
+  const ids = Object.keys(state.declines);
+  for (const id of ids.slice(0, Math.max(0, ids.length - ACKS_KEPT))) delete state.declines[id];
+  try { localStorage.setItem(declinesKey(), JSON.stringify(state.declines)); } catch { /* ignore */ }
 }
 
 /** Keep the screen on while signed in, where the browser allows it. */
@@ -211,8 +237,9 @@ async function refreshDispatches() {
   if (cur) {
     if (!state.docs.has(cur.alert_id)) remember(cur);
     const mine = state.currentId ? state.docs.get(state.currentId) : null;
-    const answered = state.acks[cur.alert_id];
-    if ((!mine || mine.status === 'cleared') && answered !== 'declined' && answered !== 'resolved') setCurrent(cur.alert_id);
+    // Judged on the newest document this page has of it (the answer may lag the stream).
+    const known = state.docs.get(cur.alert_id) || cur;
+    if ((!mine || mine.status === 'cleared') && mayOffer(isMine(known) ? known : cur, false)) setCurrent(cur.alert_id);
   }
   render();
 }
@@ -226,6 +253,70 @@ function remember(doc) {
   if (!doc || typeof doc.alert_id !== 'string') return;
   state.docs.delete(doc.alert_id); // re-insert: the Map's order is the order of arrival
   state.docs.set(doc.alert_id, doc);
+  if (isMine(doc) && (doc.status === 'new' || doc.status === 'redispatch')) state.offers.set(doc.alert_id, doc);
+}
+
+function isMine(doc) {
+  return !!doc && !!doc.dispatch && typeof doc.dispatch === 'object' && !!state.session
+    && doc.dispatch.unit_id === state.session.unit_id;
+}
+
+/** What tells one offer from another: an update of an alert repeats its dispatch as it is. */
+function dispatchKey(d) {
+  if (!d || typeof d !== 'object') return null;
+  return JSON.stringify([d.unit_id ?? null, d.attempt ?? null, d.assigned_by ?? null, d.eta_s ?? null, d.route_m ?? null]);
+}
+
+function finite(x) {
+  return typeof x === 'number' && Number.isFinite(x);
+}
+
+/** The assignment document behind `doc` (an update carries the dispatch of the offer before it). */
+function offerBehind(doc) {
+  if (doc.status === 'new' || doc.status === 'redispatch') return doc;
+  const o = state.offers.get(doc.alert_id);
+  return o && dispatchKey(o.dispatch) === dispatchKey(doc.dispatch) ? o : doc;
+}
+
+/**
+ * Whether `doc` (addressed to this unit) offers the alert again after the unit declined
+ * it (`decl`, see state.declines). The offer behind it is a re-dispatch whose time
+ * (`event_ts`: an operator's assignment carries the action's time, on the clock of the
+ * decline's `ack`) is after the decline's; or, without both times, a later dispatch
+ * attempt than the one declined; or, without the decline's time yet, a re-dispatch that
+ * came on the live stream and is not the offer declined. A replayed old document is none
+ * of these; an update repeating the declined dispatch neither.
+ */
+function isNewOffer(doc, decl, live) {
+  const offer = offerBehind(doc);
+  const d = offer.dispatch || {};
+  const ms = tsMillis(offer.event_ts);
+  if (offer.status === 'redispatch' && finite(decl.ms) && !Number.isNaN(ms)) return ms > decl.ms;
+  if (finite(d.attempt) && finite(decl.attempt) && d.attempt > decl.attempt) return true;
+  return live && !finite(decl.ms) && offer === doc && doc.status === 'redispatch' && dispatchKey(d) !== decl.dispatch;
+}
+
+/**
+ * Whether `doc` may become this unit's current alert given the unit's last answer to it:
+ * not after `resolved`; after `declined` only as a new offer (which then starts afresh).
+ */
+function mayOffer(doc, live) {
+  const id = doc.alert_id;
+  const answered = state.acks[id];
+  if (answered === 'resolved') return false;
+  if (answered !== 'declined') return true;
+  if (!isMine(doc) || doc.status === 'cleared') return false;
+  const kept = state.declines[id];
+  const decl = kept && typeof kept === 'object' ? kept : { ms: null, attempt: null, dispatch: null };
+  if (!isNewOffer(doc, decl, live)) return false;
+  // Offered again: the decline answered the offer before; this one is unanswered. The
+  // decline itself is kept, so that a replay of its `ack` event is known as old (onAck).
+  delete state.acks[id];
+  saveAcks();
+  state.sentAcks.delete(id);
+  state.confirmed.delete(id);
+  state.reoffered.add(id);
+  return true;
 }
 
 function setCurrent(id) {
@@ -246,10 +337,10 @@ function onAlert(doc) {
     return;
   }
   state.arrivedAt.set(doc.alert_id, Date.now());
-  const mine = doc.dispatch && doc.dispatch.unit_id === state.session.unit_id;
+  const mine = isMine(doc);
   const answered = state.acks[doc.alert_id];
-  if (doc.status !== 'cleared' && mine && answered !== 'declined' && answered !== 'resolved') {
-    // A re-dispatch of an alert this unit declined earlier is a new offer.
+  if (doc.status !== 'cleared' && mine && mayOffer(doc, true)) {
+    // Also an alert this unit declined earlier, when this is a new offer of it.
     setCurrent(doc.alert_id);
   } else if (doc.status !== 'cleared' && !mine && state.currentId === doc.alert_id) {
     state.reassigned.add(doc.alert_id);
@@ -265,6 +356,60 @@ function onUnitState(u) {
   if (!u || u.unit_id !== state.session.unit_id) return;
   // The platform's view of our assignment differs from ours: ask it.
   if (state.ready && (u.alert_id || null) !== (state.currentId || null)) scheduleRefresh();
+}
+
+/**
+ * This unit's own answer as the server read it (`ack` event, docs/CONSOLE.md "Live
+ * events"): it confirms what the card shows, and brings an answer this page did not
+ * send itself (another device, or a page that lost its localStorage) onto the card.
+ */
+function onAck(a) {
+  if (!state.session || !a || typeof a !== 'object') return;
+  if (typeof a.alert_id !== 'string' || !a.alert_id || a.unit_id !== state.session.unit_id) return;
+  if (!ACK_STATUSES.includes(a.status)) return;
+  const id = a.alert_id;
+  const sent = state.sentAcks.get(id);
+  if (sent && sent !== a.status) return; // an earlier answer: the one sent since is still on its way
+  const ms = tsMillis(a.ts);
+  if (a.status === 'declined' && sent !== 'declined') {
+    // A decline of an earlier offer than the latest one to this unit (a replay after a
+    // reconnect, or late): the new offer stands.
+    const offer = state.offers.get(id);
+    if (offer && isNewOffer(offer, { ms: Number.isNaN(ms) ? null : ms, attempt: null, dispatch: null }, false)) return;
+  }
+  state.sentAcks.delete(id);
+  state.confirmed.set(id, { status: a.status, ts: a.ts });
+  if (state.acks[id] !== a.status) {
+    state.acks[id] = a.status;
+    saveAcks();
+  }
+  if (a.status === 'declined') noteDecline(id, Number.isNaN(ms) ? null : ms, sent === 'declined');
+  else state.reoffered.delete(id);
+  if ((a.status === 'declined' || a.status === 'resolved') && state.currentId === id) state.currentId = null;
+  render();
+}
+
+/**
+ * Keep what a decline answered: its time (from the `ack` event) and the offer declined
+ * (from the page, when it sent it; otherwise the latest offer known from before it).
+ */
+function noteDecline(id, ms, ours) {
+  let decl = state.declines[id];
+  if (!ours || !decl || typeof decl !== 'object') {
+    const offer = state.offers.get(id);
+    const om = offer ? tsMillis(offer.event_ts) : NaN;
+    const before = offer && (ms === null || Number.isNaN(om) || om <= ms);
+    decl = {
+      ms: null,
+      attempt: before && finite(offer.dispatch.attempt) ? offer.dispatch.attempt : null,
+      dispatch: before ? dispatchKey(offer.dispatch) : null,
+    };
+  }
+  if (ms !== null && !(finite(decl.ms) && decl.ms > ms)) decl.ms = ms;
+  delete state.declines[id]; // re-insert: newest last (saveDeclines keeps the newest)
+  state.declines[id] = decl;
+  saveDeclines();
+  state.reoffered.delete(id);
 }
 
 /** What this unit has to do about its current alert: offered, accepted, arrived. */
@@ -290,10 +435,33 @@ async function sendAck(status) {
   state.busy = true;
   hideMessages();
   setButtonsDisabled(true);
+  const confirmedBefore = state.confirmed.get(id);
+  const answering = state.docs.get(id);
   try {
     await api.post('/api/unit/ack', body);
     state.acks[id] = status;
     saveAcks();
+    if (status === 'declined') {
+      // What was declined; the time comes with the server's `ack` event (noteDecline).
+      const d = answering && answering.dispatch;
+      const had = state.declines[id];
+      const conf = state.confirmed.get(id);
+      const came = conf && conf !== confirmedBefore && conf.status === 'declined';
+      delete state.declines[id];
+      state.declines[id] = {
+        ms: came && had && finite(had.ms) ? had.ms : null,
+        attempt: d && finite(d.attempt) ? d.attempt : null,
+        dispatch: dispatchKey(d),
+      };
+      saveDeclines();
+      state.reoffered.delete(id);
+    } else {
+      state.reoffered.delete(id);
+    }
+    // Taken: shown at once; the server's own `ack` event confirms it (onAck), unless that
+    // came already (the stream can be quicker than the answer to the POST).
+    const conf = state.confirmed.get(id);
+    if (!(conf && conf !== confirmedBefore && conf.status === status)) state.sentAcks.set(id, status);
     if (status === 'declined' || status === 'resolved') state.currentId = null;
     followJob(status);
     showOk(t('unit.sent', { what: label('ackdone', status) }));
@@ -390,6 +558,10 @@ function connect() {
   };
   es.addEventListener('alert', (e) => { const d = parse(e); if (d) onAlert(d); });
   es.addEventListener('unit', (e) => { const u = parse(e); if (u) onUnitState(u); });
+  es.addEventListener('ack', (e) => {
+    // Whatever comes in it, an answer must not break the page.
+    try { const a = parse(e); if (a) onAck(a); } catch (err) { console.warn('ack event not used:', err && err.message); }
+  });
   es.addEventListener('ready', () => {
     if (es !== state.es) return;
     state.ready = true;
@@ -435,7 +607,9 @@ function render() {
     card.className = `dispatch sev-${doc.severity}${takeover ? ' takeover' : ''}${closed ? ' closed' : ''}`;
     document.body.classList.toggle('has-takeover', takeover);
 
-    $('d-banner').textContent = doc.status === 'redispatch' && takeover ? t('unit.redispatch') : t('unit.new_dispatch');
+    $('d-banner').textContent = !takeover ? t('unit.new_dispatch')
+      : state.reoffered.has(doc.alert_id) || (state.declines[doc.alert_id] && !state.acks[doc.alert_id]) ? t('unit.reoffer')
+        : doc.status === 'redispatch' ? t('unit.redispatch') : t('unit.new_dispatch');
     $('d-banner').hidden = !takeover;
     clear($('d-tags')).append(
       h('span', { class: 'tag tag-sev' }, label('severity', doc.severity)),
@@ -477,10 +651,17 @@ function render() {
     const disowned = !closed && state.serverCurrent !== undefined && state.serverCurrent !== doc.alert_id
       && state.serverAskedAt > (state.arrivedAt.get(doc.alert_id) || 0);
     $('d-mismatch').hidden = !disowned;
+    const conf = state.confirmed.get(doc.alert_id);
+    const confirmed = !!ack && !state.sentAcks.has(doc.alert_id) && !!conf && conf.status === ack;
     const stateLine = closed ? t('unit.closed', { outcome: label('outcome', doc.outcome || 'unknown') })
-      : ack ? t('unit.ack_state', { state: label('ackdone', ack) }) : '';
+      : !ack ? ''
+        : state.sentAcks.has(doc.alert_id) ? t('unit.ack_sent', { state: label('ackdone', ack) })
+          : confirmed ? t('unit.ack_confirmed', { state: label('ackdone', ack), time: fmtTime(conf.ts) })
+            : t('unit.ack_state', { state: label('ackdone', ack) });
     $('d-state').hidden = !stateLine;
     $('d-state').textContent = stateLine;
+    card.dataset.ack = ack || '';
+    card.dataset.ackConfirmed = confirmed ? 'true' : 'false';
 
     // Buttons by stage: offer → accept/decline; accepted → arrived or resolved; arrived → resolved.
     $('btn-accepted').hidden = st !== 'offered' || closed;
