@@ -12,7 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaSettings;
 use crate::core::model::Alert;
-use crate::io::kafka::client_config;
+use crate::io::kafka::{client_config, partition_count};
 
 pub struct AlertFeed {
     alerts: mpsc::Receiver<Alert>,
@@ -33,19 +33,8 @@ impl AlertFeed {
         .create()
         .context("creating the simulated patrol apps' consumer")?;
         let topic = &k.topics.alerts;
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("reading the metadata of {topic}"))?;
-        let partitions = md
-            .topics()
-            .first()
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
-        if partitions == 0 {
-            anyhow::bail!("topic {topic} does not exist (kafka.topics.alerts)");
-        }
         let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
+        for p in 0..partition_count(&consumer, topic)? {
             tpl.add_partition_offset(topic, p, Offset::End)?;
         }
         consumer.assign(&tpl)?;

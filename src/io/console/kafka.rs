@@ -16,7 +16,7 @@ use super::picture::StreamPos;
 use super::server::{Console, Outbox};
 use crate::config::KafkaSettings;
 use crate::core::model::Stream;
-use crate::io::kafka::client_config;
+use crate::io::kafka::{client_config, partition_count};
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Positions older than this are of no use on the map.
@@ -93,18 +93,7 @@ pub fn start_feed(
         (&k.topics.patrol, now - POSITIONS_WINDOW_MS),
         (&k.topics.weather, now - STATIONS_WINDOW_MS),
     ] {
-        let md = consumer
-            .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
-            .with_context(|| format!("reading the metadata of {topic}"))?;
-        let partitions = md
-            .topics()
-            .first()
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
-        if partitions == 0 {
-            anyhow::bail!("topic {topic} does not exist (kafka.topics)");
-        }
-        for p in 0..partitions as i32 {
+        for p in 0..partition_count(&consumer, topic)? {
             tpl.add_partition_offset(topic, p, Offset::Offset(from_ms.max(0)))?;
         }
     }

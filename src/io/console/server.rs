@@ -100,19 +100,11 @@ impl Console {
         let Some(doc) = p.apply_alert(pos, value) else {
             return;
         };
+        // Only a unit this alert is or was addressed to can have gained or lost it.
         let units: Vec<UnitState> = doc
-            .unit_id
+            .units
             .iter()
-            .map(|u| u.to_string())
-            .chain(p.units().into_iter().filter_map(|u| {
-                u.alert_id
-                    .clone()
-                    .filter(|a| **a == *doc.alert_id)
-                    .map(|_| u.unit_id)
-            }))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .filter_map(|u| p.refreshed_unit(&u))
+            .filter_map(|u| p.refreshed_unit(u))
             .collect();
         drop(p);
         let _ = self.events.send(Event::Alert(doc));
@@ -538,14 +530,17 @@ async fn actions(
     ))
 }
 
-async fn unit_ack(
-    State(c): State<Arc<Console>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<StatusCode> {
-    let k = poster(&c, &headers)?;
+/// A unit's record from its POST: the unit from the credential (a `unit_id` naming
+/// another is refused), stamped now, and checked by the engine's decoder.
+fn unit_record(
+    c: &Console,
+    headers: &HeaderMap,
+    body: &Bytes,
+    stream: InputStream,
+) -> ApiResult<(String, Value)> {
+    let k = poster(c, headers)?;
     let unit_id = unit(&k)?.to_owned();
-    let mut m = json_body(&body)?;
+    let mut m = json_body(body)?;
     if m.get("unit_id")
         .is_some_and(|u| u.as_str() != Some(&unit_id))
     {
@@ -557,7 +552,16 @@ async fn unit_ack(
     m.insert("unit_id".into(), json!(unit_id));
     m.insert("ts".into(), json!(Console::now_ms()));
     let value = Value::Object(m);
-    checked(InputStream::Ack, &value)?;
+    checked(stream, &value)?;
+    Ok((unit_id, value))
+}
+
+async fn unit_ack(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let (unit_id, value) = unit_record(&c, &headers, &body, InputStream::Ack)?;
     let alert_id = value["alert_id"].as_str().unwrap_or_default().to_owned();
     let mine = c
         .picture
@@ -579,21 +583,7 @@ async fn unit_position(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let k = poster(&c, &headers)?;
-    let unit_id = unit(&k)?.to_owned();
-    let mut m = json_body(&body)?;
-    if m.get("unit_id")
-        .is_some_and(|u| u.as_str() != Some(&unit_id))
-    {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "unit_id is not yours".into(),
-        ));
-    }
-    m.insert("unit_id".into(), json!(unit_id));
-    m.insert("ts".into(), json!(Console::now_ms()));
-    let value = Value::Object(m);
-    checked(InputStream::Patrol, &value)?;
+    let (unit_id, value) = unit_record(&c, &headers, &body, InputStream::Patrol)?;
     deliver(&c, InputStream::Patrol, unit_id, value).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -667,10 +657,9 @@ async fn events(
     // Subscribed before the catch-up is read: nothing falls between the two; what is in
     // both is sent once (the live part skips what the catch-up covered).
     let live = c.events.subscribe();
-    let (backlog, mut seen, unit_states) = {
+    let (backlog, seen, unit_states, stations) = {
         let p = c.picture.read().map_err(|_| bad("poisoned"))?;
         let backlog = p.catch_up(resume.as_ref(), only_unit.as_deref());
-        let seen = p.cursor().clone();
         let units: Vec<UnitState> = match &only_unit {
             None => p.units(),
             Some(u) => p.unit(u).cloned().into_iter().collect(),
@@ -680,17 +669,8 @@ async fn events(
         } else {
             Vec::new()
         };
-        (backlog, seen, (units, stations))
+        (backlog, p.cursor().clone(), units, stations)
     };
-    let (unit_states, stations) = unit_states;
-    if let Some(r) = &resume {
-        // A page ahead of this console (restarted, still re-reading its window) gets
-        // nothing twice.
-        for d in &backlog {
-            seen.advance(d.pos);
-        }
-        let _ = r;
-    }
     let first: Vec<Result<SseEvent, Infallible>> = backlog
         .iter()
         .map(alert_event)

@@ -112,7 +112,7 @@ pub fn run_demo(
         session_ttl_ms: settings.console.session_ttl_ms,
         login_max_failures: settings.console.login_max_failures,
         outbox: outbox.clone(),
-        roads_geojson: pipeline_roads_geojson(settings),
+        roads_geojson: roads_geojson_of(settings),
         network: pipeline.engine().roads().clone(),
         dispatch: settings.engine.dispatch.clone(),
         metrics: Some(metrics.clone()),
@@ -348,7 +348,7 @@ fn demo_accounts(units: &[crate::sim::PatrolUnitTruth]) -> (console::auth::Accou
 }
 
 /// The road network for the console's map: the configured file as it is.
-fn pipeline_roads_geojson(settings: &Settings) -> Vec<u8> {
+fn roads_geojson_of(settings: &Settings) -> Vec<u8> {
     std::fs::read(&settings.roads.file)
         .unwrap_or_else(|_| br#"{"type":"FeatureCollection","features":[]}"#.to_vec())
 }

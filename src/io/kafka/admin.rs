@@ -83,3 +83,19 @@ pub fn topic_exists(k: &KafkaSettings, name: &str) -> anyhow::Result<bool> {
         .iter()
         .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
 }
+
+/// The number of partitions of `topic`, from `consumer`'s metadata; an error naming the
+/// topic when it does not exist (`kafka.topics`).
+pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> anyhow::Result<i32> {
+    let md = consumer
+        .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let partitions = md.topics().first().map_or(0, |t| t.partitions().len());
+    if partitions == 0 {
+        bail!("topic {topic} does not exist (kafka.topics)");
+    }
+    Ok(partitions as i32)
+}

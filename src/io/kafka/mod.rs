@@ -13,6 +13,6 @@ mod sink_mock_tests;
 mod startup;
 mod state_rebuild;
 
-pub use admin::{create_topics, delete_topics, topic_exists, TopicSpec};
+pub use admin::{create_topics, delete_topics, partition_count, topic_exists, TopicSpec};
 pub use client::{client_config, consumer, producer};
 pub use runtime::{run, run_command, Shutdown};
