@@ -230,7 +230,29 @@ pub fn main() -> ExitCode {
 }
 
 fn load_settings(arg: &ConfigArg) -> Result<Settings, Failure> {
-    config::load(arg.config.as_deref(), std::env::vars()).map_err(Failure::Config)
+    let settings =
+        config::load(arg.config.as_deref(), std::env::vars()).map_err(Failure::Config)?;
+    announce_plate_key(&settings);
+    Ok(settings)
+}
+
+/// Says where the plates' pseudonym key came from (never the key): a generated one makes
+/// ride-hailing alert ids differ from every other process's, which an operator must know.
+fn announce_plate_key(settings: &Settings) {
+    match &settings.plate_key_source {
+        config::PlateKeySource::Generated => tracing::warn!(
+            "privacy.plate_key is not set: plate pseudonyms (in ride-hailing alert ids) use a \
+             random key made for this process, so they differ from those of any restart, \
+             other instance or replay; set privacy.plate_key or privacy.plate_key_file \
+             (docs/SECURITY.md)"
+        ),
+        config::PlateKeySource::File(path) => {
+            tracing::info!(file = %path.display(), "plate pseudonym key read from privacy.plate_key_file")
+        }
+        config::PlateKeySource::Configured => {
+            tracing::info!("plate pseudonym key from privacy.plate_key")
+        }
+    }
 }
 
 fn execute(command: Command) -> Result<(), Failure> {

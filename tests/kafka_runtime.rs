@@ -989,6 +989,7 @@ struct PrivateBroker {
 
 impl PrivateBroker {
     fn start() -> PrivateBroker {
+        remember_panics();
         let (port, controller_port) = free_port_pair();
         let broker = PrivateBroker {
             port,
@@ -1125,6 +1126,9 @@ impl Drop for PrivateBroker {
                     tail.join("\n")
                 );
             }
+        }
+        if let Some(message) = std::thread::panicking().then(panic_message).flatten() {
+            eprintln!("=== the test failed (the logs above are from after this): {message}");
         }
     }
 }

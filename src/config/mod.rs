@@ -13,7 +13,7 @@ use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use settings::{
-    ConsoleSettings, Guarantee, KafkaSettings, MetricsSettings, ProcessingSettings,
+    ConsoleSettings, Guarantee, KafkaSettings, MetricsSettings, PlateKeySource, ProcessingSettings,
     RideHailingFiles, RoadsSettings, Settings, Topics,
 };
 
@@ -123,6 +123,15 @@ pub fn render_effective(cfg: &config::Config) -> String {
             .is_some_and(|v| !v.is_empty())
         {
             console.insert("session_secret".into(), "********".into());
+        }
+    }
+    if let Some(toml::Value::Table(privacy)) = tree.get_mut("privacy") {
+        if privacy
+            .get("plate_key")
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| !v.is_empty())
+        {
+            privacy.insert("plate_key".into(), "********".into());
         }
     }
     toml::to_string_pretty(&tree).unwrap_or_default()

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::errors::{ConfigError, ConfigErrors};
 use crate::core::model::{Stream, UtcOffset};
+use crate::core::pseudonym::{PseudonymKey, KEY_BYTES_MIN};
 use crate::core::settings::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +170,19 @@ pub struct Settings {
     pub ride_hailing_files: RideHailingFiles,
     pub metrics: MetricsSettings,
     pub console: ConsoleSettings,
+    /// Where the plates' pseudonym key (`engine.ride_hailing.plate_key`) came from.
+    pub plate_key_source: PlateKeySource,
+}
+
+/// Where the pseudonym key came from; a generated one is announced at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlateKeySource {
+    /// `privacy.plate_key`, from a file or the environment.
+    Configured,
+    /// `privacy.plate_key_file`.
+    File(PathBuf),
+    /// Neither was set: random bytes for this process only.
+    Generated,
 }
 
 /// Option names that hold credentials: their values are masked wherever shown.
@@ -447,6 +461,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         unattended_close_ms: r.seconds_ms("lifecycle.unattended_close_s", 1),
     };
 
+    let (plate_key, plate_key_source) = plate_key(&mut r);
     let ride_hailing = RideHailingSettings {
         watchlist_cooldown_ms: r.seconds_ms("ride_hailing.watchlist_cooldown_s", 0),
         trip_gap_ms: r.seconds_ms("ride_hailing.trip_gap_s", 1),
@@ -455,6 +470,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         score_threshold: r.float("ride_hailing.score_threshold", 0.01, 1.0),
         pattern_cooldown_ms: r.seconds_ms("ride_hailing.pattern_cooldown_s", 0),
         max_tracked_plates: r.int("ride_hailing.max_tracked_plates", 1, 100_000_000) as usize,
+        plate_key,
     };
     let ride_hailing_files = RideHailingFiles {
         watchlist_file: r.optional_path("ride_hailing.watchlist_file"),
@@ -537,5 +553,66 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         ride_hailing_files,
         metrics: MetricsSettings { listen },
         console,
+        plate_key_source,
     })
+}
+
+/// `privacy.plate_key` or `privacy.plate_key_file` (one of them), or a random key.
+fn plate_key(r: &mut Reader<'_>) -> (PseudonymKey, PlateKeySource) {
+    const KEY: &str = "privacy.plate_key";
+    const FILE: &str = "privacy.plate_key_file";
+    let inline = r.string(KEY);
+    let file = r.optional_path(FILE);
+    let (text, key, source) = match (inline.trim().is_empty(), file) {
+        (true, None) => {
+            // One key per process, however often configuration is loaded, so that all of
+            // a run's ids agree; from the operating system's generator.
+            static GENERATED: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+            let bytes = GENERATED.get_or_init(|| {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).expect("the operating system's random generator");
+                bytes
+            });
+            return (PseudonymKey::from_bytes(bytes), PlateKeySource::Generated);
+        }
+        (false, Some(_)) => {
+            r.fail(KEY, format!("set either {KEY} or {FILE}, not both"));
+            return (
+                PseudonymKey::from_bytes(&[0; 32]),
+                PlateKeySource::Configured,
+            );
+        }
+        (false, None) => (inline, KEY, PlateKeySource::Configured),
+        (true, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (text, FILE, PlateKeySource::File(path)),
+            Err(e) => {
+                r.fail(FILE, format!("cannot read {}: {e}", path.display()));
+                return (
+                    PseudonymKey::from_bytes(&[0; 32]),
+                    PlateKeySource::File(path),
+                );
+            }
+        },
+    };
+    // The value itself never goes into a message: it is the secret.
+    match PseudonymKey::from_hex(&text) {
+        Some(k) if k.len() >= KEY_BYTES_MIN => (k, source),
+        Some(k) => {
+            r.fail(
+                key,
+                format!(
+                    "the key has {} bytes; at least {KEY_BYTES_MIN} (32 hex characters) are needed",
+                    k.len()
+                ),
+            );
+            (k, source)
+        }
+        None => {
+            r.fail(
+                key,
+                "not a key in hex (e.g. the output of `openssl rand -hex 32`)",
+            );
+            (PseudonymKey::from_bytes(&[0; 32]), source)
+        }
+    }
 }

@@ -182,3 +182,111 @@ fn threshold_lists_must_be_ordered() {
         vec!["weather.rain_levels_mm_h", "weather.wind_gust_levels_ms"]
     );
 }
+
+#[test]
+fn the_plate_key_comes_from_config_a_file_or_this_process() {
+    let hex = "0123456789abcdef".repeat(4);
+    let s = load(
+        None,
+        env(&[("ROADWATCH__PRIVACY__PLATE_KEY", hex.as_str())]),
+    )
+    .unwrap();
+    assert_eq!(s.plate_key_source, PlateKeySource::Configured);
+    assert_eq!(s.engine.ride_hailing.plate_key.reveal_hex(), hex);
+    assert!(!format!("{s:?}").contains(&hex), "Debug shows the key");
+
+    let mut key_file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(key_file, "{hex}").unwrap();
+    let path = key_file.path().display().to_string();
+    let s = load(
+        None,
+        env(&[("ROADWATCH__PRIVACY__PLATE_KEY_FILE", path.as_str())]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.plate_key_source,
+        PlateKeySource::File(key_file.path().into())
+    );
+    assert_eq!(s.engine.ride_hailing.plate_key.reveal_hex(), hex);
+
+    // Unset: one random key for the whole process, the same at every load.
+    let (a, b) = (defaults(), defaults());
+    assert_eq!(a.plate_key_source, PlateKeySource::Generated);
+    assert_eq!(
+        a.engine.ride_hailing.plate_key,
+        b.engine.ride_hailing.plate_key
+    );
+    assert_eq!(a.engine.ride_hailing.plate_key.len(), 32);
+    assert_ne!(
+        a.engine.ride_hailing.plate_key.reveal_hex(),
+        "00".repeat(32)
+    );
+}
+
+#[test]
+fn a_bad_plate_key_stops_start_up_naming_the_key_never_the_value() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[(
+                "ROADWATCH__PRIVACY__PLATE_KEY",
+                "00112233445566778899aabbccddee",
+            )],
+            "at least 16",
+        ),
+        (
+            &[(
+                "ROADWATCH__PRIVACY__PLATE_KEY",
+                "not-a-key-but-a-password-typed-in",
+            )],
+            "hex",
+        ),
+        (
+            &[
+                (
+                    "ROADWATCH__PRIVACY__PLATE_KEY",
+                    "00112233445566778899aabbccddeeff",
+                ),
+                (
+                    "ROADWATCH__PRIVACY__PLATE_KEY_FILE",
+                    "/etc/roadwatch/plate.key",
+                ),
+            ],
+            "not both",
+        ),
+        (
+            &[(
+                "ROADWATCH__PRIVACY__PLATE_KEY_FILE",
+                "/nonexistent/plate.key",
+            )],
+            "cannot read",
+        ),
+    ];
+    for (vars, why) in cases {
+        let err = load(None, env(vars)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            err.keys()
+                .iter()
+                .any(|k| k.starts_with("privacy.plate_key")),
+            "{text}"
+        );
+        assert!(text.contains(why), "{text}");
+        assert!(
+            !text.contains("password-typed") && !text.contains("ccddee"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn check_config_masks_the_plate_key() {
+    let hex = "fe".repeat(32);
+    let merged = merged(
+        None,
+        env(&[("ROADWATCH__PRIVACY__PLATE_KEY", hex.as_str())]),
+    )
+    .unwrap();
+    let rendered = render_effective(&merged);
+    assert!(!rendered.contains(&hex), "{rendered}");
+    assert!(rendered.contains("plate_key = \"********\""), "{rendered}");
+}

@@ -91,16 +91,6 @@ fn compact_utc(ms: EventTime) -> String {
     }
 }
 
-/// A stable 64-bit FNV-1a hash, hex: lets an alert id name a plate without showing it.
-pub fn opaque_hex(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// The alert location of a point, with road fields when it lies on the network.
 pub fn location(lon: f64, lat: f64, pos: Option<&RoadPosition>) -> AlertLocation {
     AlertLocation {
@@ -182,13 +172,6 @@ mod tests {
             long.len() <= 64 && long.ends_with("-19700101T000000"),
             "{long}"
         );
-    }
-
-    #[test]
-    fn opaque_hex_is_stable_and_hides_the_input() {
-        assert_eq!(opaque_hex("贵F12345"), opaque_hex("贵F12345"));
-        assert_ne!(opaque_hex("贵F12345"), opaque_hex("贵F12346"));
-        assert_eq!(opaque_hex("").len(), 16);
     }
 
     #[test]

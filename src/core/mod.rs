@@ -7,5 +7,6 @@ pub mod dispatch;
 pub mod engine;
 pub mod lifecycle;
 pub mod model;
+pub mod pseudonym;
 pub mod roads;
 pub mod settings;

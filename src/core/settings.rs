@@ -1,6 +1,7 @@
 //! Typed, validated settings the core runs on. Built by `crate::config` from the layered
 //! configuration; durations are event-time milliseconds so they add to timestamps directly.
 use super::model::UtcOffset;
+use super::pseudonym::PseudonymKey;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeSettings {
@@ -66,6 +67,8 @@ pub struct RideHailingSettings {
     pub score_threshold: f64,
     pub pattern_cooldown_ms: i64,
     pub max_tracked_plates: usize,
+    /// Key of the plates' pseudonyms in alert ids (`privacy.plate_key`).
+    pub plate_key: PseudonymKey,
 }
 
 #[derive(Debug, Clone, PartialEq)]

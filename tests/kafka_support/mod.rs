@@ -255,6 +255,11 @@ impl Stage {
                 t.dispatch_prefix.clone(),
             ),
             ("ROADWATCH__METRICS__LISTEN", "127.0.0.1:0".to_owned()),
+            // The child's pseudonyms must be the oracle's (the test process's key).
+            (
+                "ROADWATCH__PRIVACY__PLATE_KEY",
+                self.settings.engine.ride_hailing.plate_key.reveal_hex(),
+            ),
             (
                 "ROADWATCH__PROCESSING__GUARANTEE",
                 match self.settings.processing.guarantee {
@@ -809,6 +814,30 @@ pub fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &str, va
 
 /// Prints the roadwatch log when the test fails (or always with RW_SHOW_LOG).
 pub struct ShowLogOnPanic(pub std::path::PathBuf);
+
+thread_local! {
+    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps each test thread's panic message (and where it was raised), so that a test can
+/// repeat it as the last line of its output: CI shows the end of a long failure output,
+/// where the logs dumped after the panic would otherwise bury it.
+pub fn remember_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = format!("{info}");
+            PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(text));
+            previous(info);
+        }));
+    });
+}
+
+/// The message of this thread's panic, if `remember_panics` ran before it.
+pub fn panic_message() -> Option<String> {
+    PANIC_MESSAGE.with(|m| m.borrow().clone())
+}
 
 impl Drop for ShowLogOnPanic {
     fn drop(&mut self) {

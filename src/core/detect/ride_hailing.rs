@@ -21,7 +21,8 @@
 //! is capped (least recently seen evicted). docs/DETECTION.md has the rules, the sources,
 //! the weights and the measured bytes per plate.
 //!
-//! Plates are personal data: alert ids carry `opaque_hex(plate)`, never the plate, and
+//! Plates are personal data: alert ids carry the plate's keyed pseudonym
+//! (`core::pseudonym`, HMAC-SHA256 under `privacy.plate_key`), never the plate, and
 //! nothing here logs (the core never does). `details.plate` and the summary show it in
 //! full because the command center has to identify the vehicle (see docs).
 // foldhash: SipHash on plate keys showed in perf; plates are not attacker-chosen keys.
@@ -30,7 +31,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::core::alert::{alert_id, describe_place, location, opaque_hex, stake_text, AlertDraft};
+use crate::core::alert::{alert_id, describe_place, location, stake_text, AlertDraft};
 use crate::core::model::{
     format_rfc3339, is_valid_plate, AlertKind, AlertStatus, EventTime, PlateColor, PlateRead,
     Severity, UtcOffset, VehicleClass,
@@ -587,7 +588,11 @@ impl RideHailingDetector {
             json!(self.settings.watchlist_cooldown_ms / 1000),
         );
         out.push(AlertDraft {
-            alert_id: alert_id("rh", &["watchlist", &opaque_hex(plate)], read.ts),
+            alert_id: alert_id(
+                "rh",
+                &["watchlist", &self.settings.plate_key.pseudonym(plate)],
+                read.ts,
+            ),
             kind: AlertKind::IllegalRideHailing,
             subtype: "watchlist",
             // A named vehicle police asked to stop, now on the road: dispatch-worthy, but
@@ -797,7 +802,11 @@ impl RideHailingDetector {
             )),
         );
         AlertDraft {
-            alert_id: alert_id("rh", &["pattern", &opaque_hex(plate)], read.ts),
+            alert_id: alert_id(
+                "rh",
+                &["pattern", &self.settings.plate_key.pseudonym(plate)],
+                read.ts,
+            ),
             kind: AlertKind::IllegalRideHailing,
             subtype: "pattern",
             // A statistical suspicion to be checked (DOMAIN.md: 320 alerts, 14 confirmed),

@@ -227,9 +227,10 @@ fn watchlist_alerts_at_once_with_intercept_ahead_and_rate_limit() {
     assert_eq!(a.details["position"]["stake"], "K35+000");
     // The alert id names the plate only through its hash.
     assert!(!a.alert_id.contains("贵") && !a.alert_id.contains("12345"));
-    assert!(a
-        .alert_id
-        .starts_with(&format!("rh-watchlist-{}-", opaque_hex("贵F12345"))));
+    assert!(a.alert_id.starts_with(&format!(
+        "rh-watchlist-{}-",
+        settings().plate_key.pseudonym("贵F12345")
+    )));
     assert!(crate::core::model::is_valid_identifier(&a.alert_id));
     let i = &a.details["intercept"];
     assert_eq!(i["kind"], "service_area");
@@ -442,9 +443,10 @@ fn an_operator_alerts_after_enough_days_and_once_per_24h() {
     assert_eq!(a.kind, AlertKind::IllegalRideHailing);
     assert_eq!(a.severity, Severity::Warning);
     assert_eq!(a.details["plate"], p);
-    assert!(a
-        .alert_id
-        .starts_with(&format!("rh-pattern-{}-", opaque_hex(p))));
+    assert!(a.alert_id.starts_with(&format!(
+        "rh-pattern-{}-",
+        settings().plate_key.pseudonym(p)
+    )));
     let score = a.details["score"].as_f64().unwrap();
     assert!((0.7..=1.0).contains(&score), "{score}");
     assert_eq!(a.details["window_days"], 7);
