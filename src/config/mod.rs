@@ -57,11 +57,40 @@ pub fn defaults() -> Settings {
     load(None, std::iter::empty()).expect("the embedded default.toml is valid")
 }
 
+/// `load` with the file's text in hand instead of its path (the fuzz target's way in).
+pub fn load_toml(
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigErrors> {
+    let file = config::File::from_str(text, config::FileFormat::Toml);
+    validate(&build(Some(file), env)?)
+}
+
 /// The merged configuration tree (defaults, file, environment), not yet validated.
 pub fn merged(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<config::Config, ConfigErrors> {
+    let file = match file {
+        Some(path) if !path.is_file() => {
+            return Err(ConfigErrors::single(
+                "--config",
+                format!("cannot read configuration file {}", path.display()),
+            ))
+        }
+        Some(path) => Some(config::File::from(path).format(config::FileFormat::Toml)),
+        None => None,
+    };
+    build(file, env)
+}
+
+fn build<F>(
+    file: Option<F>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<config::Config, ConfigErrors>
+where
+    F: config::Source + Send + Sync + 'static,
+{
     let env: config::Map<String, String> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
@@ -79,14 +108,8 @@ pub fn merged(
         DEFAULT_TOML,
         config::FileFormat::Toml,
     ));
-    if let Some(path) = file {
-        if !path.is_file() {
-            return Err(ConfigErrors::single(
-                "--config",
-                format!("cannot read configuration file {}", path.display()),
-            ));
-        }
-        builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+    if let Some(file) = file {
+        builder = builder.add_source(file);
     }
     builder
         .add_source(environment)
