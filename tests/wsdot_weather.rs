@@ -176,6 +176,7 @@ fn wsdot_readings_dead_letter_the_dirty_rows_and_alert_as_their_values_imply() {
         let ctx = DecodeContext {
             now_ms: Some(chrono::Utc::now().timestamp_millis()),
             max_future_skew_ms: settings.engine.time.max_future_skew_ms,
+            limits: roadwatch::core::settings::InputLimits::DEFAULT,
         };
         match decode_record(Stream::Weather, &bytes, &ctx) {
             Ok(record @ Record::Weather(_)) => {

@@ -14,6 +14,7 @@ pub fn decode(stream: Stream, data: &[u8]) {
     let live = DecodeContext {
         now_ms: Some(1_764_300_000_000),
         max_future_skew_ms: 300_000,
+        limits: roadwatch::core::settings::InputLimits::DEFAULT,
     };
     for ctx in [live, DecodeContext::without_clock()] {
         match decode_record(stream, data, &ctx) {

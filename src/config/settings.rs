@@ -461,6 +461,10 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         unattended_close_ms: r.seconds_ms("lifecycle.unattended_close_s", 1),
     };
 
+    let input = InputLimits {
+        max_record_bytes: r.int("input.max_record_bytes", 1024, 100 * 1_048_576) as usize,
+        max_detections: r.int("input.max_detections_per_record", 1, 1_000_000) as usize,
+    };
     let (plate_key, plate_key_source) = plate_key(&mut r);
     let ride_hailing = RideHailingSettings {
         watchlist_cooldown_ms: r.seconds_ms("ride_hailing.watchlist_cooldown_s", 0),
@@ -539,6 +543,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
     }
     Ok(Settings {
         engine: EngineSettings {
+            input,
             time,
             pedestrian,
             weather,

@@ -3,6 +3,24 @@
 use super::model::UtcOffset;
 use super::pseudonym::PseudonymKey;
 
+/// Bounds on one input record, so that hostile input costs bounded memory and time
+/// (docs/SECURITY.md): beyond them a record goes to the DLQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Larger record values are refused unparsed (`record_too_large`).
+    pub max_record_bytes: usize,
+    /// Camera events with more detections are refused (`too_many_detections`).
+    pub max_detections: usize,
+}
+
+impl InputLimits {
+    /// config/default.toml's values (a test or a bench that builds its own context).
+    pub const DEFAULT: InputLimits = InputLimits {
+        max_record_bytes: 1_048_576,
+        max_detections: 1_000,
+    };
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeSettings {
     /// Records up to this much older than the engine clock are still applied.
@@ -110,6 +128,7 @@ pub struct OutputSettings {
 /// Everything the engine needs, in one value that tests can build by hand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineSettings {
+    pub input: InputLimits,
     pub time: TimeSettings,
     pub pedestrian: PedestrianSettings,
     pub weather: WeatherSettings,

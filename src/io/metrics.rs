@@ -94,6 +94,7 @@ pub struct Metrics {
     pub transaction_commit: HistogramVec,
     pub engine_open_incidents: IntGauge,
     pub engine_tracked_plates: IntGauge,
+    pub engine_evicted_plates: IntCounter,
     pub engine_units: IntGauge,
     pub engine_open_assignments: IntGauge,
     pub engine_weather_stations: IntGauge,
@@ -107,6 +108,8 @@ pub struct Metrics {
     pub console_event_streams: IntGauge,
     /// Last dispatch counters seen, to turn the engine's totals into increments.
     last_dispatch: std::sync::Mutex<DispatchStats>,
+    /// Last evicted-plates total seen (an engine rebuilt after a rebalance starts at 0).
+    last_evicted: std::sync::atomic::AtomicU64,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
@@ -177,6 +180,11 @@ impl Metrics {
             ),
             engine_open_incidents: gauge("roadwatch_engine_open_incidents", "Open pedestrian incidents."),
             engine_tracked_plates: gauge("roadwatch_engine_tracked_plates", "Plates with ride-hailing state."),
+            engine_evicted_plates: IntCounter::new(
+                "roadwatch_engine_evicted_plates_total",
+                "Plates whose ride-hailing state was dropped to stay within ride_hailing.max_tracked_plates.",
+            )
+            .expect("valid metric"),
             engine_units: gauge("roadwatch_engine_units", "Patrol units known to the dispatcher."),
             engine_open_assignments: gauge("roadwatch_engine_open_assignments", "Alerts assigned to a unit and not closed."),
             engine_weather_stations: gauge("roadwatch_engine_weather_stations", "Weather stations with state."),
@@ -214,6 +222,7 @@ impl Metrics {
                 "Pages connected to the console's live events (/api/events).",
             ),
             last_dispatch: std::sync::Mutex::new(DispatchStats::default()),
+            last_evicted: std::sync::atomic::AtomicU64::new(0),
         };
         let r = &m.registry;
         let all: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -230,6 +239,7 @@ impl Metrics {
             Box::new(m.transaction_commit.clone()),
             Box::new(m.engine_open_incidents.clone()),
             Box::new(m.engine_tracked_plates.clone()),
+            Box::new(m.engine_evicted_plates.clone()),
             Box::new(m.engine_units.clone()),
             Box::new(m.engine_open_assignments.clone()),
             Box::new(m.engine_weather_stations.clone()),
@@ -336,6 +346,16 @@ impl Metrics {
     pub fn update_engine(&self, stats: &EngineStats, dispatch: &DispatchStats) {
         self.engine_open_incidents.set(stats.open_incidents as i64);
         self.engine_tracked_plates.set(stats.tracked_plates as i64);
+        let before = self
+            .last_evicted
+            .swap(stats.evicted_plates, std::sync::atomic::Ordering::Relaxed);
+        // A smaller total is a new engine (a rebuild): all of it is new.
+        self.engine_evicted_plates.inc_by(
+            stats
+                .evicted_plates
+                .checked_sub(before)
+                .unwrap_or(stats.evicted_plates),
+        );
         self.engine_units.set(stats.units as i64);
         self.engine_open_assignments
             .set(stats.open_assignments as i64);

@@ -167,6 +167,7 @@ impl Pipeline {
         let ctx = DecodeContext {
             now_ms,
             max_future_skew_ms: self.skew_ms,
+            limits: self.engine.settings().input,
         };
         let decoded = decode_record(stream, value, &ctx);
         if let (Some(m), Some(t)) = (&self.metrics, started) {

@@ -428,6 +428,8 @@ pub struct RideHailingDetector {
     /// Plate → time of its last watchlist alert (only listed plates; pruned by time).
     watch_alerted: HashMap<Box<str>, EventTime>,
     plates: HashMap<Box<str>, PlateState>,
+    /// Plates dropped to stay within `max_tracked_plates` (a flood of new plates).
+    evicted: u64,
     next_sweep_ms: EventTime,
 }
 
@@ -446,6 +448,7 @@ impl RideHailingDetector {
             whitelist: PlateList::empty(),
             watch_alerted: HashMap::new(),
             plates: HashMap::new(),
+            evicted: 0,
             next_sweep_ms: NEVER,
         }
     }
@@ -512,6 +515,11 @@ impl RideHailingDetector {
 
     pub fn tracked_plates(&self) -> usize {
         self.plates.len()
+    }
+
+    /// Plates evicted so far because the map was full.
+    pub fn evicted_plates(&self) -> u64 {
+        self.evicted
     }
 
     /// Estimated bytes of all per-plate state (map table included), for metrics and the
@@ -715,6 +723,7 @@ impl RideHailingDetector {
             order.select_nth_unstable(batch - 1);
         }
         let victims: Vec<Box<str>> = order[..batch].iter().map(|(_, k)| Box::from(*k)).collect();
+        self.evicted += victims.len() as u64;
         for k in victims {
             self.plates.remove(&k);
         }

@@ -96,6 +96,7 @@ impl Engine {
         s.open_incidents = self.pedestrian.open_incidents();
         s.weather_stations = self.weather.stations();
         s.tracked_plates = self.ride_hailing.tracked_plates();
+        s.evicted_plates = self.ride_hailing.evicted_plates();
         s.units = self.dispatcher.units();
         s.open_assignments = self.dispatcher.open_assignments();
         s.silent_weather_stations = self.weather.silent_stations();

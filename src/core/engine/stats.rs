@@ -12,6 +12,8 @@ pub struct EngineStats {
     pub open_incidents: usize,
     pub weather_stations: usize,
     pub tracked_plates: usize,
+    /// Plates dropped to stay within `ride_hailing.max_tracked_plates`.
+    pub evicted_plates: u64,
     /// Patrol units known to the dispatcher, and alerts assigned to one.
     pub units: usize,
     pub open_assignments: usize,

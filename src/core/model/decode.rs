@@ -15,6 +15,7 @@ use super::ident::{is_valid_identifier, is_valid_plate};
 use super::input::*;
 use super::reject::{Reject, RejectReason as R};
 use super::time::{parse_rfc3339_ms, valid_epoch_ms, EventTime};
+use crate::core::settings::InputLimits;
 
 /// What validation needs from outside the record: the reference "now" for the future-skew
 /// check (wall clock live, the engine watermark in replay) — the core never reads a clock.
@@ -23,6 +24,7 @@ pub struct DecodeContext {
     /// `None` skips the future-skew check (e.g. before any time reference exists).
     pub now_ms: Option<EventTime>,
     pub max_future_skew_ms: i64,
+    pub limits: InputLimits,
 }
 
 impl DecodeContext {
@@ -30,12 +32,24 @@ impl DecodeContext {
         DecodeContext {
             now_ms: None,
             max_future_skew_ms: i64::MAX,
+            limits: InputLimits::DEFAULT,
         }
     }
 }
 
 /// Decodes one record value of the given stream.
 pub fn decode_record(stream: Stream, bytes: &[u8], ctx: &DecodeContext) -> Result<Record, Reject> {
+    // Before any parsing: a record's cost (and the DLQ copy of it) stays bounded.
+    if bytes.len() > ctx.limits.max_record_bytes {
+        return Err(Reject::new(
+            R::RecordTooLarge,
+            format!(
+                "{} bytes; at most {} (input.max_record_bytes)",
+                bytes.len(),
+                ctx.limits.max_record_bytes
+            ),
+        ));
+    }
     match stream {
         Stream::Camera => parse::<RawCamera>(bytes)?.validate(ctx).map(Record::Camera),
         Stream::Plate => parse::<RawPlate>(bytes)?.validate(ctx).map(Record::Plate),
@@ -345,6 +359,16 @@ impl RawCamera<'_> {
         let camera_id = identifier(self.camera_id, "camera_id")?;
         let ts = timestamp(self.ts, ctx)?;
         let raw = required(self.detections, "detections")?;
+        if raw.len() > ctx.limits.max_detections {
+            return Err(Reject::new(
+                R::TooManyDetections,
+                format!(
+                    "{} detections; at most {} (input.max_detections_per_record)",
+                    raw.len(),
+                    ctx.limits.max_detections
+                ),
+            ));
+        }
         let mut detections = Vec::with_capacity(raw.len());
         let mut unknown_classes = 0;
         for (i, d) in raw.into_iter().enumerate() {

@@ -19,7 +19,7 @@ pub use input::{
 };
 pub use output::{
     Alert, AlertDispatch, AlertKind, AlertLocation, AlertStatus, ClosedBy, DlqRecord, DlqSource,
-    OperatorStamp, Severity,
+    OperatorStamp, Severity, DLQ_VALUE_MAX_BYTES,
 };
 pub use reject::{Reject, RejectReason};
 pub use time::{format_rfc3339, parse_rfc3339_ms, EventTime, UtcOffset};

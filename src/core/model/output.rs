@@ -132,10 +132,28 @@ pub struct DlqRecord {
     /// ... and as standard base64 when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_base64: Option<String>,
+    /// Set when `value` (or `value_base64`) holds only the first `DLQ_VALUE_MAX_BYTES`
+    /// of the original: the size of the original, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_truncated_from: Option<usize>,
 }
+
+/// The most of a refused value a DLQ record copies. A hostile 10 MB record copied whole
+/// would make a DLQ record larger than Kafka takes (1 MiB by default), and the
+/// dead-lettering itself would fail; 64 KiB shows what the record was.
+pub const DLQ_VALUE_MAX_BYTES: usize = 64 * 1024;
 
 impl DlqRecord {
     pub fn new(reject: &Reject, stream: Option<Stream>, source: DlqSource, value: &[u8]) -> Self {
+        let truncated_from = (value.len() > DLQ_VALUE_MAX_BYTES).then_some(value.len());
+        let value = &value[..value.len().min(DLQ_VALUE_MAX_BYTES)];
+        // A cut may split a UTF-8 character: keep what is valid text up to it.
+        let value = match std::str::from_utf8(value) {
+            Err(e) if truncated_from.is_some() && e.error_len().is_none() => {
+                &value[..e.valid_up_to()]
+            }
+            _ => value,
+        };
         let (text, b64) = match std::str::from_utf8(value) {
             Ok(s) => (Some(s.to_owned()), None),
             Err(_) => (
@@ -153,6 +171,7 @@ impl DlqRecord {
             line: source.line,
             value: text,
             value_base64: b64,
+            value_truncated_from: truncated_from,
         }
     }
 }

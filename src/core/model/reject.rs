@@ -34,11 +34,15 @@ pub enum RejectReason {
     UnknownStream,
     /// An operator's note is longer than 500 characters.
     TextTooLong,
+    /// The record value is larger than `input.max_record_bytes`; it is not parsed.
+    RecordTooLarge,
+    /// A camera event carries more than `input.max_detections_per_record` detections.
+    TooManyDetections,
 }
 
 impl RejectReason {
     /// Every reason, for metric pre-registration and documentation tests.
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::InvalidJson,
         RejectReason::MissingField,
         RejectReason::InvalidFieldType,
@@ -53,6 +57,8 @@ impl RejectReason {
         RejectReason::UnknownEnumValue,
         RejectReason::UnknownStream,
         RejectReason::TextTooLong,
+        RejectReason::RecordTooLarge,
+        RejectReason::TooManyDetections,
     ];
 
     /// The stable snake_case name used on the wire and as a metric label.
@@ -72,6 +78,8 @@ impl RejectReason {
             RejectReason::UnknownEnumValue => "unknown_enum_value",
             RejectReason::UnknownStream => "unknown_stream",
             RejectReason::TextTooLong => "text_too_long",
+            RejectReason::RecordTooLarge => "record_too_large",
+            RejectReason::TooManyDetections => "too_many_detections",
         }
     }
 }

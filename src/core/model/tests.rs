@@ -1,5 +1,6 @@
 //! Decoding and validation: one test per rejection, and the accepted forms.
 use super::*;
+use crate::core::settings::InputLimits;
 
 const NOW: i64 = 1_795_871_730_120; // 2026-11-28T21:15:30.120+08:00
 
@@ -7,6 +8,7 @@ fn ctx() -> DecodeContext {
     DecodeContext {
         now_ms: Some(NOW),
         max_future_skew_ms: 300_000,
+        limits: crate::core::settings::InputLimits::DEFAULT,
     }
 }
 
@@ -445,4 +447,118 @@ fn dlq_record_keeps_original_bytes() {
     let v = serde_json::to_value(&bin).unwrap();
     assert_eq!(v["value_base64"], "/wB7");
     assert!(v.get("value").is_none());
+}
+
+// ---- hostile input (issue #19): bounded cost, a reason, never a crash ----
+
+#[test]
+fn a_record_over_the_size_limit_is_refused_unparsed() {
+    let big = format!(
+        r#"{{"event_id":"cam-1","camera_id":"cam-1","ts":{NOW},"detections":[],"pad":"{}"}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    for stream in Stream::ALL {
+        let e = decode(stream, &big).unwrap_err();
+        assert_eq!(e.reason, RejectReason::RecordTooLarge, "{stream:?}");
+        assert!(e.detail.contains("input.max_record_bytes"), "{}", e.detail);
+    }
+    // At the limit it is parsed as usual.
+    let limits = InputLimits {
+        max_record_bytes: CAMERA.len(),
+        ..InputLimits::DEFAULT
+    };
+    let at_limit = DecodeContext { limits, ..ctx() };
+    assert!(decode_record(Stream::Camera, CAMERA.as_bytes(), &at_limit).is_ok());
+}
+
+#[test]
+fn json_nested_ten_thousand_deep_is_invalid_json_not_a_stack_overflow() {
+    let nest = |field: &str, open: &str, close: &str| {
+        format!(
+            r#"{{"event_id":"x-1","{field}":{}0{}}}"#,
+            open.repeat(10_000),
+            close.repeat(10_000)
+        )
+    };
+    for (open, close) in [("[", "]"), (r#"{"a":"#, "}")] {
+        // In a field nobody reads: serde_json skips it without recursing (its skip is
+        // a loop), so a valid record around it is still taken. The size limit bounds
+        // the work.
+        let extra = format!("{}0{}", open.repeat(10_000), close.repeat(10_000));
+        let camera = format!(r#"{},"extra":{extra}}}"#, CAMERA.trim_end_matches('}'));
+        let got = decode(Stream::Camera, &camera);
+        assert!(got.is_ok(), "{got:?}");
+        // In a field the decoder reads: refused, as bad JSON (serde's depth limit, 128)
+        // or at the first value of the wrong type.
+        let known = nest("detections", open, close);
+        let e = decode(Stream::Camera, &known).unwrap_err();
+        assert!(
+            matches!(
+                e.reason,
+                RejectReason::InvalidJson | RejectReason::InvalidFieldType
+            ),
+            "{e:?}"
+        );
+        for stream in Stream::ALL {
+            assert!(decode(stream, &nest("extra", open, close)).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_camera_event_with_too_many_detections_is_refused() {
+    let one = r#"{"class":"vehicle","confidence":0.5,"lon":105.0,"lat":27.0}"#;
+    let many = |n: usize| {
+        format!(
+            r#"{{"event_id":"cam-1","camera_id":"cam-1","ts":{NOW},"detections":[{}]}}"#,
+            vec![one; n].join(",")
+        )
+    };
+    // 100,000 detections (6 MB): over the size limit first ...
+    let hostile = many(100_000);
+    assert_eq!(
+        reason(Stream::Camera, &hostile),
+        RejectReason::RecordTooLarge
+    );
+    // ... and over the detection limit when a deployment allows larger records.
+    let roomy = DecodeContext {
+        limits: InputLimits {
+            max_record_bytes: 16 * 1024 * 1024,
+            ..InputLimits::DEFAULT
+        },
+        ..ctx()
+    };
+    let e = decode_record(Stream::Camera, hostile.as_bytes(), &roomy).unwrap_err();
+    assert_eq!(e.reason, RejectReason::TooManyDetections);
+    assert!(e.detail.starts_with("100000 detections"), "{}", e.detail);
+    // The limit itself is fine.
+    let limit = InputLimits::DEFAULT.max_detections;
+    assert!(decode(Stream::Camera, &many(limit)).is_ok());
+    assert_eq!(
+        reason(Stream::Camera, &many(limit + 1)),
+        RejectReason::TooManyDetections
+    );
+}
+
+#[test]
+fn the_dlq_copy_of_a_huge_record_is_cut_to_64_kib() {
+    let reject = Reject::new(RejectReason::RecordTooLarge, "too big");
+    // Multi-byte characters, so that the cut falls inside one.
+    let value = "贵".repeat(4 * 1024 * 1024);
+    let rec = DlqRecord::new(
+        &reject,
+        Some(Stream::Plate),
+        DlqSource::default(),
+        value.as_bytes(),
+    );
+    let kept = rec.value.as_deref().expect("still text");
+    assert!(kept.len() <= DLQ_VALUE_MAX_BYTES && kept.len() > DLQ_VALUE_MAX_BYTES - 4);
+    assert!(value.starts_with(kept));
+    assert_eq!(rec.value_truncated_from, Some(value.len()));
+    let json = serde_json::to_string(&rec).unwrap();
+    assert!(json.len() < 2 * DLQ_VALUE_MAX_BYTES, "{}", json.len());
+    // Small values are copied whole, without the field.
+    let small = DlqRecord::new(&reject, None, DlqSource::default(), b"{}");
+    assert_eq!(small.value_truncated_from, None);
+    assert!(!serde_json::to_string(&small).unwrap().contains("truncated"));
 }
