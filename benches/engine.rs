@@ -96,6 +96,7 @@ fn main() {
         let ctx = DecodeContext {
             now_ms: Some(now),
             max_future_skew_ms: 300_000,
+            limits: roadwatch::core::settings::InputLimits::DEFAULT,
         };
         b.iter(|| {
             let mut ok = 0usize;
