@@ -19,7 +19,7 @@ pub fn decode(stream: Stream, data: &[u8]) {
     for ctx in [live, DecodeContext::without_clock()] {
         match decode_record(stream, data, &ctx) {
             Ok(record) => {
-                // A record the engine takes has a usable time.
+                // Everything a decoded record holds can be shown (logs, the debugger).
                 let _ = format!("{record:?}");
             }
             Err(reject) => {

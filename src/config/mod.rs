@@ -139,22 +139,16 @@ pub fn render_effective(cfg: &config::Config) -> String {
             *options = masked.into_iter().collect();
         }
     }
-    if let Some(toml::Value::Table(console)) = tree.get_mut("console") {
-        if console
-            .get("session_secret")
-            .and_then(|v| v.as_str())
-            .is_some_and(|v| !v.is_empty())
-        {
-            console.insert("session_secret".into(), "********".into());
-        }
-    }
-    if let Some(toml::Value::Table(privacy)) = tree.get_mut("privacy") {
-        if privacy
-            .get("plate_key")
-            .and_then(|v| v.as_str())
-            .is_some_and(|v| !v.is_empty())
-        {
-            privacy.insert("plate_key".into(), "********".into());
+    // Secrets of our own keys; empty means "not set", which is worth seeing.
+    for (section, key) in [("console", "session_secret"), ("privacy", "plate_key")] {
+        if let Some(toml::Value::Table(table)) = tree.get_mut(section) {
+            if table
+                .get(key)
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| !v.is_empty())
+            {
+                table.insert(key.into(), "********".into());
+            }
         }
     }
     toml::to_string_pretty(&tree).unwrap_or_default()

@@ -143,10 +143,7 @@ pub fn hash_password(password: &str) -> String {
 }
 
 pub fn token_sha256(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new random secret, URL-safe (unit tokens, demo passwords, session keys).
