@@ -10,7 +10,6 @@
 mod kafka_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -973,166 +972,6 @@ fn a_failed_transaction_is_aborted_rewound_and_its_output_later_appears_exactly_
 
 // ---------------------------------------------------------------- broker outage
 
-/// The longest one `scripts/kafka-local` call may take (its own limits: 90 s to start,
-/// 30 s + 10 s to stop).
-const SCRIPT_LIMIT: Duration = Duration::from_secs(150);
-
-/// A broker of one test's own: `scripts/kafka-local` with a temporary directory and free
-/// ports, so that stopping it disturbs no other test. Stopped, and its directory removed,
-/// when dropped, also when the test panics.
-struct PrivateBroker {
-    port: u16,
-    controller_port: u16,
-    /// Declared last: removed after `drop` has stopped the broker.
-    dir: tempfile::TempDir,
-}
-
-impl PrivateBroker {
-    fn start() -> PrivateBroker {
-        remember_panics();
-        let (port, controller_port) = free_port_pair();
-        let broker = PrivateBroker {
-            port,
-            controller_port,
-            dir: tempfile::Builder::new()
-                .prefix("rw-broker-")
-                .tempdir()
-                .unwrap(),
-        };
-        // scripts/test stops brokers whose owner is gone (a killed test run).
-        std::fs::write(
-            broker.dir.path().join("owner"),
-            std::process::id().to_string(),
-        )
-        .unwrap();
-        broker
-            .script("start", false)
-            .unwrap_or_else(|e| panic!("{e}"));
-        broker
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// SIGTERM (Kafka's controlled shutdown); returns once the broker has exited.
-    fn stop(&self) {
-        self.script("stop", false).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Starts it again on the same ports, with the topics, offsets and transaction state
-    /// it had.
-    fn start_keeping_data(&self) {
-        self.script("start", true).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    fn script(&self, command: &str, keep_data: bool) -> Result<(), String> {
-        let log_path = self.dir.path().join("kafka-local.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka-local");
-        // With KAFKA_BOOTSTRAP set (scripts/test sets it) the script would leave the shared
-        // broker in charge and start nothing: this test needs a broker of its own.
-        let mut child = std::process::Command::new(script)
-            .arg(command)
-            .env_remove("KAFKA_BOOTSTRAP")
-            .env("ROADWATCH_KAFKA_DIR", self.dir.path())
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
-            .env("KAFKA_HEAP", "384m")
-            .env(
-                "ROADWATCH_KAFKA_KEEP_DATA",
-                if keep_data { "1" } else { "0" },
-            )
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("scripts/kafka-local {command}: {e}"))?;
-        let started = Instant::now();
-        let outcome = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status
-                    .success()
-                    .then_some(())
-                    .ok_or_else(|| format!("exited with {status}"));
-            }
-            if started.elapsed() > SCRIPT_LIMIT {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("did not finish within {SCRIPT_LIMIT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        outcome.map_err(|why| {
-            // The script shows the log's last lines, mostly shutdown chatter; the cause
-            // (a port in use, say) is among the errors before them.
-            let server_log =
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            let errors: Vec<&str> = server_log
-                .lines()
-                .filter(|l| l.contains("ERROR") || l.contains("Exception"))
-                .take(10)
-                .collect();
-            format!(
-                "scripts/kafka-local {command} (port {}): {why}\n{}\n--- server.log errors\n{}",
-                self.port,
-                std::fs::read_to_string(&log_path).unwrap_or_default(),
-                errors.join("\n")
-            )
-        })
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        if let Err(e) = self.script("stop", false) {
-            eprintln!("stopping the private broker: {e}");
-        }
-        // Both incarnations' logs (the script keeps the previous one as server.log.1).
-        let logs = ["server.log.1", "server.log"].map(|name| {
-            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-            (name, text)
-        });
-        if let Some(dest) = std::env::var_os("RW_BROKER_LOGS") {
-            for (name, text) in &logs {
-                let _ =
-                    std::fs::write(Path::new(&dest).join(format!("{}-{name}", self.port)), text);
-            }
-        }
-        if std::thread::panicking() || std::env::var_os("RW_SHOW_LOG").is_some() {
-            // What the coordinators did, not the start-up and shutdown chatter.
-            for (name, text) in &logs {
-                let lines: Vec<&str> = text
-                    .lines()
-                    .filter(|l| !l.contains("shutdown-hook"))
-                    .filter(|l| {
-                        [
-                            "GroupCoordinator",
-                            "TransactionCoordinator",
-                            "ERROR",
-                            "WARN",
-                        ]
-                        .iter()
-                        .any(|k| l.contains(k))
-                    })
-                    .collect();
-                let tail = &lines[lines.len().saturating_sub(60)..];
-                eprintln!(
-                    "--- private broker {name} (coordinators, warnings)\n{}",
-                    tail.join("\n")
-                );
-            }
-        }
-        if let Some(message) = std::thread::panicking().then(panic_message).flatten() {
-            eprintln!("=== the test failed (the logs above are from after this): {message}");
-        }
-    }
-}
-
 /// A progress line with the wall-clock time, to line up with the roadwatch and broker logs.
 fn progress(what: &str) {
     let ms = now_ms();
@@ -1143,29 +982,6 @@ fn progress(what: &str) {
         ms / 1000 % 60,
         ms % 1000
     );
-}
-
-/// Two free consecutive ports below Linux's ephemeral range (32768 and up), so that no
-/// client connection is given one of them while the broker is down. Ports handed out
-/// before in this process are skipped: tests running at the same time would otherwise
-/// both find the same ports free before either broker binds them.
-fn free_port_pair() -> (u16, u16) {
-    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-    let seed = (now_ms() as u64) ^ u64::from(std::process::id());
-    for i in 0..3000u64 {
-        let port = 20_000 + ((seed + 2 * i) % 12_000) as u16;
-        if taken.contains(&port) || taken.contains(&(port + 1)) {
-            continue;
-        }
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(port) && free(port + 1) {
-            taken.extend([port, port + 1]);
-            return (port, port + 1);
-        }
-    }
-    panic!("no two free ports between 20000 and 32000");
 }
 
 /// The thread's result, or a failure naming `what` after `limit`.

@@ -5,6 +5,7 @@
 //! default.toml, which is therefore the schema) and every invalid value are collected and
 //! reported together by key path, so an operator fixes a file in one pass.
 mod errors;
+mod kafka_security;
 mod keys;
 mod settings;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use errors::{ConfigError, ConfigErrors};
+pub use kafka_security::{ClientCertificate, KafkaSecurity, Sasl, Secret, SecurityProtocol};
 pub use settings::{
     ConsoleSettings, Guarantee, KafkaSettings, MetricsSettings, PlateKeySource, ProcessingSettings,
     RideHailingFiles, RoadsSettings, Settings, Topics,
@@ -140,8 +142,19 @@ pub fn render_effective(cfg: &config::Config) -> String {
         }
     }
     // Secrets of our own keys; empty means "not set", which is worth seeing.
-    for (section, key) in [("console", "session_secret"), ("privacy", "plate_key")] {
-        if let Some(toml::Value::Table(table)) = tree.get_mut(section) {
+    for (section, key) in [
+        ("console", "session_secret"),
+        ("privacy", "plate_key"),
+        ("kafka.security", "sasl_password"),
+        ("kafka.security", "key_password"),
+    ] {
+        let table = section
+            .split('.')
+            .try_fold(&mut tree, |t, name| match t.get_mut(name) {
+                Some(toml::Value::Table(inner)) => Some(inner),
+                _ => None,
+            });
+        if let Some(table) = table {
             if table
                 .get(key)
                 .and_then(|v| v.as_str())

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use super::errors::{ConfigError, ConfigErrors};
+use super::kafka_security::KafkaSecurity;
 use crate::core::model::{Stream, UtcOffset};
 use crate::core::pseudonym::{PseudonymKey, KEY_BYTES_MIN};
 use crate::core::settings::*;
@@ -58,6 +59,8 @@ pub struct KafkaSettings {
     pub options: BTreeMap<String, String>,
     /// Suffix of the transactional id; empty = the host name.
     pub instance_id: String,
+    /// `[kafka.security]`: authentication and encryption of every client.
+    pub security: KafkaSecurity,
 }
 
 /// Written by hand so that secrets in `options` never reach a log line.
@@ -88,6 +91,7 @@ impl fmt::Debug for KafkaSettings {
             .field("topics", &self.topics)
             .field("options", &options)
             .field("instance_id", &self.instance_id)
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -200,13 +204,13 @@ pub(super) fn option_name(key: &str) -> String {
 }
 
 /// Reads keys one at a time, collecting every problem.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     cfg: &'a config::Config,
     errors: Vec<ConfigError>,
 }
 
 impl Reader<'_> {
-    fn fail(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             key: key.to_owned(),
             message: message.into(),
@@ -215,7 +219,7 @@ impl Reader<'_> {
 
     /// The value, or `None` after recording why it could not be read (so that range
     /// checks do not pile a second message onto a type error).
-    fn get<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Option<T> {
+    pub(super) fn get<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Option<T> {
         match self.cfg.get::<T>(key) {
             Ok(v) => Some(v),
             Err(config::ConfigError::NotFound(_)) => {
@@ -234,7 +238,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, key: &str) -> String {
+    pub(super) fn string(&mut self, key: &str) -> String {
         self.get(key, "a string").unwrap_or_default()
     }
 
@@ -248,7 +252,7 @@ impl Reader<'_> {
         s
     }
 
-    fn boolean(&mut self, key: &str) -> bool {
+    pub(super) fn boolean(&mut self, key: &str) -> bool {
         self.get(key, "true or false").unwrap_or_default()
     }
 
@@ -313,7 +317,7 @@ impl Reader<'_> {
         arr
     }
 
-    fn optional_path(&mut self, key: &str) -> Option<PathBuf> {
+    pub(super) fn optional_path(&mut self, key: &str) -> Option<PathBuf> {
         let s = self.string(key);
         (!s.trim().is_empty()).then(|| PathBuf::from(s))
     }
@@ -389,6 +393,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
             }
             id
         },
+        security: super::kafka_security::read(&mut r),
     };
 
     let guarantee = match r.string("processing.guarantee").as_str() {

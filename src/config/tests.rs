@@ -290,3 +290,133 @@ fn check_config_masks_the_plate_key() {
     assert!(!rendered.contains(&hex), "{rendered}");
     assert!(rendered.contains("plate_key = \"********\""), "{rendered}");
 }
+
+#[test]
+fn kafka_security_sasl_over_tls_with_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "s3cret-from-file\n").unwrap();
+    let envs = env(&[
+        ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl"),
+        ("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "roadwatch"),
+        (
+            "ROADWATCH__KAFKA__SECURITY__SASL_PASSWORD_FILE",
+            pw.to_str().unwrap(),
+        ),
+        ("ROADWATCH__KAFKA__SECURITY__CA_FILE", ca.to_str().unwrap()),
+    ]);
+    let s = load(None, envs.clone()).unwrap();
+    let sec = &s.kafka.security;
+    assert_eq!(sec.protocol, SecurityProtocol::SaslSsl);
+    let sasl = sec.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanism, "SCRAM-SHA-512", "the default mechanism");
+    // The file's trailing newline is not part of the password.
+    assert_eq!(sasl.password.expose(), "s3cret-from-file");
+    let props: std::collections::BTreeMap<_, _> = sec.client_properties().into_iter().collect();
+    assert_eq!(props["security.protocol"], "sasl_ssl");
+    assert_eq!(props["sasl.mechanisms"], "SCRAM-SHA-512");
+    assert_eq!(props["sasl.username"], "roadwatch");
+    assert_eq!(props["sasl.password"], "s3cret-from-file");
+    assert_eq!(props["ssl.ca.location"], ca.to_str().unwrap());
+    assert_eq!(props["ssl.endpoint.identification.algorithm"], "https");
+    let debug = format!("{:?}", s.kafka);
+    assert!(!debug.contains("s3cret"), "{debug}");
+
+    // An inline password (from the environment) is masked by check-config.
+    let envs = env(&[
+        ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl"),
+        ("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "roadwatch"),
+        (
+            "ROADWATCH__KAFKA__SECURITY__SASL_PASSWORD",
+            "hunter2-inline",
+        ),
+        (
+            "ROADWATCH__KAFKA__SECURITY__KEY_PASSWORD",
+            "key-pass-inline",
+        ),
+    ]);
+    assert!(load(None, envs.clone()).is_ok());
+    let rendered = render_effective(&merged(None, envs).unwrap());
+    assert!(!rendered.contains("hunter2-inline"), "{rendered}");
+    assert!(!rendered.contains("key-pass-inline"), "{rendered}");
+    assert!(
+        rendered.contains("sasl_username = \"roadwatch\""),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn kafka_security_mistakes_stop_start_up_naming_the_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "tls")],
+            "kafka.security.protocol",
+        ),
+        (
+            &[("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl")],
+            "kafka.security.sasl_username",
+        ),
+        (
+            &[
+                ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "rw"),
+            ],
+            "kafka.security.sasl_password",
+        ),
+        (
+            &[
+                ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "rw"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_PASSWORD", "pw"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_MECHANISM", "GSSAPI"),
+            ],
+            "kafka.security.sasl_mechanism",
+        ),
+        // Credentials that plaintext would silently ignore.
+        (
+            &[("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "rw")],
+            "kafka.security.sasl_username",
+        ),
+        (
+            &[
+                ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "ssl"),
+                ("ROADWATCH__KAFKA__SECURITY__CA_FILE", "/nonexistent/ca.crt"),
+            ],
+            "kafka.security.ca_file",
+        ),
+        (
+            &[
+                ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "ssl"),
+                ("ROADWATCH__KAFKA__SECURITY__CERTIFICATE_FILE", "Cargo.toml"),
+            ],
+            "kafka.security.key_file",
+        ),
+        (
+            &[
+                ("ROADWATCH__KAFKA__SECURITY__PROTOCOL", "sasl_ssl"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_USERNAME", "rw"),
+                ("ROADWATCH__KAFKA__SECURITY__SASL_PASSWORD", "pw"),
+                (
+                    "ROADWATCH__KAFKA__SECURITY__SASL_PASSWORD_FILE",
+                    "Cargo.toml",
+                ),
+            ],
+            "kafka.security.sasl_password",
+        ),
+        (
+            &[("ROADWATCH__KAFKA__SECURITY__CA_FILE", "Cargo.toml")],
+            "kafka.security.protocol",
+        ),
+    ];
+    for (pairs, key) in cases {
+        let err = load(None, env(pairs)).unwrap_err();
+        assert!(err.keys().contains(key), "{pairs:?}: {err}");
+        for (_, v) in pairs.iter() {
+            if *v == "pw" {
+                assert!(!err.to_string().contains("pw\""), "{err}");
+            }
+        }
+    }
+}

@@ -128,18 +128,12 @@ impl KafkaSink {
         let k = &settings.kafka;
         // In `Stream::ALL` order: a record finds its topic by its stream's position.
         let topics = Stream::ALL.map(|s| k.topics.input(s).to_owned());
-        let missing: Vec<&str> = topics
+        let wanted: Vec<(&str, &str)> = Stream::ALL
             .iter()
-            .filter(|name| !kafka::topic_exists(k, name).unwrap_or(false))
-            .map(String::as_str)
+            .zip(&topics)
+            .map(|(s, name)| (input_key(*s), name.as_str()))
             .collect();
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "input topics missing on {}: {} (create them, or set kafka.create_topics = true for `run`)",
-                k.bootstrap_servers,
-                missing.join(", ")
-            );
-        }
+        kafka::Probe::connect(k)?.require(&wanted, "write the device streams")?;
         // Paced, the simulator runs about 2,000 times faster than real time at 20,000
         // records/s: 20 ms of batching per partition is 40 s of event time, and a
         // partition's batch reached the broker after newer records of another, more
@@ -226,5 +220,17 @@ impl Progress {
             self.records,
             self.records as f64 / secs.max(1e-9)
         );
+    }
+}
+
+/// The configuration key of an input stream's topic.
+fn input_key(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Camera => "kafka.topics.camera",
+        Stream::Plate => "kafka.topics.plate",
+        Stream::Weather => "kafka.topics.weather",
+        Stream::Patrol => "kafka.topics.patrol",
+        Stream::Ack => "kafka.topics.ack",
+        Stream::Operator => "kafka.topics.operator",
     }
 }

@@ -2,6 +2,9 @@
 //! records it produces, the `read_committed` reader of its outputs, the `replay` oracle,
 //! and the runtime in-process (`start`) or as the real binary (`Child`).
 #![allow(dead_code)]
+mod broker;
+#[allow(unused_imports)]
+pub use broker::*;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use roadwatch::config::{Guarantee, Settings};
+use roadwatch::config::{Guarantee, KafkaSecurity, Settings};
 use roadwatch::core::detect::ride_hailing::PlateList;
 use roadwatch::core::engine::Engine;
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
@@ -187,8 +190,29 @@ impl Stage {
         ack_partitions: i32,
         guarantee: Guarantee,
     ) -> Stage {
+        Stage::build_with(
+            bootstrap,
+            test,
+            camera_partitions,
+            ack_partitions,
+            guarantee,
+            KafkaSecurity::default(),
+        )
+    }
+
+    /// `security`: how the test's own clients (topic set-up, producer, reader) connect.
+    /// The children of [`Stage::env`] do not inherit it: each test says how they connect.
+    pub fn build_with(
+        bootstrap: &str,
+        test: &str,
+        camera_partitions: i32,
+        ack_partitions: i32,
+        guarantee: Guarantee,
+        security: KafkaSecurity,
+    ) -> Stage {
         let prefix = format!("rw-{test}-{}", nonce());
         let mut s = named(bootstrap, &prefix);
+        s.kafka.security = security;
         s.processing.guarantee = guarantee;
         s.metrics.listen = "127.0.0.1:0".parse().unwrap();
         let stage = Stage {

@@ -46,6 +46,19 @@ pub fn run_console(settings: Settings, network: Arc<RoadNetwork>) -> anyhow::Res
         .context("starting the console's tokio runtime")?;
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
+    // A wrong password, an untrusted certificate or a missing ACL stops start-up here,
+    // named, rather than as a console that shows nothing.
+    let k = &settings.kafka;
+    crate::io::kafka::Probe::connect(k)?.require(
+        &[
+            ("kafka.topics.alerts", &k.topics.alerts),
+            ("kafka.topics.ack", &k.topics.ack),
+            ("kafka.topics.patrol", &k.topics.patrol),
+            ("kafka.topics.weather", &k.topics.weather),
+            ("kafka.topics.operator", &k.topics.operator),
+        ],
+        "read alerts, acks, positions and weather and write operator actions",
+    )?;
     let console = Console::new(ConsoleParts {
         accounts,
         session_secret: session_secret(&settings),

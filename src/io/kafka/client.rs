@@ -7,11 +7,15 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaSettings;
 
-/// Brokers, client id, the role's own defaults, then the operator's options.
+/// Brokers, client id, `[kafka.security]`, the role's own defaults, then the operator's
+/// options.
 pub fn client_config(k: &KafkaSettings, role_defaults: &[(&str, &str)]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &k.bootstrap_servers)
         .set("client.id", &k.client_id);
+    for (name, value) in k.security.client_properties() {
+        cfg.set(name, value);
+    }
     for (name, value) in role_defaults {
         cfg.set(*name, *value);
     }

@@ -6,6 +6,7 @@ mod client;
 mod dispatch_topics;
 mod group;
 mod merge;
+mod probe;
 mod runtime;
 mod sink;
 #[cfg(test)]
@@ -15,4 +16,5 @@ mod state_rebuild;
 
 pub use admin::{create_topics, delete_topics, partition_count, topic_exists, TopicSpec};
 pub use client::{client_config, consumer, producer};
+pub use probe::{Probe, TopicAccess};
 pub use runtime::{run, run_command, Shutdown};

@@ -1460,6 +1460,9 @@ fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Res
         KafkaError::MessageConsumptionFatal(code) => {
             Err(anyhow!("fatal Kafka consumer error: {code}"))
         }
+        KafkaError::MessageConsumption(code) if super::sink::is_denied(code) => Err(anyhow!(
+            "not authorized to read: {code} (the brokers' ACLs; docs/SECURITY.md, \"Kafka ACLs\")"
+        )),
         other => {
             if logged_at.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
                 *logged_at = Some(Instant::now());

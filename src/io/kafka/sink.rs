@@ -94,6 +94,8 @@ struct Report {
     batch: u64,
     alert: Option<(AlertKind, EventTime)>,
     error: Option<String>,
+    /// The brokers' authorizer refused the record: retrying cannot help.
+    denied: bool,
 }
 
 /// Producer statistics of interest (where the time goes).
@@ -171,6 +173,8 @@ impl ProducerContext for ProducerCtx {
             )) => Some(PURGED.to_owned()),
             Err((e, _)) => Some(e.to_string()),
         };
+        let denied =
+            matches!(&result, Err((e, _)) if e.rdkafka_error_code().is_some_and(is_denied));
         self.served
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut r) = self.reports.lock() {
@@ -178,6 +182,7 @@ impl ProducerContext for ProducerCtx {
                 batch: tag.batch,
                 alert: tag.alert,
                 error,
+                denied,
             });
         }
     }
@@ -252,6 +257,8 @@ pub(crate) struct Sink {
     acked_dirty: bool,
     sealed_at: Instant,
     delivery_failed: Option<String>,
+    /// A record the authorizer refused (no Write ACL): ends the process.
+    denied: Option<String>,
     /// Set when an asynchronous offset commit is sent; its callback times it.
     pub(crate) async_commit_sent: Option<Instant>,
     disabled: bool,
@@ -341,6 +348,7 @@ impl Sink {
             acked_dirty: false,
             sealed_at: Instant::now(),
             delivery_failed: None,
+            denied: None,
             async_commit_sent: None,
             disabled: false,
         }
@@ -722,6 +730,11 @@ impl Sink {
     /// finish (then only [`Sink::recover`] may go on); a pending abort is given a short
     /// try first.
     fn usable(&mut self) -> Result<(), SinkError> {
+        if let Some(why) = &self.denied {
+            return Err(SinkError::Fatal(anyhow::anyhow!(
+                "not authorized to write: {why} (docs/SECURITY.md, \"Kafka ACLs\")"
+            )));
+        }
         if let Some(why) = &self.broken {
             return Err(SinkError::Rewind(format!(
                 "the producer is being replaced after: {why}"
@@ -965,7 +978,8 @@ impl Sink {
         let fatal = match &e {
             KafkaError::Transaction(re) => re.is_fatal(),
             _ => false,
-        } || self.producer.client().fatal_error().is_some();
+        } || self.producer.client().fatal_error().is_some()
+            || e.rdkafka_error_code().is_some_and(is_denied);
         if fatal {
             return self.fatal(what, &e);
         }
@@ -1054,6 +1068,9 @@ impl Sink {
         };
         let now = wall_clock_ms();
         for r in reports {
+            if r.denied && self.denied.is_none() {
+                self.denied = r.error.clone();
+            }
             match self.guarantee {
                 Guarantee::ExactlyOnce => {
                     // A failed record fails the commit as well, but a record acknowledged
@@ -1183,6 +1200,15 @@ fn ends_the_process(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::ProducerFenced
             | RDKafkaErrorCode::Fenced
             | RDKafkaErrorCode::InvalidProducerEpoch
+    ) || is_denied(code)
+}
+
+/// The authorizer's refusals: an ACL does not appear by retrying.
+pub(crate) fn is_denied(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
             | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
             | RDKafkaErrorCode::ClusterAuthorizationFailed
     )

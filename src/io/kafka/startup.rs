@@ -2,19 +2,16 @@
 //! (its transactional id), and the librdkafka configuration of each client role. The
 //! operator's `kafka.options` are applied last by [`client_config`], so everything here
 //! is a default that can be overridden.
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-
-use anyhow::{bail, Context as _};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use anyhow::bail;
 use rdkafka::ClientConfig;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::admin::{create_topics, TopicSpec};
 use super::client::client_config;
+use super::probe::{denied_message, Probe, TopicAccess};
 use crate::config::{Guarantee, KafkaSettings, Settings};
 use crate::core::model::Stream;
 
-const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// librdkafka doubles the wait between reconnection attempts up to 10 s by default: after
 /// a broker outage of more than a few seconds, clients noticed it was back up to 10 s
 /// late. One second bounds that. It matters most to the transactional producer: an abort
@@ -23,27 +20,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// which fences the producer (fatal, and the process exits). docs/KAFKA_RUNTIME.md,
 /// "Broker outage".
 const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
-
-/// The topics of the cluster and their partition counts (one metadata request).
-pub(crate) fn cluster_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String, i32>> {
-    let client: BaseConsumer = client_config(k, &[])
-        .create()
-        .context("creating a metadata client")?;
-    let md = client
-        .fetch_metadata(None, METADATA_TIMEOUT)
-        .with_context(|| {
-            format!(
-                "fetching topic metadata from {} (is the broker reachable?)",
-                k.bootstrap_servers
-            )
-        })?;
-    Ok(md
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-        .collect())
-}
 
 /// The topics `run` reads and writes (per-unit topics aside), with their config keys.
 fn required_topics(k: &KafkaSettings) -> Vec<(&'static str, &str)> {
@@ -60,23 +36,41 @@ fn required_topics(k: &KafkaSettings) -> Vec<(&'static str, &str)> {
     ]
 }
 
-/// Checks that every input and output topic exists; creates the missing ones when
-/// `kafka.create_topics = true` (broker-default partitions and replication), otherwise
-/// fails naming each missing topic and its key. Returns the cluster's topics.
+/// Connects (a wrong password or certificate stops here, naming the key), then checks
+/// that every input and output topic exists and that this principal may use it; creates
+/// the missing ones when `kafka.create_topics = true` (broker-default partitions and
+/// replication), otherwise fails naming each missing topic and its key. Returns the
+/// topics this principal sees.
 pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String, i32>> {
     let required = required_topics(k);
     let names: BTreeSet<&str> = required.iter().map(|(_, n)| *n).collect();
     if names.len() != required.len() {
         bail!("kafka.topics: every input and output topic needs its own name (two keys name the same topic)");
     }
-    let mut cluster = cluster_topics(k)?;
-    let missing: Vec<(&str, &str)> = required
-        .iter()
-        .filter(|(_, name)| !cluster.contains_key(*name))
-        .copied()
-        .collect();
+    let probe = Probe::connect(k)?;
+    let mut missing = Vec::new();
+    let mut denied = Vec::new();
+    for (key, name) in &required {
+        match probe.access(name)? {
+            TopicAccess::Partitions(_) => {}
+            TopicAccess::Missing => missing.push((*key, *name)),
+            TopicAccess::Denied => denied.push(format!("{name} ({key})")),
+        }
+    }
+    // Not retried: an ACL does not appear by waiting, and creating the topic would be
+    // refused as well.
+    if !denied.is_empty() {
+        bail!(
+            "{}",
+            denied_message(
+                &k.bootstrap_servers,
+                &denied,
+                "read its inputs and write its outputs"
+            )
+        );
+    }
     if missing.is_empty() {
-        return Ok(cluster);
+        return probe.topics();
     }
     if !k.create_topics {
         let list: Vec<String> = missing
@@ -105,8 +99,7 @@ pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String
         );
     }
     // Read back the partition counts the broker chose.
-    cluster = cluster_topics(k)?;
-    Ok(cluster)
+    probe.topics()
 }
 
 /// This instance's stable suffix: `kafka.instance_id`, else the host name.
