@@ -127,6 +127,21 @@ fn run_refused(
     log
 }
 
+/// `roadwatch run` with `connect`, once its partitions are assigned; its log is shown if
+/// the test fails while the guard lives.
+fn run_until_assigned(
+    stage: &Stage,
+    dir: &std::path::Path,
+    name: &str,
+    connect: &Connect,
+) -> (Child, ShowLogOnPanic) {
+    let log = dir.join(format!("{name}.log"));
+    let show = ShowLogOnPanic(log.clone());
+    let mut run = Child::spawn_with(stage, "a", log, &connect.env());
+    run.wait_for_log("partitions assigned", Duration::from_secs(90));
+    (run, show)
+}
+
 /// A console on a free port with one operator account.
 fn console(stage: &Stage, dir: &std::path::Path, name: &str, connect: &Connect) -> (Child, String) {
     let accounts = dir.join("accounts.toml");
@@ -314,15 +329,12 @@ fn run_simulate_and_console_work_over_sasl_ssl_and_mtls_with_only_their_acls() {
     );
 
     // roadwatch run over SASL_SSL, the simulator's devices over mTLS.
-    let run_log = dir.path().join("run-sasl.log");
-    let _show = ShowLogOnPanic(run_log.clone());
-    let mut run = Child::spawn_with(
+    let (run, _show) = run_until_assigned(
         &stage,
-        "a",
-        run_log,
-        &Connect::sasl(&broker, "roadwatch").env(),
+        dir.path(),
+        "run-sasl",
+        &Connect::sasl(&broker, "roadwatch"),
     );
-    run.wait_for_log("partitions assigned", Duration::from_secs(90));
     let sim = simulate(&stage, &Connect::mtls(&broker, "simulator"), "20m");
     assert!(
         sim.contains(" records in ") && !sim.contains("simulated 0 records"),
@@ -392,15 +404,12 @@ fn run_simulate_and_console_work_over_sasl_ssl_and_mtls_with_only_their_acls() {
 
     // Swap the protocols: run and console over mTLS, simulate over SASL_SSL.
     assert!(run.terminate().success());
-    let run_log = dir.path().join("run-mtls.log");
-    let _show_mtls = ShowLogOnPanic(run_log.clone());
-    let mut run = Child::spawn_with(
+    let (run, _show_mtls) = run_until_assigned(
         &stage,
-        "a",
-        run_log,
-        &Connect::mtls(&broker, "roadwatch").env(),
+        dir.path(),
+        "run-mtls",
+        &Connect::mtls(&broker, "roadwatch"),
     );
-    run.wait_for_log("partitions assigned", Duration::from_secs(90));
     let before = reader.seen.iter().filter(|o| o.topic == alerts).count();
     simulate(&stage, &Connect::sasl(&broker, "simulator"), "20m");
     produce(

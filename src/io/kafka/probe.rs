@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Each metadata attempt; between attempts the callback's errors are looked at.
 const ATTEMPT: Duration = Duration::from_millis(500);
 
+/// A topic and the configuration key that names it.
+pub type KeyedTopic<'a> = (&'a str, &'a str);
+
 /// Whether this client may use a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicAccess {
@@ -148,26 +151,40 @@ impl Probe {
         })
     }
 
-    /// Checks that each `(key, topic)` exists and may be used; an error naming every
-    /// topic that may not, with its key (`what` says how the command uses them).
-    pub fn require(&self, wanted: &[(&str, &str)], what: &str) -> anyhow::Result<()> {
+    /// Sorts `(key, topic)` pairs into those that do not exist and those this principal
+    /// may not use (each as `topic (key)`).
+    pub fn sort<'a>(
+        &self,
+        wanted: &[(&'a str, &'a str)],
+    ) -> anyhow::Result<(Vec<KeyedTopic<'a>>, Vec<String>)> {
         let mut missing = Vec::new();
         let mut denied = Vec::new();
-        for (key, topic) in wanted {
+        for &(key, topic) in wanted {
             match self.access(topic)? {
                 TopicAccess::Partitions(_) => {}
-                TopicAccess::Missing => missing.push(format!("{topic} ({key})")),
+                TopicAccess::Missing => missing.push((key, topic)),
                 TopicAccess::Denied => denied.push(format!("{topic} ({key})")),
             }
         }
+        Ok((missing, denied))
+    }
+
+    /// Checks that each `(key, topic)` exists and may be used; an error naming every
+    /// topic that may not, with its key (`what` says how the command uses them).
+    pub fn require(&self, wanted: &[(&str, &str)], what: &str) -> anyhow::Result<()> {
+        let (missing, denied) = self.sort(wanted)?;
         if !denied.is_empty() {
             bail!("{}", denied_message(&self.servers, &denied, what));
         }
         if !missing.is_empty() {
+            let list: Vec<String> = missing
+                .iter()
+                .map(|(key, topic)| format!("{topic} ({key})"))
+                .collect();
             bail!(
                 "missing Kafka topics on {}: {}",
                 self.servers,
-                missing.join(", ")
+                list.join(", ")
             );
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::admin::{create_topics, TopicSpec};
 use super::client::client_config;
-use super::probe::{denied_message, Probe, TopicAccess};
+use super::probe::{denied_message, Probe};
 use crate::config::{Guarantee, KafkaSettings, Settings};
 use crate::core::model::Stream;
 
@@ -48,15 +48,7 @@ pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String
         bail!("kafka.topics: every input and output topic needs its own name (two keys name the same topic)");
     }
     let probe = Probe::connect(k)?;
-    let mut missing = Vec::new();
-    let mut denied = Vec::new();
-    for (key, name) in &required {
-        match probe.access(name)? {
-            TopicAccess::Partitions(_) => {}
-            TopicAccess::Missing => missing.push((*key, *name)),
-            TopicAccess::Denied => denied.push(format!("{name} ({key})")),
-        }
-    }
+    let (missing, denied) = probe.sort(&required)?;
     // Not retried: an ACL does not appear by waiting, and creating the topic would be
     // refused as well.
     if !denied.is_empty() {
