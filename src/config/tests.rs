@@ -63,6 +63,17 @@ fn defaults_are_domain_defaults() {
     assert_eq!(s.ride_hailing_files.watchlist_file, None);
 }
 
+/// The core's `documented_defaults` (for tests and benches without this loader) are
+/// exactly what default.toml gives.
+#[test]
+fn engine_defaults_are_default_toml() {
+    let loaded = defaults().engine;
+    let documented = crate::core::settings::EngineSettings::documented_defaults(
+        loaded.ride_hailing.plate_key.clone(),
+    );
+    assert_eq!(documented, loaded);
+}
+
 #[test]
 fn misspelt_key_is_named_with_a_suggestion() {
     let f = file("[ride_hailing]\nwatchlist_fiel = \"plates.txt\"\n");
