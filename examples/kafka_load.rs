@@ -467,21 +467,26 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
 fn report(
     what: &str,
     alerts: &str,
-    mut samples: Vec<i64>,
+    samples: Vec<i64>,
     by_kind: &BTreeMap<String, usize>,
     note: &str,
 ) {
-    samples.sort_unstable();
-    let Some(&max) = samples.last() else {
+    // Whole milliseconds, exact up to 2 s with three significant digits.
+    let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("valid precision");
+    for s in &samples {
+        // A clock step on this host can make one negative; it counts as 0.
+        h.saturating_record((*s).max(0) as u64);
+    }
+    if h.is_empty() {
         println!("no {alerts} after the warm-up{note}");
         return;
-    };
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    }
     println!(
-        "{what} {} {alerts} {by_kind:?}{note}: p50 {} ms, p99 {} ms, max {max} ms",
-        samples.len(),
-        pct(0.50),
-        pct(0.99),
+        "{what} {} {alerts} {by_kind:?}{note}: p50 {} ms, p99 {} ms, max {} ms",
+        h.len(),
+        h.value_at_quantile(0.50),
+        h.value_at_quantile(0.99),
+        h.max(),
     );
 }
 

@@ -195,7 +195,6 @@ pub enum RoadsCommand {
 pub enum Failure {
     Config(config::ConfigErrors),
     Usage(String),
-    NotYet(&'static str),
     Runtime(anyhow::Error),
 }
 
@@ -217,10 +216,6 @@ pub fn main() -> ExitCode {
         Err(Failure::Usage(msg)) => {
             eprintln!("roadwatch: {msg}");
             ExitCode::from(2)
-        }
-        Err(Failure::NotYet(what)) => {
-            eprintln!("roadwatch: {what}");
-            ExitCode::from(3)
         }
         Err(Failure::Runtime(e)) => {
             eprintln!("roadwatch: error: {e:#}");

@@ -139,9 +139,7 @@ struct CommandCenter {
 impl CommandCenter {
     fn on_alert(&mut self, a: &roadwatch::core::model::Alert) {
         use roadwatch::core::model::{AlertStatus, Severity};
-        let Some(at) = roadwatch::core::model::parse_rfc3339_ms(&a.event_ts) else {
-            return;
-        };
+        let at = a.event_ts.ms;
         let id = &a.alert_id;
         if !self.seen.insert(id.clone()) {
             return;

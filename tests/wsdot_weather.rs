@@ -106,9 +106,9 @@ fn implied(
         (cold && wet).then_some((1, false))
     };
     let wind = |v: &Value| match v["wind_gust_ms"].as_f64() {
-        Some(g) if g >= s.wind_gust_levels_ms[2] => Some((3, true)),
-        Some(g) if g >= s.wind_gust_levels_ms[1] => Some((2, false)),
-        Some(g) if g >= s.wind_gust_levels_ms[0] => Some((1, false)),
+        Some(g) if g >= s.wind_gust_levels_mps[2] => Some((3, true)),
+        Some(g) if g >= s.wind_gust_levels_mps[1] => Some((2, false)),
+        Some(g) if g >= s.wind_gust_levels_mps[0] => Some((1, false)),
         _ => None,
     };
     let rain = |v: &Value| match v["precipitation_mm_h"].as_f64() {

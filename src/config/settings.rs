@@ -449,7 +449,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         stretch_m: r.positive("weather.stretch_m"),
         visibility_levels_m: r.levels("weather.visibility_levels_m", true),
         ice_surface_temp_c: r.float("weather.ice_surface_temp_c", -30.0, 10.0),
-        wind_gust_levels_ms: r.levels("weather.wind_gust_levels_ms", false),
+        wind_gust_levels_mps: r.levels("weather.wind_gust_levels_ms", false),
         rain_levels_mm_h: r.levels("weather.rain_levels_mm_h", false),
         enter_count: r.int("weather.enter_count", 1, 100) as u32,
         enter_count_critical: r.int("weather.enter_count_critical", 1, 100) as u32,
@@ -488,13 +488,13 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
 
     let dispatch = DispatchSettings {
         max_position_age_ms: r.seconds_ms("dispatch.max_position_age_s", 1),
-        speed_ms: r.positive("dispatch.speed_ms"),
+        speed_mps: r.positive("dispatch.speed_ms"),
         straight_line_factor: r.float("dispatch.straight_line_factor", 1.0, 10.0),
         ack_timeout_ms: r.seconds_ms("dispatch.ack_timeout_s", 1),
         max_attempts: r.int("dispatch.max_attempts", 1, 100) as u32,
         busy_after_arrived_ms: r.seconds_ms("dispatch.busy_after_arrived_s", 0),
         allow_median_uturn: r.boolean("dispatch.allow_median_uturn"),
-        intercept_vehicle_speed_ms: r.positive("dispatch.intercept_vehicle_speed_ms"),
+        intercept_vehicle_speed_mps: r.positive("dispatch.intercept_vehicle_speed_ms"),
     };
 
     let locale_text = r.string("output.locale");

@@ -30,7 +30,7 @@ fn defaults_are_domain_defaults() {
     assert_eq!(e.pedestrian.critical_fog_level, 2);
     assert_eq!(e.weather.stretch_m, 5000.0);
     assert_eq!(e.weather.visibility_levels_m, [500.0, 200.0, 100.0, 50.0]);
-    assert_eq!(e.weather.wind_gust_levels_ms, [17.2, 24.5, 32.7]);
+    assert_eq!(e.weather.wind_gust_levels_mps, [17.2, 24.5, 32.7]);
     assert_eq!(e.weather.rain_levels_mm_h, [20.0, 50.0]);
     assert_eq!(
         (e.weather.enter_count, e.weather.enter_count_critical),
@@ -45,7 +45,7 @@ fn defaults_are_domain_defaults() {
     assert_eq!(e.ride_hailing.daily_distance_km, 85.8);
     assert_eq!(e.ride_hailing.pattern_cooldown_ms, 86_400_000);
     assert_eq!(e.dispatch.max_position_age_ms, 120_000);
-    assert_eq!(e.dispatch.speed_ms, 25.0);
+    assert_eq!(e.dispatch.speed_mps, 25.0);
     assert_eq!(e.dispatch.straight_line_factor, 1.3);
     assert_eq!(e.dispatch.ack_timeout_ms, 60_000);
     assert_eq!(e.dispatch.max_attempts, 3);

@@ -31,28 +31,19 @@ const STAGE_BUCKETS: [f64; 12] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Decode,
-    Locate,
+    /// The engine's work on a decoded record: locate, rules and dispatch, timed as one
+    /// because the pure core does them in one call.
     Detect,
-    Dispatch,
     Produce,
     Commit,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Decode,
-        Stage::Locate,
-        Stage::Detect,
-        Stage::Dispatch,
-        Stage::Produce,
-        Stage::Commit,
-    ];
+    pub const ALL: [Stage; 4] = [Stage::Decode, Stage::Detect, Stage::Produce, Stage::Commit];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Decode => "decode",
-            Stage::Locate => "locate",
             Stage::Detect => "detect",
-            Stage::Dispatch => "dispatch",
             Stage::Produce => "produce",
             Stage::Commit => "commit",
         }

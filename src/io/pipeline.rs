@@ -246,7 +246,7 @@ impl Pipeline {
         for mut alert in self.alerts.drain(..) {
             alert.emitted_ts = format_rfc3339(emitted_ms, self.offset);
             let payload = serde_json::to_vec(&alert).expect("alerts serialize");
-            let event_ms = crate::core::model::parse_rfc3339_ms(&alert.event_ts);
+            let event_ms = Some(alert.event_ts.ms);
             let mut first = true;
             for topic in alert_topics(&alert, &self.topics) {
                 out.push(Produced {

@@ -3,7 +3,7 @@
 use chrono::{TimeZone, Utc};
 
 use super::model::{
-    format_rfc3339, Alert, AlertKind, AlertLocation, AlertStatus, EventTime, Severity,
+    Alert, AlertKind, AlertLocation, AlertStatus, EventTime, EventTimestamp, Intercept, Severity,
 };
 use super::roads::{Direction, RoadPosition, Stake, Structure};
 use super::settings::{Locale, OutputSettings};
@@ -24,20 +24,22 @@ pub struct AlertDraft {
     pub source_event_ids: Vec<String>,
     /// `Some(false)` while the detector no longer sees a condition it keeps open.
     pub observed: Option<bool>,
+    /// Where a unit can stop the vehicle (ride-hailing), for the dispatcher.
+    pub intercept: Option<Intercept>,
 }
 
 impl AlertDraft {
     /// The wire document; `dispatch` is filled in later by the dispatcher, and
     /// `emitted_ts` by the adapter that produces it (the core has no clock).
     pub fn build(self, output: &OutputSettings) -> Alert {
-        let event_ts = format_rfc3339(self.event_ms, output.utc_offset);
+        let event_ts = EventTimestamp::new(self.event_ms, output.utc_offset);
         Alert {
             alert_id: self.alert_id,
             kind: self.kind,
             subtype: self.subtype.to_owned(),
             severity: self.severity,
             status: self.status,
-            emitted_ts: event_ts.clone(),
+            emitted_ts: event_ts.to_string(),
             event_ts,
             location: self.location,
             summary: self.summary,
@@ -49,6 +51,7 @@ impl AlertDraft {
             notes: Vec::new(),
             outcome: None,
             closed_by: None,
+            intercept: self.intercept,
         }
     }
 }

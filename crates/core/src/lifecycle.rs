@@ -23,8 +23,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    format_rfc3339, ActionKind, Alert, AlertKind, AlertStatus, ClosedBy, EventTime, OperatorStamp,
-    Outcome, UtcOffset,
+    format_rfc3339, ActionKind, Alert, AlertKind, AlertStatus, ClosedBy, EventTime, EventTimestamp,
+    OperatorStamp, Outcome, UtcOffset,
 };
 
 /// A step of the incident timeline.
@@ -147,7 +147,7 @@ impl Book {
     fn resend(&self, e: &Entry, status: AlertStatus, at: EventTime) -> Alert {
         let mut doc = e.last.clone();
         doc.status = status;
-        doc.event_ts = format_rfc3339(at, self.utc_offset);
+        doc.event_ts = EventTimestamp::new(at, self.utc_offset);
         doc
     }
 
@@ -318,7 +318,7 @@ impl Book {
                 return None;
             }
             let mut doc = entry.last.clone();
-            doc.event_ts = format_rfc3339(at, self.utc_offset);
+            doc.event_ts = EventTimestamp::new(at, self.utc_offset);
             doc.outcome = Some(outcome);
             doc.closed_by = Some(by);
             return Some(doc);

@@ -51,7 +51,7 @@ pub struct WeatherSettings {
     pub visibility_levels_m: [f64; 4],
     pub ice_surface_temp_c: f64,
     /// Gust thresholds of Beaufort force 8, 10, 12, increasing.
-    pub wind_gust_levels_ms: [f64; 3],
+    pub wind_gust_levels_mps: [f64; 3],
     /// Rain thresholds for warning and severe, increasing.
     pub rain_levels_mm_h: [f64; 2],
     pub enter_count: u32,
@@ -92,7 +92,7 @@ pub struct RideHailingSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DispatchSettings {
     pub max_position_age_ms: i64,
-    pub speed_ms: f64,
+    pub speed_mps: f64,
     pub straight_line_factor: f64,
     pub ack_timeout_ms: i64,
     pub max_attempts: u32,
@@ -100,7 +100,7 @@ pub struct DispatchSettings {
     pub allow_median_uturn: bool,
     /// Speed assumed for a vehicle being intercepted, to tell whether a unit gets to the
     /// interception point first.
-    pub intercept_vehicle_speed_ms: f64,
+    pub intercept_vehicle_speed_mps: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +166,7 @@ impl EngineSettings {
                 stretch_m: 5000.0,
                 visibility_levels_m: [500.0, 200.0, 100.0, 50.0],
                 ice_surface_temp_c: 0.0,
-                wind_gust_levels_ms: [17.2, 24.5, 32.7],
+                wind_gust_levels_mps: [17.2, 24.5, 32.7],
                 rain_levels_mm_h: [20.0, 50.0],
                 enter_count: 2,
                 enter_count_critical: 1,
@@ -191,13 +191,13 @@ impl EngineSettings {
             },
             dispatch: DispatchSettings {
                 max_position_age_ms: 2 * MINUTE,
-                speed_ms: 25.0,
+                speed_mps: 25.0,
                 straight_line_factor: 1.3,
                 ack_timeout_ms: MINUTE,
                 max_attempts: 3,
                 busy_after_arrived_ms: 30 * MINUTE,
                 allow_median_uturn: false,
-                intercept_vehicle_speed_ms: 27.8,
+                intercept_vehicle_speed_mps: 27.8,
             },
             lifecycle: LifecycleSettings {
                 unattended_close_ms: 30 * MINUTE,

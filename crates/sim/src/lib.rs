@@ -63,7 +63,7 @@ use patrol::{AckOut, Patrol, PatrolFix};
 use people::{CamEvent, People, PeopleActivity};
 use render::{Corrupt, Renderer};
 use rng::Rng;
-use roadwatch_core::model::{parse_rfc3339_ms, Alert, RejectReason, Stream, UtcOffset};
+use roadwatch_core::model::{Alert, RejectReason, Stream, UtcOffset};
 use roadwatch_core::roads::RoadNetwork;
 use traffic::{day_start_ms, local_day, Traffic, TripPlan, VehicleKind};
 use weather::{Observation, Weather};
@@ -369,7 +369,7 @@ impl Simulator {
         if self.done {
             return;
         }
-        let alert_ms = parse_rfc3339_ms(&alert.event_ts).unwrap_or(self.now);
+        let alert_ms = alert.event_ts.ms;
         let acks = self.patrol.on_alert(
             &self.roads,
             &self.sim,

@@ -235,8 +235,8 @@ impl Renderer {
         let fields = [
             ("visibility_m", o.visibility_m),
             ("precipitation_mm_h", o.precipitation_mm_h),
-            ("wind_speed_ms", o.wind_speed_ms),
-            ("wind_gust_ms", o.wind_gust_ms),
+            ("wind_speed_ms", o.wind_speed_mps),
+            ("wind_gust_ms", o.wind_gust_mps),
             ("road_surface_temp_c", o.road_surface_temp_c),
         ];
         for (name, v) in fields {

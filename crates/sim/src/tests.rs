@@ -445,7 +445,10 @@ fn dispatches_are_answered_in_later_batches() {
             subtype: "pedestrian".into(),
             severity: Severity::Critical,
             status: AlertStatus::New,
-            event_ts: roadwatch_core::model::format_rfc3339(at, UtcOffset::china_standard_time()),
+            event_ts: roadwatch_core::model::EventTimestamp::new(
+                at,
+                UtcOffset::china_standard_time(),
+            ),
             emitted_ts: String::new(),
             location: AlertLocation {
                 lon: 105.6,
@@ -472,6 +475,7 @@ fn dispatches_are_answered_in_later_batches() {
             notes: Vec::new(),
             outcome: None,
             closed_by: None,
+            intercept: None,
         };
         sim.on_alert(&alert);
         sim.on_alert(&alert); // a repeat (update) is not answered twice

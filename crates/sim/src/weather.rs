@@ -147,8 +147,8 @@ pub(crate) struct Observation {
     pub station: usize,
     pub visibility_m: Option<f64>,
     pub precipitation_mm_h: Option<f64>,
-    pub wind_speed_ms: Option<f64>,
-    pub wind_gust_ms: Option<f64>,
+    pub wind_speed_mps: Option<f64>,
+    pub wind_gust_mps: Option<f64>,
     pub road_surface_temp_c: Option<f64>,
     pub road_surface_state: Option<RoadSurfaceState>,
     pub air_temp_c: Option<f64>,
@@ -635,8 +635,8 @@ impl Weather {
             visibility_m: (sensors.visibility && !off(Sensor::Visibility))
                 .then_some(round1(visibility)),
             precipitation_mm_h: (!off(Sensor::Precipitation)).then_some(round1(precipitation)),
-            wind_speed_ms: (sensors.wind && !off(Sensor::Wind)).then_some(round1(wind)),
-            wind_gust_ms: (sensors.wind && !off(Sensor::Wind)).then_some(round1(gust)),
+            wind_speed_mps: (sensors.wind && !off(Sensor::Wind)).then_some(round1(wind)),
+            wind_gust_mps: (sensors.wind && !off(Sensor::Wind)).then_some(round1(gust)),
             road_surface_temp_c: (sensors.surface && !off(Sensor::Surface))
                 .then_some(round1(surface)),
             road_surface_state: (sensors.surface && !off(Sensor::Surface)).then_some(w.state),

@@ -411,7 +411,7 @@ async fn candidates(
             let target = target.as_ref()?;
             let from = place_of(&c.network, u.lon, u.lat);
             let r = route(&c.network, &c.dispatch, &from, target);
-            let eta_s = r.metres / c.dispatch.speed_ms;
+            let eta_s = r.metres / c.dispatch.speed_mps;
             Some((
                 eta_s,
                 json!({"unit_id":u.unit_id,"status":u.status,"eta_s":eta_s.round() as i64,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::core::dispatch::DispatchStats;
 use crate::core::engine::EngineStats;
-use crate::core::model::{parse_rfc3339_ms, Alert, AlertKind, AlertStatus};
+use hdrhistogram::Histogram;
+
+use crate::core::model::{Alert, AlertKind, AlertStatus};
 use crate::sim::GroundTruth;
 
 /// A pedestrian alert matches an incident on the same road and direction whose stake
@@ -41,7 +43,7 @@ impl DetectorScore {
         (self.expected > 0).then(|| self.found as f64 / self.expected as f64)
     }
     pub fn median_time_to_alert_s(&self) -> Option<f64> {
-        percentile(&mut self.time_to_alert_s.clone(), 0.5)
+        quantile_s(&self.time_to_alert_s, 0.5)
     }
 }
 
@@ -94,12 +96,18 @@ fn outcomes(alerts: &[Alert]) -> BTreeMap<(&'static str, &'static str), usize> {
     out
 }
 
-fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
+/// The `q` quantile of a few durations in seconds, to the millisecond.
+fn quantile_s(values: &[f64], q: f64) -> Option<f64> {
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for v in values {
+        h.saturating_record((v.max(0.0) * 1000.0).round() as u64);
     }
-    v.sort_by(f64::total_cmp);
-    Some(v[((v.len() - 1) as f64 * p).round() as usize])
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+/// The `q` quantile of a latency histogram in nanoseconds, as microseconds.
+fn quantile_us(h: &Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
 }
 
 /// The first document of each alert id whose status raises it (new, or escalated when no
@@ -114,7 +122,7 @@ fn raised(alerts: &[Alert], kind: AlertKind) -> Vec<&Alert> {
 }
 
 fn ms(a: &Alert) -> i64 {
-    parse_rfc3339_ms(&a.event_ts).unwrap_or_default()
+    a.event_ts.ms
 }
 
 impl DemoReport {
@@ -125,7 +133,7 @@ impl DemoReport {
         dispatch: &DispatchStats,
         records: u64,
         busy: Duration,
-        per_record_us: &mut [f64],
+        per_record_ns: &Histogram<u64>,
     ) -> DemoReport {
         let mut eta_s = Vec::new();
         let mut assigned = BTreeSet::new();
@@ -149,8 +157,8 @@ impl DemoReport {
             busy,
             late_dropped: engine.late_dropped,
             dlq: truth.expected_dlq.values().sum(),
-            latency_p50_us: percentile(per_record_us, 0.5),
-            latency_p99_us: percentile(per_record_us, 0.99),
+            latency_p50_us: quantile_us(per_record_ns, 0.5),
+            latency_p99_us: quantile_us(per_record_ns, 0.99),
             outcomes: outcomes(alerts),
         }
     }
@@ -178,7 +186,6 @@ impl DemoReport {
                 secs(d.median_time_to_alert_s()),
             );
         }
-        let mut eta = self.eta_s.clone();
         let _ = writeln!(
             s,
             "dispatch (scored run): {} assigned, {} re-dispatched, {} escalated, {} ack time-outs; ETA median {}, p90 {}",
@@ -186,8 +193,8 @@ impl DemoReport {
             self.dispatch.redispatched,
             self.dispatch.escalated,
             self.dispatch.ack_timeouts,
-            secs(percentile(&mut eta, 0.5)),
-            secs(percentile(&mut eta, 0.9)),
+            secs(quantile_s(&self.eta_s, 0.5)),
+            secs(quantile_s(&self.eta_s, 0.9)),
         );
         let rate = self.records as f64 / self.busy.as_secs_f64().max(1e-9);
         let _ = writeln!(

@@ -440,6 +440,7 @@ impl PedestrianDetector {
             details,
             source_event_ids: inc.sources.iter().cloned().collect(),
             observed: inc.observed(),
+            intercept: None,
         }
     }
 }

@@ -28,13 +28,14 @@
 // foldhash: SipHash on plate keys showed in perf; plates are not attacker-chosen keys.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
 use crate::alert::{alert_id, describe_place, location, stake_text, AlertDraft};
 use crate::model::{
-    format_rfc3339, is_valid_plate, AlertKind, AlertStatus, EventTime, PlateColor, PlateRead,
-    Severity, UtcOffset, VehicleClass,
+    format_rfc3339, is_valid_plate, AlertKind, AlertStatus, EventTime, Intercept, PlateColor,
+    PlateRead, Severity, UtcOffset, VehicleClass,
 };
 use crate::roads::{
     distance_m, Direction, RoadNetwork, RoadPosition, Zone, ZoneKind, ZONE_ROAD_SNAP_M,
@@ -487,8 +488,8 @@ impl RideHailingDetector {
     }
 
     /// Event time advanced (the engine calls this as its watermark moves): expire state.
-    /// No alert is due on time alone (both alerts fire on a read), so `out` stays as is.
-    pub fn on_time(&mut self, now_ms: EventTime, _out: &mut Vec<AlertDraft>) {
+    /// No alert is due on time alone: both alerts fire on a read.
+    pub fn on_time(&mut self, now_ms: EventTime) {
         if now_ms < self.next_sweep_ms {
             return;
         }
@@ -613,6 +614,7 @@ impl RideHailingDetector {
             details,
             source_event_ids: vec![read.event_id.clone()],
             observed: None,
+            intercept: ahead.intercept().map(Waypoint::to_intercept),
         });
     }
 
@@ -828,6 +830,7 @@ impl RideHailingDetector {
             details,
             source_event_ids: vec![read.event_id.clone()],
             observed: None,
+            intercept: ahead.intercept().map(Waypoint::to_intercept),
         }
     }
 }
@@ -1149,6 +1152,16 @@ struct Waypoint {
 }
 
 impl Waypoint {
+    /// For the dispatcher, in the whole metres `to_json` publishes.
+    fn to_intercept(&self) -> Intercept {
+        Intercept {
+            road_id: Arc::from(self.road_id.as_str()),
+            direction: self.direction,
+            stake_m: self.stake_m.round(),
+            distance_m: self.distance_m.round(),
+        }
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "kind": self.kind,

@@ -133,7 +133,7 @@ impl Sim {
 
     fn read(&mut self, r: &PlateRead) {
         // As the engine does: the watermark moves to the record before it is applied.
-        self.det.on_time(r.ts, &mut self.out);
+        self.det.on_time(r.ts);
         self.det.on_plate_read(r, &self.roads, &mut self.out);
     }
 
@@ -560,18 +560,15 @@ fn state_expires_by_event_time() {
     sim.drive("贵F12345", T0 + 8 * HOUR, 10_000.0, 30_000.0, false);
     let last = sim.state("贵F12345").last_seen_ms;
     sim.drive("川B12345", T0 + 6 * DAY, 10_000.0, 30_000.0, false);
-    let mut out = Vec::new();
-    sim.det.on_time(last + 7 * DAY - MIN, &mut out);
+    sim.det.on_time(last + 7 * DAY - MIN);
     assert_eq!(sim.det.tracked_plates(), 2);
     assert!(
         sim.det.watch_alerted.is_empty(),
         "cooldowns end with their time"
     );
     // Sweeps run at most every SWEEP_INTERVAL_MS of event time.
-    sim.det
-        .on_time(last + 7 * DAY + SWEEP_INTERVAL_MS, &mut out);
+    sim.det.on_time(last + 7 * DAY + SWEEP_INTERVAL_MS);
     assert_eq!(sim.det.tracked_plates(), 1, "unseen for a window");
-    assert!(out.is_empty());
     // A plate read again after a window without a sweep in between starts afresh.
     let q = "贵A44444";
     sim.drive(q, T0 + 10 * DAY, 10_000.0, 30_000.0, false);
@@ -584,7 +581,7 @@ fn state_expires_by_event_time() {
     sim.drive(p, T0 + 25 * DAY + 8 * HOUR, 10_000.0, 30_000.0, false);
     sim.drive(p, T0 + 26 * DAY + 8 * HOUR, 10_000.0, 30_000.0, false);
     assert_eq!(sim.state(p).trips.len(), 2);
-    sim.det.on_time(T0 + 27 * DAY + 10 * HOUR, &mut out);
+    sim.det.on_time(T0 + 27 * DAY + 10 * HOUR);
     assert_eq!(
         sim.state(p).trips.len(),
         1,
@@ -712,7 +709,7 @@ fn run(roads: &RoadNetwork, start: i64, steps: &[Step], max_plates: usize) -> Ve
             _ => {}
         }
         if st.tick {
-            det.on_time(t, &mut out);
+            det.on_time(t);
         }
         det.on_plate_read(&r, roads, &mut out);
         assert!(det.tracked_plates() <= max_plates);

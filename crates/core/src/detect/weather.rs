@@ -174,8 +174,8 @@ fn readings(subtype: Subtype, obs: &WeatherObservation, s: &WeatherSettings) -> 
             }
         }
         Subtype::Wind => {
-            if let Some(v) = finite(obs.wind_gust_ms) {
-                for (slot, t) in r.iter_mut().zip(s.wind_gust_levels_ms) {
+            if let Some(v) = finite(obs.wind_gust_mps) {
+                for (slot, t) in r.iter_mut().zip(s.wind_gust_levels_mps) {
                     *slot = at_or_above(v, t, margin);
                 }
             }
@@ -1057,7 +1057,7 @@ fn measured_text(subtype: Subtype, obs: &WeatherObservation, locale: Locale) -> 
                 format!("surface {t:.1} °C")
             }
         }),
-        Subtype::Wind => finite(obs.wind_gust_ms).map(|g| {
+        Subtype::Wind => finite(obs.wind_gust_mps).map(|g| {
             if zh {
                 format!("阵风 {g:.1} m/s")
             } else {
@@ -1183,8 +1183,8 @@ fn measured_details(subtype: Subtype, obs: &WeatherObservation, d: &mut Map<Stri
             d.insert("air_temp_c".into(), num(obs.air_temp_c));
         }
         Subtype::Wind => {
-            d.insert("wind_gust_ms".into(), num(obs.wind_gust_ms));
-            d.insert("wind_speed_ms".into(), num(obs.wind_speed_ms));
+            d.insert("wind_gust_ms".into(), num(obs.wind_gust_mps));
+            d.insert("wind_speed_ms".into(), num(obs.wind_speed_mps));
         }
         Subtype::Rain => {
             d.insert("precipitation_mm_h".into(), num(obs.precipitation_mm_h));
@@ -1271,6 +1271,7 @@ fn draft(
         details: d,
         source_event_ids: e.source_event_ids.clone(),
         observed: None,
+        intercept: None,
     }
 }
 

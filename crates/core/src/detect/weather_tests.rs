@@ -59,8 +59,8 @@ fn blank(station: &str, minute: i64) -> WeatherObservation {
         lat: 26.9995,
         visibility_m: None,
         precipitation_mm_h: None,
-        wind_speed_ms: None,
-        wind_gust_ms: None,
+        wind_speed_mps: None,
+        wind_gust_mps: None,
         road_surface_temp_c: None,
         road_surface_state: None,
         air_temp_c: None,
@@ -121,7 +121,7 @@ impl Rig {
         let mut out = Vec::new();
         for v in values {
             let mut o = self.next();
-            o.wind_gust_ms = Some(*v);
+            o.wind_gust_mps = Some(*v);
             out.extend(self.push(o));
         }
         out
@@ -246,7 +246,7 @@ fn a_null_neither_counts_nor_resets() {
     let mut rig = Rig::new();
     rig.vis_all(&[150.0]);
     let mut o = rig.next();
-    o.wind_gust_ms = Some(3.0);
+    o.wind_gust_mps = Some(3.0);
     assert!(rig.push(o).is_empty());
     assert_eq!(
         statuses(&rig.vis_all(&[150.0])),
@@ -433,7 +433,7 @@ fn quantities_are_independent_alerts() {
     for _ in 0..2 {
         let mut o = rig.next();
         o.visibility_m = Some(150.0);
-        o.wind_gust_ms = Some(25.0);
+        o.wind_gust_mps = Some(25.0);
         o.precipitation_mm_h = Some(25.0);
         out.extend(rig.push(o));
     }
@@ -818,7 +818,7 @@ fn observations(gens: &[Gen]) -> Vec<WeatherObservation> {
             let mut o = blank(stations[usize::from(st) % stations.len()], minute);
             o.event_id = format!("e{i}");
             o.visibility_m = vis;
-            o.wind_gust_ms = gust;
+            o.wind_gust_mps = gust;
             o.precipitation_mm_h = rain;
             o.road_surface_temp_c = temp;
             o.road_surface_state = state.and_then(kind_of);

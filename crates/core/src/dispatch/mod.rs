@@ -3,7 +3,7 @@
 //! drive re-dispatch and escalation.
 //!
 //! - Candidates: last position ≤ `max_position_age` old, reported `available`, holding no
-//!   assignment. Ranked by route metres (eta.rs) / `speed_ms`; ties to the smaller id.
+//!   assignment. Ranked by route metres (eta.rs) / `speed_mps`; ties to the smaller id.
 //! - The search visits units by increasing straight-line distance and stops once that
 //!   distance alone exceeds the best route found: a route is never shorter than the
 //!   straight line between the snapped points, so the choice is exact without computing
@@ -35,8 +35,8 @@ pub use eta::{route, OnRoad, Place, Route, RouteKind};
 pub use registry::{Registry, Unit};
 
 use crate::model::{
-    format_rfc3339, AckStatus, Alert, AlertDispatch, AlertKind, AlertStatus, DispatchAck,
-    EventTime, PatrolPosition, UnitStatus,
+    AckStatus, Alert, AlertDispatch, AlertStatus, DispatchAck, EventTime, EventTimestamp,
+    PatrolPosition, UnitStatus,
 };
 use crate::roads::{Direction, RoadNetwork};
 use crate::settings::{DispatchSettings, OutputSettings};
@@ -90,7 +90,7 @@ pub struct Dispatcher {
     stats: DispatchStats,
     snap_m: f64,
     /// Speed assumed for a vehicle to be intercepted (m/s).
-    vehicle_speed_ms: f64,
+    vehicle_speed_mps: f64,
 }
 
 impl Dispatcher {
@@ -98,7 +98,7 @@ impl Dispatcher {
         let lat = reference_latitude(net);
         let snap_m = net.max_snap_m();
         Dispatcher {
-            vehicle_speed_ms: settings.intercept_vehicle_speed_ms,
+            vehicle_speed_mps: settings.intercept_vehicle_speed_mps,
             settings,
             output,
             registry: Registry::new(lat, snap_m),
@@ -187,7 +187,7 @@ impl Dispatcher {
         }
         let (target, attempt, mut excluded) = match previous {
             Some(p) => (p.target, p.attempt + 1, p.excluded),
-            None => (self.target_for(&alert, net), 1, BTreeSet::new()),
+            None => (self.target_for(&alert), 1, BTreeSet::new()),
         };
         excluded.remove(&unit);
         let r = route(net, &self.settings, &self.registry.get(unit).place, &target);
@@ -204,7 +204,7 @@ impl Dispatcher {
         };
         self.put_on(&mut a, unit, &r, Some(operator_id));
         a.alert.status = AlertStatus::Redispatch;
-        a.alert.event_ts = format_rfc3339(now, self.output.utc_offset);
+        a.alert.event_ts = EventTimestamp::new(now, self.output.utc_offset);
         self.stats.operator_assigned += 1;
         out.push(a.alert.clone());
         self.assignments.insert(id, a);
@@ -248,7 +248,7 @@ impl Dispatcher {
                 out.push(alert);
             }
             (_, previous) => {
-                let target = self.target_for(&alert, net);
+                let target = self.target_for(&alert);
                 let attempt = previous.map_or(1, |p| p.attempt + 1);
                 let mut a = Assignment {
                     alert,
@@ -437,7 +437,7 @@ impl Dispatcher {
             self.release(u);
             a.excluded.insert(u);
         }
-        a.alert.event_ts = format_rfc3339(at, self.output.utc_offset);
+        a.alert.event_ts = EventTimestamp::new(at, self.output.utc_offset);
         a.attempt += 1;
         if a.attempt > self.settings.max_attempts {
             self.escalate(&mut a);
@@ -469,9 +469,9 @@ impl Dispatcher {
         if let Some(intercept) = intercept_place(&a.alert, net) {
             // A unit ahead of the vehicle wins when it can be at the interception
             // point before the vehicle; otherwise the best unit goes to the sighting.
-            let vehicle_s = intercept.1 / self.vehicle_speed_ms;
+            let vehicle_s = intercept.1 / self.vehicle_speed_mps;
             if let Some((_, r)) = self.choose(&intercept.0, &a.excluded, now, net) {
-                if r.metres / self.settings.speed_ms < vehicle_s {
+                if r.metres / self.settings.speed_mps < vehicle_s {
                     target = intercept.0;
                 }
             }
@@ -492,7 +492,7 @@ impl Dispatcher {
         a.unit = Some(unit);
         a.alert.dispatch = Some(AlertDispatch {
             unit_id: self.registry.get(unit).unit_id.to_string(),
-            eta_s: (r.metres / self.settings.speed_ms).round() as i64,
+            eta_s: (r.metres / self.settings.speed_mps).round() as i64,
             route_m: r.metres.round() as i64,
             attempt: a.attempt,
             assigned_by: assigned_by.map(str::to_owned),
@@ -545,7 +545,7 @@ impl Dispatcher {
     }
 
     /// Where units go for an alert: its location, placed on the road when it has one.
-    fn target_for(&self, alert: &Alert, _net: &RoadNetwork) -> Place {
+    fn target_for(&self, alert: &Alert) -> Place {
         let loc = &alert.location;
         let road = match (&loc.road_id, &loc.direction, loc.stake_m) {
             (Some(road_id), Some(dir), Some(stake)) => {
@@ -574,30 +574,22 @@ fn parse_direction(s: &str) -> Option<Direction> {
     }
 }
 
-/// For ride-hailing alerts: the interception point from `details.intercept`
-/// (`road_id`, `direction`, `stake_m`, `distance_m` from the sighting) as a place, with
+/// For ride-hailing alerts: the interception point the detector chose, as a place, with
 /// the vehicle's distance to it.
 fn intercept_place(alert: &Alert, net: &RoadNetwork) -> Option<(Place, f64)> {
-    if alert.kind != AlertKind::IllegalRideHailing {
-        return None;
-    }
-    let i = alert.details.get("intercept")?;
-    let road_id = i.get("road_id")?.as_str()?;
-    let direction = parse_direction(i.get("direction")?.as_str()?)?;
-    let stake_m = i.get("stake_m")?.as_f64()?;
-    let distance_m = i.get("distance_m")?.as_f64()?;
-    let line = net.carriageway_at(road_id, direction, stake_m)?;
-    let (lon, lat) = net.point_at(line, stake_m)?;
+    let i = alert.intercept.as_ref()?;
+    let line = net.carriageway_at(&i.road_id, i.direction, i.stake_m)?;
+    let (lon, lat) = net.point_at(line, i.stake_m)?;
     let place = Place {
         lon,
         lat,
         road: Some(OnRoad {
-            road_id: Arc::from(road_id),
-            direction,
-            stake_m,
+            road_id: i.road_id.clone(),
+            direction: i.direction,
+            stake_m: i.stake_m,
         }),
     };
-    Some((place, distance_m))
+    Some((place, i.distance_m))
 }
 
 /// The mean latitude of the network's vertices: the planar index is exact there.

@@ -198,7 +198,7 @@ fn alert_at(stake: f64) -> Alert {
         subtype: "pedestrian".into(),
         severity: Severity::Severe,
         status: AlertStatus::New,
-        event_ts: "2026-11-28T12:00:00.000+08:00".into(),
+        event_ts: serde_json::from_str("\"2026-11-28T12:00:00.000+08:00\"").unwrap(),
         emitted_ts: "2026-11-28T12:00:00.000+08:00".into(),
         location: AlertLocation {
             lon: lon_at(stake),
@@ -219,6 +219,7 @@ fn alert_at(stake: f64) -> Alert {
         notes: Vec::new(),
         outcome: None,
         closed_by: None,
+        intercept: None,
     }
 }
 
@@ -325,7 +326,7 @@ fn decline_then_timeout_then_escalation() {
     assert_eq!(out[1].status, AlertStatus::Redispatch);
     assert_eq!(out[1].dispatch.as_ref().unwrap().unit_id, "P-2");
     assert_eq!(out[1].dispatch.as_ref().unwrap().attempt, 2);
-    assert_eq!(out[1].event_ts, "2026-11-28T12:00:05.000+08:00");
+    assert_eq!(out[1].event_ts.to_string(), "2026-11-28T12:00:05.000+08:00");
     // P-2 stays silent: at 59.999 s nothing, at 60 s P-3, attempt 3.
     d.on_time(T0 + 5_000 + 59_999, &net, &mut out);
     assert_eq!(out.len(), 2);

@@ -129,11 +129,9 @@ impl Engine {
             }
         }
         self.advance_to(ts, out);
-        self.stats.count(record.stream());
         let roads = &*self.roads;
         match record {
             Record::Camera(ev) => {
-                self.stats.unknown_classes += u64::from(ev.unknown_classes);
                 let weather = &self.weather;
                 self.pedestrian.on_camera(
                     ev,
@@ -288,7 +286,7 @@ impl Engine {
             &mut self.drafts,
         );
         self.weather.on_time(now, &mut self.drafts);
-        self.ride_hailing.on_time(now, &mut self.drafts);
+        self.ride_hailing.on_time(now);
         self.flush_at(now, out);
         self.dispatcher.on_time(now, &self.roads, &mut self.sent);
         let dispatcher = &self.dispatcher;

@@ -1,13 +1,7 @@
 //! Counters the engine keeps about itself; adapters turn them into metrics and summaries.
-use crate::model::Stream;
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineStats {
-    /// Accepted records per stream, in `Stream::ALL` order.
-    pub records: [u64; 6],
     pub late_dropped: u64,
-    /// Camera detections of classes the contract does not list (ignored).
-    pub unknown_classes: u64,
     pub alerts: u64,
     pub open_incidents: usize,
     pub weather_stations: usize,
@@ -21,16 +15,4 @@ pub struct EngineStats {
     pub silent_weather_stations: usize,
     /// Open escalated alerts nobody in the command center has acknowledged.
     pub escalated_unacknowledged: usize,
-}
-
-impl EngineStats {
-    pub fn count(&mut self, stream: Stream) {
-        let i = Stream::ALL.iter().position(|s| *s == stream).unwrap_or(0);
-        self.records[i] += 1;
-    }
-
-    pub fn records_of(&self, stream: Stream) -> u64 {
-        let i = Stream::ALL.iter().position(|s| *s == stream).unwrap_or(0);
-        self.records[i]
-    }
 }

@@ -121,7 +121,6 @@ fn cam(id: &str, ts: i64, dets: &[(DetectionClass, f64, f64, f64)]) -> Record {
                 track_id: None,
             })
             .collect(),
-        unknown_classes: 0,
     })
 }
 
@@ -175,7 +174,7 @@ fn one_confident_detection_alerts_at_once() {
         a.location
     );
     assert_eq!(a.source_event_ids, vec!["a1"]);
-    assert_eq!(a.event_ts, "2026-11-28T12:00:00.000+08:00");
+    assert_eq!(a.event_ts.to_string(), "2026-11-28T12:00:00.000+08:00");
     assert!(a.summary.contains("G76 厦蓉高速 上行"), "{}", a.summary);
     assert!(a.dispatch.is_none());
 }
@@ -208,8 +207,8 @@ fn fog_level_2_on_the_stretch_makes_a_pedestrian_critical() {
             lat: LAT - 12.0 / ky(),
             visibility_m: Some(vis),
             precipitation_mm_h: None,
-            wind_speed_ms: None,
-            wind_gust_ms: None,
+            wind_speed_mps: None,
+            wind_gust_mps: None,
             road_surface_temp_c: None,
             road_surface_state: None,
             air_temp_c: None,
@@ -439,7 +438,8 @@ fn out_of_sight_for_120_s_with_nobody_on_it_latches_then_closes_unknown() {
     assert_eq!(lost.observed, Some(false));
     assert_eq!(lost.outcome, None);
     assert_eq!(
-        lost.event_ts, "2026-11-28T12:02:30.000+08:00",
+        lost.event_ts.to_string(),
+        "2026-11-28T12:02:30.000+08:00",
         "at the deadline, not the tick"
     );
     // Its dispatch goes on: the unit that reported meanwhile is sent.
@@ -462,7 +462,7 @@ fn out_of_sight_for_120_s_with_nobody_on_it_latches_then_closes_unknown() {
     assert_eq!(closed.status, AlertStatus::Cleared);
     assert_eq!(closed.outcome, Some(Outcome::Unknown));
     assert_eq!(closed.closed_by, None);
-    assert_eq!(closed.event_ts, "2026-11-28T12:32:30.000+08:00");
+    assert_eq!(closed.event_ts.to_string(), "2026-11-28T12:32:30.000+08:00");
     assert_eq!(e.stats().open_incidents, 0);
 }
 

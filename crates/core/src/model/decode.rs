@@ -370,7 +370,6 @@ impl RawCamera<'_> {
             ));
         }
         let mut detections = Vec::with_capacity(raw.len());
-        let mut unknown_classes = 0;
         for (i, d) in raw.into_iter().enumerate() {
             // Field names are formatted with the detection's index only on failure: this
             // loop runs for every detection of every camera frame.
@@ -381,8 +380,9 @@ impl RawCamera<'_> {
                 .map_err(at)?;
             let lon = lon(d.lon, "lon").map_err(at)?;
             let lat = lat(d.lat, "lat").map_err(at)?;
-            match DetectionClass::parse(&class.0) {
-                Some(class) => detections.push(Detection {
+            // A class the contract does not list is validated like the rest, then ignored.
+            if let Some(class) = DetectionClass::parse(&class.0) {
+                detections.push(Detection {
                     class,
                     confidence,
                     lon,
@@ -393,8 +393,7 @@ impl RawCamera<'_> {
                         DetectionClass::Vehicle => None,
                         _ => d.track_id.map(TrackId::into_string),
                     },
-                }),
-                None => unknown_classes += 1,
+                });
             }
         }
         Ok(CameraEvent {
@@ -402,7 +401,6 @@ impl RawCamera<'_> {
             camera_id,
             ts,
             detections,
-            unknown_classes,
         })
     }
 }
@@ -489,8 +487,8 @@ impl RawWeather<'_> {
             lat: lat(self.lat, "lat")?,
             visibility_m: non_negative(self.visibility_m, "visibility_m")?,
             precipitation_mm_h: non_negative(self.precipitation_mm_h, "precipitation_mm_h")?,
-            wind_speed_ms: non_negative(self.wind_speed_ms, "wind_speed_ms")?,
-            wind_gust_ms: non_negative(self.wind_gust_ms, "wind_gust_ms")?,
+            wind_speed_mps: non_negative(self.wind_speed_ms, "wind_speed_ms")?,
+            wind_gust_mps: non_negative(self.wind_gust_ms, "wind_gust_ms")?,
             road_surface_temp_c: finite(self.road_surface_temp_c, "road_surface_temp_c")?,
             road_surface_state: optional_enum(
                 self.road_surface_state,

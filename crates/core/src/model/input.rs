@@ -209,10 +209,9 @@ pub struct CameraEvent {
     pub event_id: String,
     pub camera_id: String,
     pub ts: EventTime,
-    /// Detections of known classes, in input order.
+    /// Detections of known classes, in input order; classes the contract does not list
+    /// are ignored (a newer camera firmware may send more).
     pub detections: Vec<Detection>,
-    /// Detections whose class the contract does not list (counted, then ignored).
-    pub unknown_classes: u32,
 }
 
 /// `plate-reads`.
@@ -240,8 +239,8 @@ pub struct WeatherObservation {
     pub lat: f64,
     pub visibility_m: Option<f64>,
     pub precipitation_mm_h: Option<f64>,
-    pub wind_speed_ms: Option<f64>,
-    pub wind_gust_ms: Option<f64>,
+    pub wind_speed_mps: Option<f64>,
+    pub wind_gust_mps: Option<f64>,
     pub road_surface_temp_c: Option<f64>,
     pub road_surface_state: Option<RoadSurfaceState>,
     pub air_temp_c: Option<f64>,

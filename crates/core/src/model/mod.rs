@@ -19,10 +19,10 @@ pub use input::{
 };
 pub use output::{
     Alert, AlertDispatch, AlertKind, AlertLocation, AlertStatus, ClosedBy, DlqRecord, DlqSource,
-    OperatorStamp, Severity, DLQ_VALUE_MAX_BYTES,
+    Intercept, OperatorStamp, Severity, DLQ_VALUE_MAX_BYTES,
 };
 pub use reject::{Reject, RejectReason};
-pub use time::{format_rfc3339, parse_rfc3339_ms, EventTime, UtcOffset};
+pub use time::{format_rfc3339, parse_rfc3339_ms, EventTime, EventTimestamp, UtcOffset};
 
 #[cfg(test)]
 mod tests;

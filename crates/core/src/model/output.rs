@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::input::{wire_enum, Stream};
 use super::reject::Reject;
+use super::time::EventTimestamp;
+use crate::roads::Direction;
 
 wire_enum!(AlertKind {
     Pedestrian => "pedestrian",
@@ -81,7 +83,7 @@ pub struct Alert {
     pub subtype: String,
     pub severity: Severity,
     pub status: AlertStatus,
-    pub event_ts: String,
+    pub event_ts: EventTimestamp,
     /// Set by the adapter that produces the alert: the core has no clock. The core fills
     /// it with `event_ts` so that a value is always present.
     pub emitted_ts: String,
@@ -103,6 +105,22 @@ pub struct Alert {
     pub outcome: Option<super::input::Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_by: Option<ClosedBy>,
+    /// Where a unit can stop the vehicle (ride-hailing alerts), for the dispatcher. It is
+    /// published in `details.intercept`; a document read back from Kafka has `None`.
+    #[serde(skip)]
+    pub intercept: Option<Intercept>,
+}
+
+/// An interception point ahead of a vehicle, typed from the detector to the dispatcher.
+/// In whole metres, as `details.intercept` shows it, so that a reader of the document can
+/// check the dispatcher's choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intercept {
+    pub road_id: std::sync::Arc<str>,
+    pub direction: Direction,
+    pub stake_m: f64,
+    /// Along the road from the sighting.
+    pub distance_m: f64,
 }
 
 /// Where a refused record came from. Kafka fills topic/partition/offset; replay fills

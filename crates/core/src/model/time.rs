@@ -1,7 +1,10 @@
 //! Event time. CONTRACT.md accepts RFC 3339 with an offset or integer epoch milliseconds;
 //! internally every timestamp is epoch milliseconds, and output is rendered at a fixed,
 //! configured UTC offset so that replay is byte-for-byte reproducible.
-use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, TimeZone};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Epoch milliseconds of event time. Only the engine's watermark ever advances it.
 pub type EventTime = i64;
@@ -29,26 +32,17 @@ impl UtcOffset {
         FixedOffset::east_opt(seconds).map(UtcOffset)
     }
 
-    /// Parses `+08:00`, `-05:30` or `Z`.
+    /// Parses `+08:00`, `-05:30` or `Z` (chrono's offset syntax, whose `+hh:mm` also
+    /// refuses a second sign such as `+-5:30`).
     pub fn parse(s: &str) -> Option<Self> {
         if s == "Z" {
             return Self::from_seconds(0);
         }
-        let (sign, rest) = match s.as_bytes().first()? {
-            b'+' => (1, &s[1..]),
-            b'-' => (-1, &s[1..]),
-            _ => return None,
-        };
-        let (h, m) = rest.split_once(':')?;
-        if h.len() != 2 || m.len() != 2 {
+        // chrono also takes `+0800` and `+08`; configuration documents `+08:00` only.
+        if s.len() != 6 || s.as_bytes()[3] != b':' {
             return None;
         }
-        let h: i32 = h.parse().ok()?;
-        let m: i32 = m.parse().ok()?;
-        if h > 23 || m > 59 {
-            return None;
-        }
-        Self::from_seconds(sign * (h * 3600 + m * 60))
+        s.parse::<FixedOffset>().ok().map(UtcOffset)
     }
 
     /// Seconds east of UTC.
@@ -63,16 +57,56 @@ impl UtcOffset {
 
 /// Renders epoch milliseconds as RFC 3339 with milliseconds at the given offset.
 pub fn format_rfc3339(ms: EventTime, offset: UtcOffset) -> String {
-    match offset.0.timestamp_millis_opt(ms).single() {
-        Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, false),
-        // Only reachable for values the decoder already refuses; keep output total.
-        None => ms.to_string(),
+    EventTimestamp::new(ms, offset).to_string()
+}
+
+/// An event time on its way out: the number the core computes with, and the offset it is
+/// shown at. It becomes RFC 3339 text only when serialised (`event_ts`), so nothing in
+/// the process renders a time and parses it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimestamp {
+    pub ms: EventTime,
+    pub offset: UtcOffset,
+}
+
+impl EventTimestamp {
+    pub fn new(ms: EventTime, offset: UtcOffset) -> Self {
+        EventTimestamp { ms, offset }
+    }
+}
+
+impl fmt::Display for EventTimestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset.0.timestamp_millis_opt(self.ms).single() {
+            Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.3f%:z")),
+            // Only reachable for values the decoder already refuses; keep output total.
+            None => write!(f, "{}", self.ms),
+        }
+    }
+}
+
+impl Serialize for EventTimestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTimestamp {
+    /// A document read back (the report, the console's history) keeps its own offset.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let dt = DateTime::parse_from_rfc3339(&text).map_err(serde::de::Error::custom)?;
+        Ok(EventTimestamp {
+            ms: dt.timestamp_millis(),
+            offset: UtcOffset(*dt.offset()),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::SecondsFormat;
 
     #[test]
     fn both_forms_agree() {
@@ -116,5 +150,33 @@ mod tests {
         assert!(UtcOffset::parse("08:00").is_none());
         assert!(UtcOffset::parse("+8:00").is_none());
         assert!(UtcOffset::parse("+24:00").is_none());
+        assert!(UtcOffset::parse("+-5:30").is_none());
+        assert!(UtcOffset::parse("+0800").is_none());
+        assert_eq!(UtcOffset::parse("-05:30").unwrap().seconds(), -19_800);
+    }
+
+    #[test]
+    fn timestamps_render_as_chrono_does_and_read_back() {
+        let cst = UtcOffset::china_standard_time();
+        let minus = UtcOffset::parse("-05:30").unwrap();
+        for ms in [0, 1_795_871_730_120, 1_795_871_730_000, 999] {
+            for offset in [cst, minus, UtcOffset::parse("Z").unwrap()] {
+                let ts = EventTimestamp::new(ms, offset);
+                let chrono = offset
+                    .0
+                    .timestamp_millis_opt(ms)
+                    .single()
+                    .map(|d| d.to_rfc3339_opts(SecondsFormat::Millis, false));
+                if let Some(expected) = &chrono {
+                    assert_eq!(&ts.to_string(), expected);
+                }
+                let json = serde_json::to_string(&ts).unwrap();
+                assert_eq!(
+                    serde_json::from_str::<EventTimestamp>(&json).ok(),
+                    chrono.as_ref().map(|_| ts)
+                );
+            }
+        }
+        assert!(serde_json::from_str::<EventTimestamp>("\"yesterday\"").is_err());
     }
 }
