@@ -9,7 +9,7 @@ use crate::config::{Settings, Topics};
 use crate::core::engine::{Applied, Engine};
 use crate::core::model::{
     decode_record, format_rfc3339, Alert, AlertKind, DecodeContext, DlqRecord, DlqSource,
-    EventTime, Record, Reject, Stream, UtcOffset,
+    EventTime, Record, Reject, RejectReason, Stream, UtcOffset,
 };
 use crate::io::metrics::{Metrics, Stage};
 
@@ -19,9 +19,34 @@ pub struct Produced {
     pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
-    /// For the first copy of an alert: its kind and triggering event time, so that the
+    /// What the payload is, typed, so that adapters count and time it without reading
+    /// the payload back.
+    pub content: Content,
+}
+
+/// What a [`Produced`] record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// The first copy of an alert: its kind and triggering event time, so that the
     /// adapter can observe event→alert latency once the record is really out.
-    pub alert: Option<(AlertKind, EventTime)>,
+    Alert {
+        kind: AlertKind,
+        event_ms: EventTime,
+    },
+    /// A further copy of that alert (a `dispatch.<unit_id>` topic).
+    AlertCopy,
+    /// A dead-letter record, with its reason.
+    Dlq(RejectReason),
+}
+
+impl Content {
+    /// Kind and event time of the first copy of an alert.
+    pub fn alert(self) -> Option<(AlertKind, EventTime)> {
+        match self {
+            Content::Alert { kind, event_ms } => Some((kind, event_ms)),
+            _ => None,
+        }
+    }
 }
 
 /// A record decoded but not applied yet ([`Pipeline::decode`]).
@@ -228,12 +253,13 @@ impl Pipeline {
         if let Some(m) = &self.metrics {
             m.dlq(reject.reason.as_str());
         }
+        let reason = reject.reason;
         let record = DlqRecord::new(reject, stream, source, value);
         out.push(Produced {
             topic: self.topics.dlq.clone(),
             key: None,
             payload: serde_json::to_vec(&record).expect("DLQ records serialize"),
-            alert: None,
+            content: Content::Dlq(reason),
         });
     }
 
@@ -246,17 +272,19 @@ impl Pipeline {
         for mut alert in self.alerts.drain(..) {
             alert.emitted_ts = format_rfc3339(emitted_ms, self.offset);
             let payload = serde_json::to_vec(&alert).expect("alerts serialize");
-            let event_ms = Some(alert.event_ts.ms);
             let mut first = true;
             for topic in alert_topics(&alert, &self.topics) {
                 out.push(Produced {
                     topic,
                     key: Some(alert.alert_id.clone()),
                     payload: payload.clone(),
-                    alert: if first {
-                        event_ms.map(|ms| (alert.kind, ms))
+                    content: if first {
+                        Content::Alert {
+                            kind: alert.kind,
+                            event_ms: alert.event_ts.ms,
+                        }
                     } else {
-                        None
+                        Content::AlertCopy
                     },
                 });
                 first = false;

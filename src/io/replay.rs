@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::output::wall_clock_ms;
-use super::pipeline::{Fate, Pipeline, Produced};
+use super::pipeline::{Content, Fate, Pipeline, Produced};
 use crate::core::model::{DlqSource, Reject, RejectReason, Stream};
 
 /// Counts for the closing summary.
@@ -54,14 +54,12 @@ impl ReplaySummary {
 
     fn count(&mut self, produced: &[Produced]) {
         for p in produced {
-            if p.key.is_none() {
-                // DLQ documents are the only keyless ones; their reason is inside.
-                let reason = serde_json::from_slice::<serde_json::Value>(&p.payload)
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                *self.dlq_by_reason.entry(reason).or_default() += 1;
-            } else if let Some((kind, _)) = p.alert {
+            if let Content::Dlq(reason) = p.content {
+                *self
+                    .dlq_by_reason
+                    .entry(reason.as_str().to_owned())
+                    .or_default() += 1;
+            } else if let Some((kind, _)) = p.content.alert() {
                 *self
                     .alerts_by_kind
                     .entry(kind.as_str().to_owned())

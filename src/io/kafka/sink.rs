@@ -507,7 +507,7 @@ impl Sink {
         let batch = self.batches.back().map(|b| b.id).unwrap_or_default();
         let tag = Box::new(DeliveryTag {
             batch,
-            alert: p.alert,
+            alert: p.content.alert(),
             new_topic,
         });
         let mut record = BaseRecord::<str, [u8], Box<DeliveryTag>>::with_opaque_to(&p.topic, tag)
@@ -535,7 +535,7 @@ impl Sink {
         match self.guarantee {
             Guarantee::ExactlyOnce => {
                 self.open_since.get_or_insert_with(Instant::now);
-                if let Some(a) = p.alert {
+                if let Some(a) = p.content.alert() {
                     self.latencies.push(a);
                 }
             }

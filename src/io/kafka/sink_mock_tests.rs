@@ -16,7 +16,7 @@ use super::sink::{ProducerCtx, Sink, SinkError};
 use super::startup::{self, StreamTopics};
 use crate::config::{defaults, Guarantee};
 use crate::io::metrics::Metrics;
-use crate::io::pipeline::Produced;
+use crate::io::pipeline::{Content, Produced};
 
 const TOPIC: &str = "alerts";
 
@@ -25,7 +25,7 @@ fn record() -> Produced {
         topic: TOPIC.to_owned(),
         key: Some("k".to_owned()),
         payload: b"{}".to_vec(),
-        alert: None,
+        content: Content::AlertCopy,
     }
 }
 
