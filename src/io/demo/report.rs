@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::core::dispatch::DispatchStats;
-use crate::core::engine::EngineStats;
 use hdrhistogram::Histogram;
 
+use crate::core::dispatch::DispatchStats;
+use crate::core::engine::EngineStats;
 use crate::core::model::{Alert, AlertKind, AlertStatus};
 use crate::sim::GroundTruth;
 

@@ -89,8 +89,6 @@ pub struct Dispatcher {
     bookings: BTreeMap<u32, EventTime>,
     stats: DispatchStats,
     snap_m: f64,
-    /// Speed assumed for a vehicle to be intercepted (m/s).
-    vehicle_speed_mps: f64,
 }
 
 impl Dispatcher {
@@ -98,7 +96,6 @@ impl Dispatcher {
         let lat = reference_latitude(net);
         let snap_m = net.max_snap_m();
         Dispatcher {
-            vehicle_speed_mps: settings.intercept_vehicle_speed_mps,
             settings,
             output,
             registry: Registry::new(lat, snap_m),
@@ -469,7 +466,7 @@ impl Dispatcher {
         if let Some(intercept) = intercept_place(&a.alert, net) {
             // A unit ahead of the vehicle wins when it can be at the interception
             // point before the vehicle; otherwise the best unit goes to the sighting.
-            let vehicle_s = intercept.1 / self.vehicle_speed_mps;
+            let vehicle_s = intercept.1 / self.settings.intercept_vehicle_speed_mps;
             if let Some((_, r)) = self.choose(&intercept.0, &a.excluded, now, net) {
                 if r.metres / self.settings.speed_mps < vehicle_s {
                     target = intercept.0;

@@ -3,7 +3,7 @@
 //! configured UTC offset so that replay is byte-for-byte reproducible.
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, TimeZone};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Epoch milliseconds of event time. Only the engine's watermark ever advances it.
@@ -78,7 +78,7 @@ impl EventTimestamp {
 impl fmt::Display for EventTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.offset.0.timestamp_millis_opt(self.ms).single() {
-            Some(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.3f%:z")),
+            Some(dt) => f.write_str(&dt.to_rfc3339_opts(SecondsFormat::Millis, false)),
             // Only reachable for values the decoder already refuses; keep output total.
             None => write!(f, "{}", self.ms),
         }
@@ -106,7 +106,6 @@ impl<'de> Deserialize<'de> for EventTimestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::SecondsFormat;
 
     #[test]
     fn both_forms_agree() {
