@@ -1,5 +1,6 @@
 //! Adapters around the core: Kafka, replay files, HTTP, metrics. They convert at the
 //! boundary (bytes in, owned core values; core outputs, bytes out) and stay thin.
+pub mod clock;
 pub mod console;
 pub mod demo;
 pub mod http;

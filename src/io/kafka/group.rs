@@ -44,7 +44,7 @@ pub(crate) struct GroupStats {
 }
 
 pub(crate) struct GroupContext {
-    pub(crate) sink: Mutex<Sink>,
+    pub(crate) sink: Mutex<Box<dyn Sink>>,
     events: Mutex<Vec<GroupEvent>>,
     /// A fatal error raised inside a callback; the runtime returns it after `poll`.
     failure: Mutex<Option<anyhow::Error>>,
@@ -64,7 +64,7 @@ fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl GroupContext {
-    pub(crate) fn new(sink: Sink, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(sink: Box<dyn Sink>, metrics: Arc<Metrics>) -> Self {
         GroupContext {
             sink: Mutex::new(sink),
             events: Mutex::new(Vec::new()),
@@ -247,7 +247,7 @@ impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         // Only at-least-once commits asynchronously; time the round trip it took.
         if let Ok(mut sink) = self.sink.lock() {
-            if let Some(sent) = sink.async_commit_sent.take() {
+            if let Some(sent) = sink.take_async_commit_sent() {
                 self.metrics
                     .transaction_commit
                     .with_label_values(&["at_least_once"])

@@ -2,6 +2,7 @@
 //! producer/consumer constructors the runtime and the tests share, and the runtime of
 //! `roadwatch run` (docs/KAFKA_RUNTIME.md).
 mod admin;
+mod broker;
 mod client;
 mod dispatch_topics;
 mod group;
@@ -9,8 +10,6 @@ mod merge;
 mod probe;
 mod runtime;
 mod sink;
-#[cfg(test)]
-mod sink_mock_tests;
 mod startup;
 mod state_rebuild;
 

@@ -29,14 +29,15 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::broker::librdkafka::RdProducer;
+use super::broker::Producer as _;
 use super::dispatch_topics::DispatchTopics;
 use super::group::{cached_high_watermark, GroupContext, GroupEvent};
 use super::merge::{Merge, Pushed, Reading};
 use super::sink::{
-    clock_from_metadata, globals_from_metadata, PartitionKey, ProducerCtx, Sink, SinkError,
+    self, clock_from_metadata, globals_from_metadata, PartitionKey, Sink, SinkError,
 };
 use super::startup::{self, is_global, StreamTopics};
 use super::state_rebuild::{self, GlobalCut, GlobalPartition, GroupPartition, RebuildRequest};
@@ -167,9 +168,10 @@ pub fn run(
     let topics = StreamTopics::new(k);
 
     let producer_config = startup::producer_config(&settings, &transactional_id);
-    let producer: BaseProducer<ProducerCtx> =
-        BaseProducer::from_config_and_context(&producer_config, ProducerCtx::default())
-            .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
+    let camera_partitions = cluster.get(&k.topics.camera).copied().unwrap_or(1).max(1);
+    let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
+    let mut producer = RdProducer::new(producer_config, dispatch_topics)
+        .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
     if settings.processing.guarantee == Guarantee::ExactlyOnce {
         // Fences any earlier producer with this id (a crashed or hung predecessor) and
         // aborts its open transaction before we write anything.
@@ -183,15 +185,12 @@ pub fn run(
                 )
             })?;
     }
-    let camera_partitions = cluster.get(&k.topics.camera).copied().unwrap_or(1).max(1);
-    let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
-    let sink = Sink::new(
+    let sink = sink::new(
         settings.processing.guarantee,
-        producer,
-        producer_config,
-        dispatch_topics,
+        Box::new(producer),
         topics.clone(),
         metrics.clone(),
+        crate::io::clock::system(),
         Duration::from_millis(settings.processing.commit_interval_ms),
     );
     let group: BaseConsumer<GroupContext> = BaseConsumer::from_config_and_context(
@@ -539,7 +538,7 @@ impl Runtime {
                 let refused = matches!(q.decoded, Decoded::Refused { .. });
                 if !refused
                     || !is_global(stream)
-                    || dead_letters_global(&sink, partition, *camera_partitions)
+                    || dead_letters_global(&**sink, partition, *camera_partitions)
                 {
                     pipeline.apply(stream, q.decoded, source, now_ms, out);
                 }
@@ -553,7 +552,7 @@ impl Runtime {
                 if !out.is_empty() {
                     produced += out.len();
                     let t = Instant::now();
-                    let sent = send_all(&mut sink, out);
+                    let sent = send_all(&mut **sink, out);
                     produce_time += t.elapsed();
                     if let Err(e) = sent {
                         drop(sink);
@@ -767,7 +766,7 @@ impl Runtime {
         self.pipeline.advance_to(now, now, &mut self.out);
         let mut sink = self.group.context().sink.lock().expect("sink lock");
         sink.clock_advanced(self.pipeline.engine().clock());
-        if let Err(e) = send_all(&mut sink, &mut self.out) {
+        if let Err(e) = send_all(&mut **sink, &mut self.out) {
             drop(sink);
             return handle_sink_error(e, &mut self.pending);
         }
@@ -797,10 +796,10 @@ impl Runtime {
         let max = self.settings.processing.max_in_flight_records;
         let mut sink = self.group.context().sink.lock().expect("sink lock");
         let in_flight = sink.in_flight();
-        let result = match self.settings.processing.guarantee {
-            Guarantee::ExactlyOnce if in_flight >= max => sink.commit(&self.group),
-            Guarantee::ExactlyOnce => Ok(()),
-            Guarantee::AtLeastOnce => {
+        let result = match sink.bounded_by_commit() {
+            true if in_flight >= max => sink.commit(&self.group),
+            true => Ok(()),
+            false => {
                 if !self.backpressure && in_flight >= max {
                     if let Ok(a) = self.group.assignment() {
                         let _ = self.group.pause(&a);
@@ -874,7 +873,7 @@ impl Runtime {
                 .sink
                 .lock()
                 .ok()
-                .and_then(|s| s.producer().context().stats.lock().ok().map(|p| p.clone()))
+                .map(|s| s.producer_stats())
                 .unwrap_or_default();
             // The consumer's round trips include fetch long-polls (fetch.wait.max.ms)
             // when input is quiet; the producer's are the broker's real answer time.
@@ -1330,7 +1329,7 @@ fn queue_message(
 /// that holds camera partition `p mod n` dead-letters those of global partition `p`:
 /// every camera partition has exactly one owner at a time. Around a rebalance a record
 /// may be dead-lettered by both the old and the new owner, never by neither.
-fn dead_letters_global(sink: &Sink, partition: i32, camera_partitions: i32) -> bool {
+fn dead_letters_global(sink: &dyn Sink, partition: i32, camera_partitions: i32) -> bool {
     sink.positions()
         .contains_key(&(Stream::Camera, partition.rem_euclid(camera_partitions)))
 }
@@ -1350,7 +1349,7 @@ fn pause_or_resume<C: ConsumerContext>(
     }
 }
 
-fn send_all(sink: &mut Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
+fn send_all(sink: &mut dyn Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
     // On an error the rest is dropped with the drain: the rewind produces it again.
     for p in out.drain(..) {
         sink.send(&p)?;
@@ -1460,9 +1459,11 @@ fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Res
         KafkaError::MessageConsumptionFatal(code) => {
             Err(anyhow!("fatal Kafka consumer error: {code}"))
         }
-        KafkaError::MessageConsumption(code) if super::sink::is_denied(code) => Err(anyhow!(
+        KafkaError::MessageConsumption(code) if super::broker::librdkafka::is_denied(code) => {
+            Err(anyhow!(
             "not authorized to read: {code} (the brokers' ACLs; docs/SECURITY.md, \"Kafka ACLs\")"
-        )),
+        ))
+        }
         other => {
             if logged_at.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
                 *logged_at = Some(Instant::now());

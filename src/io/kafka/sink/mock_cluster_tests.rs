@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::ClientConfig;
 
-use super::dispatch_topics::DispatchTopics;
-use super::sink::{ProducerCtx, Sink, SinkError};
-use super::startup::{self, StreamTopics};
+use super::{Sink, SinkError};
 use crate::config::{defaults, Guarantee};
+use crate::io::kafka::broker::librdkafka::RdProducer;
+use crate::io::kafka::broker::Producer as _;
+use crate::io::kafka::dispatch_topics::DispatchTopics;
+use crate::io::kafka::startup::{self, StreamTopics};
 use crate::io::metrics::Metrics;
 use crate::io::pipeline::{Content, Produced};
 
@@ -32,24 +32,23 @@ fn record() -> Produced {
 type Cluster<'c> = MockCluster<'c, rdkafka::producer::DefaultProducerContext>;
 
 /// A sink and a consumer (for the commit's group metadata) on `cluster`.
-fn sink(cluster: &Cluster<'_>, guarantee: Guarantee) -> (Sink, BaseConsumer) {
+fn sink(cluster: &Cluster<'_>, guarantee: Guarantee) -> (Box<dyn Sink>, BaseConsumer) {
     let mut settings = defaults();
     settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
     settings.processing.guarantee = guarantee;
     let k = &settings.kafka;
     let config = startup::producer_config(&settings, "sink-mock-test");
-    let producer: BaseProducer<ProducerCtx> =
-        BaseProducer::from_config_and_context(&config, ProducerCtx::default()).unwrap();
+    let mut producer =
+        RdProducer::new(config, DispatchTopics::new(k, std::iter::empty()).unwrap()).unwrap();
     if guarantee == Guarantee::ExactlyOnce {
         producer.init_transactions(Duration::from_secs(10)).unwrap();
     }
-    let sink = Sink::new(
+    let sink = super::new(
         guarantee,
-        producer,
-        config,
-        DispatchTopics::new(k, std::iter::empty()).unwrap(),
+        Box::new(producer),
         StreamTopics::new(k),
         Arc::new(Metrics::new()),
+        crate::io::clock::system(),
         Duration::from_millis(100),
     );
     let consumer: BaseConsumer = ClientConfig::new()
