@@ -46,9 +46,9 @@ use crate::core::detect::ride_hailing::PlateList;
 use crate::core::engine::Engine;
 use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::core::roads::RoadNetwork;
+use crate::io::clock::Clock;
 use crate::io::http::Readiness;
 use crate::io::metrics::{Metrics, Stage};
-use crate::io::output::wall_clock_ms;
 use crate::io::pipeline::{Decoded, Pipeline, Produced};
 use crate::io::plate_lists::PlateListFiles;
 
@@ -170,6 +170,8 @@ pub fn run(
     let producer_config = startup::producer_config(&settings, &transactional_id);
     let camera_partitions = cluster.get(&k.topics.camera).copied().unwrap_or(1).max(1);
     let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
+    // The wall clock enters here, at the adapter's edge; the runtime reads only this.
+    let clock = crate::io::clock::system();
     let mut producer = RdProducer::new(producer_config, dispatch_topics)
         .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
     if settings.processing.guarantee == Guarantee::ExactlyOnce {
@@ -190,7 +192,7 @@ pub fn run(
         Box::new(producer),
         topics.clone(),
         metrics.clone(),
-        crate::io::clock::system(),
+        clock.clone(),
         Duration::from_millis(settings.processing.commit_interval_ms),
     );
     let group: BaseConsumer<GroupContext> = BaseConsumer::from_config_and_context(
@@ -225,8 +227,9 @@ pub fn run(
         FIRST_FETCH_WAIT,
         settings.engine.time.allowed_lateness_ms,
     );
-    let now = Instant::now();
+    let now = clock.now();
     let mut runtime = Runtime {
+        clock,
         settings,
         network,
         metrics,
@@ -264,6 +267,7 @@ pub fn run(
 }
 
 struct Runtime {
+    clock: Arc<dyn Clock>,
     settings: Settings,
     network: Arc<RoadNetwork>,
     metrics: Arc<Metrics>,
@@ -311,7 +315,7 @@ impl Runtime {
                 return Ok(());
             }
             self.take_callbacks()?;
-            if !self.rebuilt_once && self.started.elapsed() >= FIRST_ASSIGNMENT_WAIT {
+            if !self.rebuilt_once && self.clock.now() - self.started >= FIRST_ASSIGNMENT_WAIT {
                 self.pending.rebuild = true;
             }
             if self.pending.rebuild {
@@ -359,8 +363,8 @@ impl Runtime {
     fn back_off(&mut self) {
         let wait = self.rewind_backoff;
         self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !self.shutdown.is_triggered() {
+        let until = self.clock.now() + wait;
+        while self.clock.now() < until && !self.shutdown.is_triggered() {
             // Keeps serving the group (heartbeat partner, rebalance callbacks).
             let _ = self.group.poll(Duration::from_millis(20));
         }
@@ -409,6 +413,7 @@ impl Runtime {
     /// the rest only drain what librdkafka has fetched.
     fn poll_group_batch(&mut self, wait: Duration) -> anyhow::Result<()> {
         let Runtime {
+            clock,
             group,
             pipeline,
             topics,
@@ -419,22 +424,22 @@ impl Runtime {
             group_drained_at,
             ..
         } = self;
-        let now_ms = wall_clock_ms();
+        let now_ms = clock.wall_ms();
         let mut timeout = wait;
         let mut taken = 0;
         let mut full = Vec::new();
         while taken < MAX_BATCH {
-            let polled_at = Instant::now();
+            let polled_at = clock.now();
             let polled = group.poll(timeout);
-            loop_stats.polling += polled_at.elapsed();
+            loop_stats.polling += clock.now() - polled_at;
             let message = match polled {
                 None => {
                     loop_stats.empty_polls += 1;
-                    *group_drained_at = Instant::now();
+                    *group_drained_at = clock.now();
                     break;
                 }
                 Some(Err(e)) => {
-                    consumer_error(e, error_logged_at)?;
+                    consumer_error(e, error_logged_at, clock.now())?;
                     break;
                 }
                 Some(Ok(m)) => m,
@@ -449,7 +454,7 @@ impl Runtime {
             }
         }
         if taken > 0 {
-            *last_input = Instant::now();
+            *last_input = clock.now();
         }
         loop_stats.records += taken as u64;
         loop_stats.batches += 1;
@@ -464,6 +469,7 @@ impl Runtime {
             return Ok(());
         }
         let Runtime {
+            clock,
             group,
             side,
             pipeline,
@@ -478,8 +484,8 @@ impl Runtime {
             side_drained_at,
             ..
         } = self;
-        let now_ms = wall_clock_ms();
-        let now = Instant::now();
+        let now_ms = clock.wall_ms();
+        let now = clock.now();
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
         let mut sink = group.context().sink.lock().expect("sink lock");
@@ -551,9 +557,9 @@ impl Runtime {
                 }
                 if !out.is_empty() {
                     produced += out.len();
-                    let t = Instant::now();
+                    let t = clock.now();
                     let sent = send_all(&mut **sink, out);
-                    produce_time += t.elapsed();
+                    produce_time += clock.now() - t;
                     if let Err(e) = sent {
                         drop(sink);
                         return handle_sink_error(e, pending);
@@ -566,10 +572,10 @@ impl Runtime {
             }
             looked_up = true;
             let ticket = merge.ticket();
-            let started = Instant::now();
+            let started = clock.now();
             let ends = look_up_ends(side, topics, &unsure);
             loop_stats.end_lookups += 1;
-            loop_stats.looking_up += started.elapsed();
+            loop_stats.looking_up += clock.now() - started;
             match ends {
                 Ok(ends) => {
                     for (key, end) in ends {
@@ -604,11 +610,12 @@ impl Runtime {
                 .with_label_values(&[why.as_str()])
                 .inc();
         }
+        let now = self.clock.now();
         if self
             .gave_up_logged_at
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60))
+            .map_or(true, |t| now - t >= Duration::from_secs(60))
         {
-            self.gave_up_logged_at = Some(Instant::now());
+            self.gave_up_logged_at = Some(now);
             let partitions: Vec<String> = gave_up
                 .iter()
                 .map(|((stream, p), why)| {
@@ -628,15 +635,16 @@ impl Runtime {
     /// confluentinc/librdkafka#5591); a partition left paused would hold its records back
     /// for good. Resuming a partition that is not paused does nothing.
     fn repair_stalled(&mut self) {
-        let stalled = self.merge.stalled(Instant::now(), STALL_REPAIR_AFTER);
+        let now = self.clock.now();
+        let stalled = self.merge.stalled(now, STALL_REPAIR_AFTER);
         if stalled.is_empty() {
             return;
         }
         if self
             .stall_logged_at
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(60))
+            .map_or(true, |t| now - t >= Duration::from_secs(60))
         {
-            self.stall_logged_at = Some(Instant::now());
+            self.stall_logged_at = Some(now);
             tracing::warn!(
                 partitions = ?stalled,
                 "partitions behind their end delivered nothing for {STALL_REPAIR_AFTER:?}; resuming them again"
@@ -672,13 +680,13 @@ impl Runtime {
     /// Takes what the side consumer (global streams) has fetched, without waiting, into
     /// the merge.
     fn poll_side(&mut self) -> anyhow::Result<()> {
-        let now_ms = wall_clock_ms();
+        let now_ms = self.clock.wall_ms();
         let mut full = Vec::new();
         let mut error = None;
         for _ in 0..MAX_BATCH {
             match self.side.poll(Duration::ZERO) {
                 None => {
-                    self.side_drained_at = Instant::now();
+                    self.side_drained_at = self.clock.now();
                     break;
                 }
                 Some(Err(e)) => {
@@ -691,7 +699,7 @@ impl Runtime {
                     };
                     // Positions and acks are input too: the idle wall-clock advance
                     // waits for them.
-                    self.last_input = Instant::now();
+                    self.last_input = self.clock.now();
                     if queue_message(&mut self.merge, &mut self.pipeline, stream, &m, now_ms) {
                         full.push((stream, m.partition()));
                     }
@@ -700,7 +708,7 @@ impl Runtime {
         }
         self.hold(&full, true);
         match error {
-            Some(e) => consumer_error(e, &mut self.error_logged_at),
+            Some(e) => consumer_error(e, &mut self.error_logged_at, self.clock.now()),
             None => Ok(()),
         }
     }
@@ -724,7 +732,7 @@ impl Runtime {
         let Some(after) = self.settings.processing.idle_advance_after_ms else {
             return Ok(());
         };
-        if self.last_input.elapsed() < Duration::from_millis(after) {
+        if self.clock.now() - self.last_input < Duration::from_millis(after) {
             return Ok(());
         }
         let has_partitions = self
@@ -749,10 +757,10 @@ impl Runtime {
             .lock()
             .ok()
             .and_then(|s| s.up_since);
-        if !broker_up_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(after)) {
+        if !broker_up_since.is_some_and(|t| self.clock.now() - t >= Duration::from_millis(after)) {
             return Ok(());
         }
-        let now = wall_clock_ms();
+        let now = self.clock.wall_ms();
         let Some(clock) = self.pipeline.engine().clock() else {
             // No record yet since the start and none in the rebuild window: no timer can
             // be pending, and moving the clock to "now" would make a first input of past
@@ -832,7 +840,7 @@ impl Runtime {
     }
 
     fn housekeeping(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         if now >= self.next_plate_check {
             self.next_plate_check = now + PLATE_LIST_EVERY;
             if let Some((watch, white)) = self.plate_files.reload_if_changed() {
@@ -937,7 +945,7 @@ impl Runtime {
     /// Settles open work, rebuilds a fresh engine from the input window of the current
     /// assignment (output suppressed), and puts every consumer at the committed offsets.
     fn rebuild(&mut self) -> Result<(), RebuildError> {
-        let started = Instant::now();
+        let started = self.clock.now();
         self.readiness.set(false, "rebuilding detector state");
         // What was polled and not applied is read again after the seek below; librdkafka
         // keeps a pause across seeks and assignments, so the merge's pauses are lifted.
@@ -1039,7 +1047,7 @@ impl Runtime {
                 live,
             });
         }
-        let committed_at = started.elapsed();
+        let committed_at = self.clock.now() - started;
         let mut globals = Vec::new();
         for (stream, topic) in self.topics.global_topics() {
             for partition in self.partitions_of(topic)? {
@@ -1065,7 +1073,7 @@ impl Runtime {
         let request = RebuildRequest {
             group: group_partitions.clone(),
             globals,
-            since_ms: wall_clock_ms() - window,
+            since_ms: self.clock.wall_ms() - window,
             clock_floor,
         };
 
@@ -1085,7 +1093,8 @@ impl Runtime {
             .rebuild_reader
             .create()
             .context("creating the state-rebuild consumer")?;
-        let outcome = state_rebuild::rebuild(&reader, &request, &mut fresh, &mut keepalive)?;
+        let outcome =
+            state_rebuild::rebuild(&reader, &request, &mut fresh, &mut keepalive, &*self.clock)?;
         drop(reader);
         if outcome.interrupted {
             return Ok(());
@@ -1152,14 +1161,14 @@ impl Runtime {
         }
         self.rebuilt_once = true;
         self.metrics.state_rebuilds.inc();
-        self.last_input = Instant::now();
+        self.last_input = self.clock.now();
         tracing::info!(
             partitions = group_partitions.len(),
             replayed = outcome.replayed,
             global_partitions = outcome.global_resume.len(),
             global_exact = exact,
             replay_seconds = outcome.elapsed.as_secs_f64(),
-            total_seconds = started.elapsed().as_secs_f64(),
+            total_seconds = (self.clock.now() - started).as_secs_f64(),
             committed_seconds = committed_at.as_secs_f64(),
             window_s = window / 1000,
             instance = %self.settings.kafka.instance_id,
@@ -1243,15 +1252,17 @@ impl Runtime {
     /// Commits the open work (clean stop) and leaves the group.
     fn close(self, clean: bool) -> anyhow::Result<()> {
         self.readiness.set(false, "shutting down");
-        let Runtime { group, side, .. } = self;
+        let Runtime {
+            group, side, clock, ..
+        } = self;
         let mut result = Ok(());
         {
             let mut sink = group.context().sink.lock().expect("sink lock");
             if clean {
-                let started = Instant::now();
+                let started = clock.now();
                 match sink.settle(&group, false) {
                     Ok(()) => tracing::info!(
-                        seconds = started.elapsed().as_secs_f64(),
+                        seconds = (clock.now() - started).as_secs_f64(),
                         "open work committed"
                     ),
                     Err(SinkError::Rewind(why)) => tracing::warn!(
@@ -1453,7 +1464,11 @@ struct Pending {
 
 /// Consumer errors are transient (a broker restarting, a leader moving) unless
 /// librdkafka calls them fatal; transient ones are logged at most every 10 s.
-fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Result<()> {
+fn consumer_error(
+    e: KafkaError,
+    logged_at: &mut Option<Instant>,
+    now: Instant,
+) -> anyhow::Result<()> {
     match e {
         KafkaError::PartitionEOF(_) => Ok(()),
         KafkaError::MessageConsumptionFatal(code) => {
@@ -1465,8 +1480,8 @@ fn consumer_error(e: KafkaError, logged_at: &mut Option<Instant>) -> anyhow::Res
         ))
         }
         other => {
-            if logged_at.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
-                *logged_at = Some(Instant::now());
+            if logged_at.map_or(true, |t| now - t >= Duration::from_secs(10)) {
+                *logged_at = Some(now);
                 tracing::warn!(error = %other, "Kafka consumer error (retrying)");
             }
             Ok(())

@@ -30,14 +30,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
 
+use super::broker::{Fetched, ListAt, Polled, Reader};
 use super::sink::PartitionKey;
 use crate::core::model::{DlqSource, EventTime, Stream};
-use crate::io::output::wall_clock_ms;
+use crate::io::clock::Clock;
 use crate::io::pipeline::{Decoded, Pipeline, Produced};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -163,10 +160,10 @@ impl Source {
         self.done && self.queue.is_empty()
     }
 
-    fn tpl(&self) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, self.partition);
-        tpl
+    /// Nothing more is read from it.
+    fn finish(&mut self, consumer: &dyn Reader) {
+        self.done = true;
+        consumer.pause(&self.topic, self.partition);
     }
 }
 
@@ -175,21 +172,20 @@ impl Source {
 /// only: librdkafka keeps pauses and cached watermarks across assignments, which would
 /// leak from one rebuild into the next. `keepalive` is called now and then; returning
 /// false stops early.
-pub(crate) fn rebuild<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
+pub(crate) fn rebuild(
+    consumer: &dyn Reader,
     req: &RebuildRequest,
     pipeline: &mut Pipeline,
     keepalive: &mut dyn FnMut() -> bool,
+    clock: &dyn Clock,
 ) -> anyhow::Result<RebuildOutcome> {
-    let started = Instant::now();
-    let mut sources = plan_sources(consumer, req)?;
+    let started = clock.now();
+    let mut sources = plan_sources(consumer, req, clock)?;
     let mut outcome = RebuildOutcome::default();
-    let mut assignment = TopicPartitionList::new();
-    for s in &sources {
-        assignment
-            .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.next))
-            .context("building the rebuild assignment")?;
-    }
+    let assignment: Vec<(&str, i32, i64)> = sources
+        .iter()
+        .map(|s| (s.topic.as_str(), s.partition, s.next))
+        .collect();
     consumer
         .assign(&assignment)
         .context("assigning the rebuild consumer")?;
@@ -197,52 +193,52 @@ pub(crate) fn rebuild<C: ConsumerContext>(
         tracing::debug!(topic = %s.topic, partition = s.partition, start = s.next, live = ?s.live, end = s.end, "rebuild source");
     }
     for s in sources.iter().filter(|s| s.done) {
-        let _ = consumer.pause(&s.tpl());
+        consumer.pause(&s.topic, s.partition);
     }
 
     let mut scratch: Vec<Produced> = Vec::new();
-    let mut last_keepalive = Instant::now();
+    let mut last_keepalive = clock.now();
     let mut since_end_check = 0usize;
     loop {
         release(&mut sources, pipeline, &mut scratch, &mut outcome);
         if finished(&sources) {
             break;
         }
-        if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
+        if clock.now() - last_keepalive >= KEEPALIVE_EVERY {
             for s in sources.iter().filter(|s| !s.exhausted()) {
                 tracing::debug!(topic = %s.topic, partition = s.partition, next = s.next, end = s.end, queued = s.queue.len(), done = s.done, "rebuild waiting");
             }
         }
-        if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
-            last_keepalive = Instant::now();
+        if clock.now() - last_keepalive >= KEEPALIVE_EVERY {
+            last_keepalive = clock.now();
             if !keepalive() {
                 outcome.interrupted = true;
                 return Ok(outcome);
             }
         }
-        let polled = consumer.poll(Duration::from_millis(20));
+        let polled = consumer.poll(Duration::from_millis(20), &mut |m| {
+            route(&mut sources, consumer, m, pipeline, clock.now());
+        });
         let idle = match polled {
-            Some(Ok(m)) => {
-                route(&mut sources, consumer, &m, pipeline);
+            Polled::Record => {
                 since_end_check += 1;
                 false
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => true,
-            Some(Err(e)) => {
+            Polled::Idle => true,
+            Polled::Failed(e) => {
                 tracing::warn!(error = %e, "reading the rebuild window");
                 true
             }
-            None => true,
         };
         if idle || since_end_check >= 4096 {
             since_end_check = 0;
-            check_ends(&mut sources, consumer);
+            check_ends(&mut sources, consumer, clock.now());
             resume_drained(&mut sources, consumer);
         }
     }
     // Timers whose output the previous owner committed fire here, silently.
     if let Some(floor) = req.clock_floor {
-        let now = wall_clock_ms();
+        let now = clock.wall_ms();
         pipeline.advance_to(floor, now, &mut scratch);
         scratch.clear();
     }
@@ -260,56 +256,48 @@ pub(crate) fn rebuild<C: ConsumerContext>(
         .iter()
         .map(|s| ((s.stream, s.partition), s.log_end))
         .collect();
-    outcome.elapsed = started.elapsed();
+    outcome.elapsed = clock.now() - started;
     Ok(outcome)
 }
 
 /// Resolves each partition's first offset in the window.
-fn plan_sources<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
+fn plan_sources(
+    consumer: &dyn Reader,
     req: &RebuildRequest,
+    clock: &dyn Clock,
 ) -> anyhow::Result<Vec<Source>> {
     // Two batched ListOffsets requests: the first offset at or after the window start,
-    // and the current end (-1 = latest; under read_committed the last stable offset).
-    let query = |at: Offset| -> anyhow::Result<TopicPartitionList> {
-        let mut tpl = TopicPartitionList::new();
-        for g in &req.group {
-            tpl.add_partition_offset(&g.topic, g.partition, at)?;
-        }
-        for g in &req.globals {
-            tpl.add_partition_offset(&g.topic, g.partition, at)?;
-        }
-        if tpl.count() == 0 {
-            return Ok(tpl);
-        }
-        Ok(consumer.offsets_for_times(tpl, QUERY_TIMEOUT)?)
-    };
-    let starts = query(Offset::Offset(req.since_ms))
-        .context("looking up the offsets at the start of the rebuild window")?;
-    let ends = query(Offset::End).context("looking up the end offsets")?;
-    if starts.count() == 0 {
+    // and the current end (under read_committed the last stable offset).
+    let partitions: Vec<(&str, i32)> = req
+        .group
+        .iter()
+        .map(|g| (g.topic.as_str(), g.partition))
+        .chain(req.globals.iter().map(|g| (g.topic.as_str(), g.partition)))
+        .collect();
+    if partitions.is_empty() {
         return Ok(Vec::new());
     }
+    let starts = consumer
+        .list_offsets(&partitions, ListAt::Time(req.since_ms), QUERY_TIMEOUT)
+        .context("looking up the offsets at the start of the rebuild window")?;
+    let ends = consumer
+        .list_offsets(&partitions, ListAt::End, QUERY_TIMEOUT)
+        .context("looking up the end offsets")?;
+    let index = |topic: &str, partition: i32| {
+        partitions
+            .iter()
+            .position(|&(t, p)| t == topic && p == partition)
+            .expect("asked for")
+    };
+    // `None`: no record at or after the window start, the window is empty.
     let first_in_window = |topic: &str, partition: i32| -> anyhow::Result<Option<i64>> {
-        let elem = starts
-            .find_partition(topic, partition)
-            .with_context(|| format!("no offset answer for {topic}[{partition}]"))?;
-        Ok(match elem.offset() {
-            Offset::Offset(o) => Some(o),
-            // No record at or after the window start: the window is empty.
-            _ => None,
-        })
+        Ok(starts[index(topic, partition)])
     };
     let end_of = |topic: &str, partition: i32| -> anyhow::Result<i64> {
-        let elem = ends
-            .find_partition(topic, partition)
-            .with_context(|| format!("no end offset for {topic}[{partition}]"))?;
-        match elem.offset() {
-            Offset::Offset(o) => Ok(o),
-            other => anyhow::bail!("end offset of {topic}[{partition}]: {other:?}"),
-        }
+        ends[index(topic, partition)]
+            .with_context(|| format!("no end offset for {topic}[{partition}]"))
     };
-    let now = Instant::now();
+    let now = clock.now();
     let mut sources = Vec::new();
     for g in &req.group {
         let start = first_in_window(&g.topic, g.partition)?
@@ -368,73 +356,70 @@ fn plan_sources<C: ConsumerContext>(
     Ok(sources)
 }
 
-fn route<C: ConsumerContext>(
+fn route(
     sources: &mut [Source],
-    consumer: &BaseConsumer<C>,
-    m: &rdkafka::message::BorrowedMessage<'_>,
+    consumer: &dyn Reader,
+    m: Fetched<'_>,
     pipeline: &mut Pipeline,
+    now: Instant,
 ) {
     let Some(s) = sources
         .iter_mut()
-        .find(|s| s.partition == m.partition() && s.topic == m.topic())
+        .find(|s| s.partition == m.partition && s.topic == m.topic)
     else {
         return;
     };
-    if s.done || m.offset() < s.next {
+    if s.done || m.offset < s.next {
         // Past the end we settled on, or a duplicate after a pause: the live consumer
         // reads it.
         return;
     }
-    if s.exact && m.offset() >= s.end {
+    if s.exact && m.offset >= s.end {
         // Past the recorded progress: the live consumer applies it.
-        s.done = true;
-        let _ = consumer.pause(&s.tpl());
+        s.finish(consumer);
         return;
     }
-    let ts = m.timestamp().to_millis().unwrap_or(s.last_ts);
-    s.next = m.offset() + 1;
-    s.progress_at = Instant::now();
+    let ts = m.kafka_ts.unwrap_or(s.last_ts);
+    s.next = m.offset + 1;
+    s.progress_at = now;
     if let Some(live) = s.live {
-        if m.offset() >= live {
+        if m.offset >= live {
             // The first live record: not replayed, but its time bounds the patrol replay.
             s.live_ts = Some(ts);
-            s.done = true;
-            let _ = consumer.pause(&s.tpl());
+            s.finish(consumer);
             return;
         }
     }
     s.last_ts = s.last_ts.max(ts);
     // The record's Kafka time stands in for the wall clock of its first processing in
     // the future-skew check, so a record refused then is refused now.
-    let decoded = pipeline.decode(s.stream, m.payload().unwrap_or_default(), Some(ts));
+    let decoded = pipeline.decode(s.stream, m.payload, Some(ts));
     s.last_event_ts = decoded.ts().unwrap_or(s.last_event_ts);
     s.queue.push_back(Rec {
         ts: s.last_event_ts,
         kafka_ts: ts,
-        offset: m.offset(),
+        offset: m.offset,
         decoded,
     });
-    if s.queue.len() >= QUEUE_HIGH && !s.paused && consumer.pause(&s.tpl()).is_ok() {
+    if s.queue.len() >= QUEUE_HIGH && !s.paused && consumer.pause(&s.topic, s.partition) {
         s.paused = true;
     }
 }
 
 /// Marks partitions that reached their end (librdkafka's cached high watermark) or their
 /// committed offset, or stalled.
-fn check_ends<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsumer<C>) {
+fn check_ends(sources: &mut [Source], consumer: &dyn Reader, now: Instant) {
     // The consumer's own position counts too: it moves past transaction markers, which
     // occupy offsets but are never delivered.
-    let positions = consumer.position().ok();
+    let positions = consumer.positions();
     for s in sources.iter_mut().filter(|s| !s.done) {
         let position = positions
-            .as_ref()
-            .and_then(|p| p.find_partition(&s.topic, s.partition))
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(-1);
+            .iter()
+            .find(|(t, p, _)| *t == s.topic && *p == s.partition)
+            .map_or(-1, |(_, _, o)| *o);
         if s.next.max(position) >= s.end {
-            s.done = true;
-            let _ = consumer.pause(&s.tpl());
-        } else if s.queue.is_empty() && s.progress_at.elapsed() >= STALL_LIMIT {
+            s.finish(consumer);
+        } else if s.queue.is_empty() && now - s.progress_at >= STALL_LIMIT {
             tracing::warn!(
                 topic = %s.topic,
                 partition = s.partition,
@@ -442,18 +427,17 @@ fn check_ends<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsume
                 end = s.end,
                 "rebuild: partition made no progress for {STALL_LIMIT:?}; going on without the rest of it"
             );
-            s.done = true;
-            let _ = consumer.pause(&s.tpl());
+            s.finish(consumer);
         }
     }
 }
 
-fn resume_drained<C: ConsumerContext>(sources: &mut [Source], consumer: &BaseConsumer<C>) {
+fn resume_drained(sources: &mut [Source], consumer: &dyn Reader) {
     for s in sources
         .iter_mut()
         .filter(|s| s.paused && !s.done && s.queue.len() < QUEUE_HIGH / 4)
     {
-        if consumer.resume(&s.tpl()).is_ok() {
+        if consumer.resume(&s.topic, s.partition) {
             s.paused = false;
         }
     }
@@ -527,5 +511,219 @@ fn release(
         pipeline.apply(s.stream, rec.decoded, source, rec.kafka_ts, scratch);
         scratch.clear();
         outcome.replayed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rebuild on the in-memory broker (broker/memory.rs), which hands records over
+    //! in batches of 100 per partition as librdkafka does; time is the test's clock.
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::defaults;
+    use crate::core::engine::Engine;
+    use crate::core::roads::{LoadOptions, RoadNetwork};
+    use crate::io::kafka::broker::memory::MemoryBroker;
+
+    const BASE: i64 = 1_800_000_000_000;
+    const PATROL: &str = "patrol-positions";
+    const WEATHER: &str = "weather-observations";
+
+    fn pipeline() -> Pipeline {
+        let doc = r#"{"type":"FeatureCollection","features":[{"type":"Feature",
+            "geometry":{"type":"LineString","coordinates":[[105.0,27.0],[105.1,27.0]]},
+            "properties":{"kind":"carriageway","road_id":"G76","name":"test","direction":"up",
+            "stake_start_m":1000000,"stake_end_m":1009900,"width_m":15}}]}"#;
+        let net = RoadNetwork::from_geojson(doc.as_bytes(), &LoadOptions::default()).unwrap();
+        let settings = defaults();
+        Pipeline::new(
+            &settings,
+            Engine::new(settings.engine.clone(), Arc::new(net)),
+            None,
+        )
+    }
+
+    /// A patrol position at event (and Kafka) time `ms`.
+    fn position(broker: &MemoryBroker, topic: &str, partition: i32, ms: i64) -> i64 {
+        let ts = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let json = format!(
+            r#"{{"unit_id":"P-{partition}","ts":"{ts}","lon":105.05,"lat":27.0,"status":"available","speed_kmh":60.0}}"#
+        );
+        broker.append(topic, partition, ms, json.as_bytes())
+    }
+
+    /// Two partitions of five minutes each, interleaved by half a second: applied in
+    /// the order the reader hands them over (100 s of one, then 100 s of the other),
+    /// most of the second would be late.
+    fn two_partitions(broker: &MemoryBroker, topic: &str) {
+        for i in 0..300 {
+            position(broker, topic, 0, BASE + i * 1_000);
+            position(broker, topic, 1, BASE + i * 1_000 + 500);
+        }
+    }
+
+    fn group(topic: &str, partition: i32, live: i64) -> GroupPartition {
+        GroupPartition {
+            stream: Stream::Patrol,
+            topic: topic.to_owned(),
+            partition,
+            live,
+        }
+    }
+
+    fn run(broker: &MemoryBroker, req: &RebuildRequest, pipeline: &mut Pipeline) -> RebuildOutcome {
+        let reader = broker.reader();
+        rebuild(&reader, req, pipeline, &mut || true, &*broker.clock).unwrap()
+    }
+
+    #[test]
+    fn the_window_is_replayed_in_event_time_order_up_to_the_committed_offsets() {
+        let broker = MemoryBroker::new();
+        // The group's partitions (a stream of the group in production; the rebuild
+        // treats every stream alike).
+        two_partitions(&broker, WEATHER);
+        let req = RebuildRequest {
+            group: vec![group(WEATHER, 0, 250), group(WEATHER, 1, 200)],
+            globals: vec![],
+            since_ms: BASE + 10_000,
+            clock_floor: None,
+        };
+        let mut p = pipeline();
+        let outcome = run(&broker, &req, &mut p);
+        assert!(!outcome.interrupted);
+        // From the first record at or after the window start (offset 10 of each) up to,
+        // not including, the committed offsets.
+        assert_eq!(outcome.replayed, 240 + 190);
+        assert_eq!(p.engine().stats().late_dropped, 0, "applied out of order");
+        assert_eq!(p.engine().clock(), Some(BASE + 249_000));
+        let mut ends = outcome.ends.clone();
+        ends.sort();
+        assert_eq!(
+            ends,
+            vec![((Stream::Patrol, 0), 300), ((Stream::Patrol, 1), 300)]
+        );
+        assert!(outcome.global_resume.is_empty());
+    }
+
+    #[test]
+    fn global_partitions_end_at_their_recorded_progress_or_at_the_first_live_record() {
+        let broker = MemoryBroker::new();
+        two_partitions(&broker, PATROL);
+        for i in 0..100 {
+            position(&broker, WEATHER, 0, BASE + i * 1_000 + 250);
+        }
+        let global = |partition, cut| GlobalPartition {
+            stream: Stream::Patrol,
+            topic: PATROL.to_owned(),
+            partition,
+            cut,
+        };
+        let req = RebuildRequest {
+            group: vec![group(WEATHER, 0, 60)],
+            globals: vec![global(0, GlobalCut::At(40)), global(1, GlobalCut::ByTime)],
+            since_ms: BASE,
+            clock_floor: None,
+        };
+        let mut p = pipeline();
+        let outcome = run(&broker, &req, &mut p);
+        let mut resume = outcome.global_resume.clone();
+        resume.sort();
+        // Partition 0 exactly where the committed output had seen it; partition 1 at
+        // the first record not older than the first live group record (offset 60 of
+        // the group partition, Kafka time BASE + 60.25 s: partition 1's offset 60 is
+        // at BASE + 60.5 s).
+        assert_eq!(
+            resume,
+            vec![((Stream::Patrol, 0), 40), ((Stream::Patrol, 1), 60)]
+        );
+        assert_eq!(outcome.replayed, 60 + 40 + 60);
+        assert_eq!(p.engine().stats().late_dropped, 0);
+    }
+
+    #[test]
+    fn a_global_stream_of_a_never_committed_group_is_not_replayed() {
+        let broker = MemoryBroker::new();
+        two_partitions(&broker, PATROL);
+        let req = RebuildRequest {
+            group: vec![],
+            globals: vec![GlobalPartition {
+                stream: Stream::Patrol,
+                topic: PATROL.to_owned(),
+                partition: 0,
+                cut: GlobalCut::Nothing,
+            }],
+            since_ms: BASE + 100_000,
+            clock_floor: None,
+        };
+        let mut p = pipeline();
+        let outcome = run(&broker, &req, &mut p);
+        assert_eq!(outcome.replayed, 0);
+        // The live consumer applies the whole window, merged with the group's records.
+        assert_eq!(outcome.global_resume, vec![((Stream::Patrol, 0), 100)]);
+        assert_eq!(p.engine().clock(), None);
+    }
+
+    #[test]
+    fn a_partition_that_delivers_nothing_holds_the_rest_until_the_stall_limit_only() {
+        let broker = MemoryBroker::new();
+        two_partitions(&broker, WEATHER);
+        broker.silence(WEATHER, 1, true);
+        let req = RebuildRequest {
+            group: vec![group(WEATHER, 0, 300), group(WEATHER, 1, 300)],
+            globals: vec![],
+            since_ms: BASE,
+            clock_floor: None,
+        };
+        let mut p = pipeline();
+        let before = broker.clock.now();
+        let outcome = run(&broker, &req, &mut p);
+        let waited = broker.clock.now() - before;
+        assert!(
+            (STALL_LIMIT..STALL_LIMIT + Duration::from_secs(1)).contains(&waited),
+            "{waited:?}"
+        );
+        assert_eq!(
+            outcome.replayed, 300,
+            "the rest of partition 0, after the wait"
+        );
+        assert_eq!(p.engine().stats().late_dropped, 0);
+    }
+
+    #[test]
+    fn the_clock_advances_to_the_committed_floor_and_a_stop_request_interrupts() {
+        let broker = MemoryBroker::new();
+        two_partitions(&broker, WEATHER);
+        let mut req = RebuildRequest {
+            group: vec![group(WEATHER, 0, 10)],
+            globals: vec![],
+            since_ms: BASE,
+            clock_floor: Some(BASE + 3_600_000),
+        };
+        let mut p = pipeline();
+        run(&broker, &req, &mut p);
+        assert_eq!(p.engine().clock(), Some(BASE + 3_600_000));
+
+        // A partition that never delivers keeps the rebuild waiting; the keepalive is
+        // asked every half second and a stop request ends it early.
+        broker.silence(WEATHER, 0, true);
+        req.clock_floor = None;
+        let reader = broker.reader();
+        let mut asked = 0;
+        let outcome = rebuild(
+            &reader,
+            &req,
+            &mut pipeline(),
+            &mut || {
+                asked += 1;
+                asked < 3
+            },
+            &*broker.clock,
+        )
+        .unwrap();
+        assert!(outcome.interrupted);
+        assert_eq!(asked, 3);
     }
 }

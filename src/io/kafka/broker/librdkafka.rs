@@ -18,8 +18,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::{
-    BrokerError, Committer, DeliveryFailure, DeliveryTag, ErrorKind, GroupMetadata, OffsetCommit,
-    Producer, ProducerStats, Report,
+    BrokerError, Committer, DeliveryFailure, DeliveryTag, ErrorKind, Fetched, GroupMetadata,
+    ListAt, OffsetCommit, Polled, Producer, ProducerStats, Reader, Report,
 };
 use crate::io::kafka::dispatch_topics::DispatchTopics;
 use crate::io::pipeline::Produced;
@@ -312,6 +312,105 @@ impl<C: ConsumerContext> Committer for BaseConsumer<C> {
             retriable: true,
             message: e.to_string(),
         })
+    }
+}
+
+impl<C: ConsumerContext> Reader for BaseConsumer<C> {
+    fn assign(&self, at: &[(&str, i32, i64)]) -> Result<(), BrokerError> {
+        let mut tpl = TopicPartitionList::with_capacity(at.len());
+        for &(topic, partition, offset) in at {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(|e| consumer_error(&e))?;
+        }
+        Consumer::assign(self, &tpl).map_err(|e| consumer_error(&e))
+    }
+
+    fn poll(&self, wait: Duration, f: &mut dyn FnMut(Fetched<'_>)) -> Polled {
+        match BaseConsumer::poll(self, wait) {
+            Some(Ok(m)) => {
+                f(Fetched {
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    kafka_ts: m.timestamp().to_millis(),
+                    payload: m.payload().unwrap_or_default(),
+                });
+                Polled::Record
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => Polled::Idle,
+            Some(Err(e)) => Polled::Failed(e.to_string()),
+        }
+    }
+
+    fn pause(&self, topic: &str, partition: i32) -> bool {
+        Consumer::pause(self, &single(topic, partition)).is_ok()
+    }
+
+    fn resume(&self, topic: &str, partition: i32) -> bool {
+        Consumer::resume(self, &single(topic, partition)).is_ok()
+    }
+
+    fn positions(&self) -> Vec<(String, i32, i64)> {
+        let Ok(tpl) = Consumer::position(self) else {
+            return Vec::new();
+        };
+        tpl.elements()
+            .iter()
+            .filter_map(|e| {
+                let o = e.offset().to_raw()?;
+                (o >= 0).then(|| (e.topic().to_owned(), e.partition(), o))
+            })
+            .collect()
+    }
+
+    fn list_offsets(
+        &self,
+        partitions: &[(&str, i32)],
+        at: ListAt,
+        limit: Duration,
+    ) -> Result<Vec<Option<i64>>, BrokerError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let offset = match at {
+            ListAt::Time(ms) => Offset::Offset(ms),
+            ListAt::End => Offset::End,
+        };
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            tpl.add_partition_offset(topic, partition, offset)
+                .map_err(|e| consumer_error(&e))?;
+        }
+        let answer = self
+            .offsets_for_times(tpl, limit)
+            .map_err(|e| consumer_error(&e))?;
+        partitions
+            .iter()
+            .map(|&(topic, partition)| {
+                let elem = answer.find_partition(topic, partition).ok_or_else(|| {
+                    BrokerError::other(format!("no offset answer for {topic}[{partition}]"))
+                })?;
+                Ok(match elem.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+}
+
+fn single(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    tpl.add_partition(topic, partition);
+    tpl
+}
+
+fn consumer_error(e: &KafkaError) -> BrokerError {
+    BrokerError {
+        kind: e.rdkafka_error_code().map_or(ErrorKind::Other, kind_of),
+        fatal: false,
+        retriable: true,
+        message: e.to_string(),
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
-    BrokerError, Committer, DeliveryFailure, DeliveryTag, ErrorKind, GroupMetadata, OffsetCommit,
-    Producer, ProducerStats, Report,
+    BrokerError, Committer, DeliveryFailure, DeliveryTag, ErrorKind, Fetched, GroupMetadata,
+    ListAt, OffsetCommit, Polled, Producer, ProducerStats, Reader, Report,
 };
 use crate::io::clock::{Clock, ManualClock};
 use crate::io::pipeline::Produced;
@@ -44,6 +44,9 @@ struct Stored {
     visibility: Visibility,
 }
 
+/// An input record: its Kafka timestamp and payload.
+type InputRecord = (i64, Vec<u8>);
+
 #[derive(Default)]
 struct State {
     log: Vec<Stored>,
@@ -57,6 +60,10 @@ struct State {
     /// still answers.
     deliveries_held: bool,
     next_txn: u64,
+    /// Input partitions: each record's Kafka timestamp and payload, by offset.
+    inputs: BTreeMap<(String, i32), Vec<InputRecord>>,
+    /// Input partitions that deliver nothing (their end is still listed).
+    silent: HashSet<(String, i32)>,
 }
 
 /// The shared broker; producers and group members are made from it.
@@ -152,6 +159,33 @@ impl MemoryBroker {
     /// The group rebalanced: offsets of members of an older generation are refused.
     pub(crate) fn rebalance(&self) {
         self.state().generation += 1;
+    }
+
+    /// Appends an input record; its offset.
+    pub(crate) fn append(&self, topic: &str, partition: i32, kafka_ts: i64, payload: &[u8]) -> i64 {
+        let mut st = self.state();
+        let log = st.inputs.entry((topic.to_owned(), partition)).or_default();
+        log.push((kafka_ts, payload.to_vec()));
+        log.len() as i64 - 1
+    }
+
+    /// `topic[partition]` stops delivering (a fetch that never returns), or starts again.
+    pub(crate) fn silence(&self, topic: &str, partition: i32, silent: bool) {
+        let key = (topic.to_owned(), partition);
+        let mut st = self.state();
+        if silent {
+            st.silent.insert(key);
+        } else {
+            st.silent.remove(&key);
+        }
+    }
+
+    /// A consumer with no group, reading input partitions by assignment.
+    pub(crate) fn reader(&self) -> MemoryReader {
+        MemoryReader {
+            broker: self.clone(),
+            inner: Mutex::default(),
+        }
     }
 
     /// What a read_committed reader of `topic` finds.
@@ -472,5 +506,133 @@ impl Committer for MemoryMember {
             );
         }
         Ok(())
+    }
+}
+
+/// Records handed over from one partition before the next has its turn: librdkafka
+/// delivers fetched batches partition by partition, which is what the merges are for.
+const BATCH: usize = 100;
+
+#[derive(Default)]
+struct ReaderState {
+    assigned: Vec<((String, i32), i64)>,
+    paused: HashSet<(String, i32)>,
+    /// The partition whose batch is being handed over, and how much of it is left.
+    turn: usize,
+    left: usize,
+}
+
+pub(crate) struct MemoryReader {
+    broker: MemoryBroker,
+    inner: Mutex<ReaderState>,
+}
+
+type Record = (String, i32, i64, i64, Vec<u8>);
+
+impl MemoryReader {
+    /// The next record of the partition whose turn it is; when its batch is over or it
+    /// has nothing to give, the next partition's.
+    fn next_record(&self) -> Option<Record> {
+        let st = self.broker.state();
+        let mut r = self.inner.lock().expect("reader lock");
+        let n = r.assigned.len();
+        if n == 0 {
+            return None;
+        }
+        for _ in 0..=n {
+            if r.left == 0 {
+                r.turn = (r.turn + 1) % n;
+                r.left = BATCH;
+            }
+            let i = r.turn;
+            let (key, next) = r.assigned[i].clone();
+            let record = st
+                .inputs
+                .get(&key)
+                .and_then(|log| log.get(next as usize))
+                .filter(|_| !r.paused.contains(&key) && !st.silent.contains(&key));
+            let Some((ts, payload)) = record else {
+                r.left = 0;
+                continue;
+            };
+            let record = (key.0.clone(), key.1, next, *ts, payload.clone());
+            r.assigned[i].1 = next + 1;
+            r.left -= 1;
+            return Some(record);
+        }
+        None
+    }
+}
+
+impl Reader for MemoryReader {
+    fn assign(&self, at: &[(&str, i32, i64)]) -> Result<(), BrokerError> {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.assigned = at.iter().map(|&(t, p, o)| ((t.to_owned(), p), o)).collect();
+        r.paused.clear();
+        // The first poll starts with the first partition.
+        r.turn = at.len().saturating_sub(1);
+        r.left = 0;
+        Ok(())
+    }
+
+    fn poll(&self, wait: Duration, f: &mut dyn FnMut(Fetched<'_>)) -> Polled {
+        // Handed over outside the locks: the callback pauses partitions.
+        match self.next_record() {
+            Some((topic, partition, offset, ts, payload)) => {
+                f(Fetched {
+                    topic: &topic,
+                    partition,
+                    offset,
+                    kafka_ts: Some(ts),
+                    payload: &payload,
+                });
+                Polled::Record
+            }
+            None => {
+                self.broker.clock.advance(wait);
+                Polled::Idle
+            }
+        }
+    }
+
+    fn pause(&self, topic: &str, partition: i32) -> bool {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.paused.insert((topic.to_owned(), partition));
+        true
+    }
+
+    fn resume(&self, topic: &str, partition: i32) -> bool {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.paused.remove(&(topic.to_owned(), partition));
+        true
+    }
+
+    fn positions(&self) -> Vec<(String, i32, i64)> {
+        let r = self.inner.lock().expect("reader lock");
+        r.assigned
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect()
+    }
+
+    fn list_offsets(
+        &self,
+        partitions: &[(&str, i32)],
+        at: ListAt,
+        _limit: Duration,
+    ) -> Result<Vec<Option<i64>>, BrokerError> {
+        let st = self.broker.state();
+        Ok(partitions
+            .iter()
+            .map(|&(t, p)| {
+                let log = st.inputs.get(&(t.to_owned(), p));
+                match at {
+                    ListAt::End => Some(log.map_or(0, Vec::len) as i64),
+                    ListAt::Time(ms) => log
+                        .and_then(|l| l.iter().position(|(ts, _)| *ts >= ms))
+                        .map(|o| o as i64),
+                }
+            })
+            .collect())
     }
 }

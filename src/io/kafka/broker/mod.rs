@@ -65,6 +65,20 @@ impl BrokerError {
     }
 }
 
+impl BrokerError {
+    /// An error that is none of the kinds the sink tells apart, and not fatal.
+    pub(crate) fn other(message: String) -> Self {
+        BrokerError {
+            kind: ErrorKind::Other,
+            fatal: false,
+            retriable: false,
+            message,
+        }
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
 impl fmt::Display for BrokerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -168,4 +182,59 @@ pub(crate) trait Producer: Send {
     /// dropped; transactions are not initialised yet).
     fn renew(&mut self) -> Result<(), BrokerError>;
     fn stats(&self) -> ProducerStats;
+}
+
+/// A record as a [`Reader`] hands it over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fetched<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's Kafka timestamp, if it has one.
+    pub kafka_ts: Option<i64>,
+    pub payload: &'a [u8],
+}
+
+/// What a [`Reader::poll`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// One record, handed to the callback.
+    Record,
+    /// Nothing within the wait (or the end of a partition).
+    Idle,
+    /// A consumer error; reading goes on.
+    Failed(String),
+}
+
+/// Where a list-offsets query looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListAt {
+    /// The first offset whose Kafka timestamp is at or after this (epoch ms).
+    Time(i64),
+    /// The end: the next offset to be written (under read_committed the last stable
+    /// offset).
+    End,
+}
+
+/// A consumer that is assigned its partitions (no group): what the state rebuild reads
+/// the input window with.
+pub(crate) trait Reader {
+    /// Reads each `(topic, partition)` from the given offset.
+    fn assign(&self, at: &[(&str, i32, i64)]) -> Result<(), BrokerError>;
+    /// Waits up to `wait` for a record and hands it to `f`.
+    fn poll(&self, wait: Duration, f: &mut dyn FnMut(Fetched<'_>)) -> Polled;
+    /// Stops fetching a partition; whether that worked.
+    fn pause(&self, topic: &str, partition: i32) -> bool;
+    fn resume(&self, topic: &str, partition: i32) -> bool;
+    /// The next offset the consumer will read, per assigned partition it knows one of.
+    /// It moves past transaction markers, which occupy offsets but are never delivered.
+    fn positions(&self) -> Vec<(String, i32, i64)>;
+    /// Per partition, in order: the offset `at` names, `None` when there is none (no
+    /// record at or after the time). A partition missing from the answer is an error.
+    fn list_offsets(
+        &self,
+        partitions: &[(&str, i32)],
+        at: ListAt,
+        limit: Duration,
+    ) -> Result<Vec<Option<i64>>, BrokerError>;
 }
