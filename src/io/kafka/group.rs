@@ -9,39 +9,18 @@
 //! committed; on assign, the partitions are added and the runtime rebuilds the engine
 //! before it applies any further record (docs/KAFKA_RUNTIME.md).
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::broker::{BrokerError, Committed, Group, GroupEvent, GroupStats};
 use super::sink::{Sink, SinkError};
 use crate::io::metrics::Metrics;
-
-/// What a rebalance changed, for the runtime to act on after `poll` returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GroupEvent {
-    Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
-}
-
-/// The consumer statistics /readyz and the metrics use.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct GroupStats {
-    pub received: Option<Instant>,
-    /// Summed lag of the assigned partitions whose lag librdkafka knows.
-    pub total_lag: i64,
-    pub brokers_up: usize,
-    pub brokers: usize,
-    /// Since when some broker has been `UP` without a break (`None` while none is).
-    pub up_since: Option<Instant>,
-    /// Worst broker round trip p99 seen by the consumer, µs.
-    pub rtt_p99_us: i64,
-}
 
 pub(crate) struct GroupContext {
     pub(crate) sink: Mutex<Box<dyn Sink>>,
@@ -260,25 +239,71 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-/// librdkafka's cached high watermark of a partition, refreshed by every fetch response
-/// (no network call). `None` until the first fetch.
-pub(crate) fn cached_high_watermark<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    let topic = CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka reads the
-    // NUL-terminated topic name and writes the two integers, keeping no reference.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+impl Group for BaseConsumer<GroupContext> {
+    fn committer(&self) -> &dyn super::broker::Committer {
+        self
+    }
+
+    fn subscribe(&self, topics: &[&str]) -> Result<(), BrokerError> {
+        Consumer::subscribe(self, topics).map_err(|e| BrokerError::other(e.to_string()))
+    }
+
+    fn take_events(&self) -> Vec<GroupEvent> {
+        self.context().take_events()
+    }
+
+    fn take_failure(&self) -> Option<anyhow::Error> {
+        self.context().take_failure()
+    }
+
+    fn take_rewind(&self) -> Option<String> {
+        self.context().take_rewind()
+    }
+
+    fn committed(
+        &self,
+        partitions: &[(&str, i32)],
+        limit: Duration,
+    ) -> Result<Vec<Committed>, BrokerError> {
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            tpl.add_partition(topic, partition);
+        }
+        let answer = self
+            .committed_offsets(tpl, limit)
+            .map_err(|e| BrokerError::other(e.to_string()))?;
+        Ok(answer
+            .elements()
+            .iter()
+            .map(|e| Committed {
+                topic: e.topic().to_owned(),
+                partition: e.partition(),
+                offset: match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                },
+                metadata: e.metadata().to_owned(),
+            })
+            .collect())
+    }
+
+    fn stats(&self) -> GroupStats {
+        self.context()
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>> {
+        self.context().sink.lock().expect("sink lock")
+    }
+
+    fn leave(self: Box<Self>) {
+        tracing::debug!("leaving the group");
+        Consumer::unsubscribe(&*self);
+        // Dropping the consumer leaves the group (librdkafka's close runs the revoke
+        // callback, which now commits nothing) and then the producer flushes.
+        drop(self);
+    }
 }

@@ -26,15 +26,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 
 use super::broker::librdkafka::RdProducer;
-use super::broker::Producer as _;
+use super::broker::{
+    BrokerError, Consumer, ErrorKind, Fetched, Group, GroupEvent, ListAt, Polled, Producer as _,
+    Reader,
+};
 use super::dispatch_topics::DispatchTopics;
-use super::group::{cached_high_watermark, GroupContext, GroupEvent};
+use super::group::GroupContext;
 use super::merge::{Merge, Pushed, Reading};
 use super::sink::{
     self, clock_from_metadata, globals_from_metadata, PartitionKey, Sink, SinkError,
@@ -195,15 +195,26 @@ pub fn run(
         clock.clone(),
         Duration::from_millis(settings.processing.commit_interval_ms),
     );
-    let group: BaseConsumer<GroupContext> = BaseConsumer::from_config_and_context(
-        &startup::group_consumer_config(&settings),
-        GroupContext::new(sink, metrics.clone()),
-    )
-    .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?;
-    let rebuild_reader = startup::side_consumer_config(&settings, &instance);
-    let side: BaseConsumer = rebuild_reader
-        .create()
-        .with_context(|| format!("creating the side consumer for {}", k.bootstrap_servers))?;
+    let group: Box<dyn Group> = Box::new(
+        BaseConsumer::<GroupContext>::from_config_and_context(
+            &startup::group_consumer_config(&settings),
+            GroupContext::new(sink, metrics.clone()),
+        )
+        .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?,
+    );
+    let reader_config = startup::side_consumer_config(&settings, &instance);
+    let side: Box<dyn Consumer> = Box::new(
+        reader_config
+            .create::<BaseConsumer>()
+            .with_context(|| format!("creating the side consumer for {}", k.bootstrap_servers))?,
+    );
+    // Each rebuild reads with a consumer of its own (state_rebuild.rs says why).
+    let rebuild_reader: ReaderFactory = Box::new(move || {
+        let reader: BaseConsumer = reader_config
+            .create()
+            .context("creating the state-rebuild consumer")?;
+        Ok(Box::new(reader))
+    });
 
     let (plate_files, watchlist, whitelist) =
         PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
@@ -266,6 +277,9 @@ pub fn run(
     result.and(closed)
 }
 
+/// Makes the consumer a state rebuild reads the input window with.
+type ReaderFactory = Box<dyn Fn() -> anyhow::Result<Box<dyn Reader>>>;
+
 struct Runtime {
     clock: Arc<dyn Clock>,
     settings: Settings,
@@ -273,10 +287,10 @@ struct Runtime {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
-    group: BaseConsumer<GroupContext>,
-    side: BaseConsumer,
-    /// Configuration of the consumer each rebuild creates and drops.
-    rebuild_reader: rdkafka::ClientConfig,
+    group: Box<dyn Group>,
+    side: Box<dyn Consumer>,
+    /// The consumer each rebuild creates and drops.
+    rebuild_reader: ReaderFactory,
     topics: StreamTopics,
     pipeline: Pipeline,
     out: Vec<Produced>,
@@ -365,23 +379,23 @@ impl Runtime {
         self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let until = self.clock.now() + wait;
         while self.clock.now() < until && !self.shutdown.is_triggered() {
-            // Keeps serving the group (heartbeat partner, rebalance callbacks).
-            let _ = self.group.poll(Duration::from_millis(20));
+            // Keeps serving the group (heartbeat partner, rebalance callbacks); a record
+            // polled here is read again after the rebuild's seek.
+            self.group.poll(Duration::from_millis(20), &mut |_| {});
         }
     }
 
     /// Acts on what librdkafka's callbacks recorded during the last `poll`.
     fn take_callbacks(&mut self) -> anyhow::Result<()> {
-        let ctx = self.group.context();
-        if let Some(e) = ctx.take_failure() {
+        if let Some(e) = self.group.take_failure() {
             return Err(e);
         }
-        if let Some(why) = ctx.take_rewind() {
+        if let Some(why) = self.group.take_rewind() {
             tracing::warn!(reason = %why, "open work dropped during a rebalance; rebuilding");
             self.pending.rebuild = true;
             self.pending.rewound = true;
         }
-        for event in ctx.take_events() {
+        for event in self.group.take_events() {
             match event {
                 // The second round of a cooperative rebalance often assigns nothing new.
                 GroupEvent::Assigned(p) if p.is_empty() && self.rebuilt_once => {}
@@ -396,10 +410,8 @@ impl Runtime {
 
     fn poll_wait(&self) -> Duration {
         let mut wait = MAX_WAIT;
-        if let Ok(sink) = self.group.context().sink.lock() {
-            if let Some(due) = sink.until_due() {
-                wait = wait.min(due);
-            }
+        if let Some(due) = self.group.sink().until_due() {
+            wait = wait.min(due);
         }
         if !self.merge.is_empty() {
             // Waiting for another partition's records before applying these.
@@ -430,28 +442,29 @@ impl Runtime {
         let mut full = Vec::new();
         while taken < MAX_BATCH {
             let polled_at = clock.now();
-            let polled = group.poll(timeout);
+            let polled = group.poll(timeout, &mut |m| {
+                let Some(stream) = topics.stream_of(m.topic) else {
+                    return;
+                };
+                if queue_message(merge, pipeline, stream, m, now_ms) {
+                    full.push((stream, m.partition));
+                }
+            });
             loop_stats.polling += clock.now() - polled_at;
-            let message = match polled {
-                None => {
+            match polled {
+                Polled::Record => {}
+                Polled::Idle => {
                     loop_stats.empty_polls += 1;
                     *group_drained_at = clock.now();
                     break;
                 }
-                Some(Err(e)) => {
+                Polled::Failed(e) => {
                     consumer_error(e, error_logged_at, clock.now())?;
                     break;
                 }
-                Some(Ok(m)) => m,
-            };
+            }
             timeout = Duration::ZERO;
             taken += 1;
-            let Some(stream) = topics.stream_of(message.topic()) else {
-                continue;
-            };
-            if queue_message(merge, pipeline, stream, &message, now_ms) {
-                full.push((stream, message.partition()));
-            }
         }
         if taken > 0 {
             *last_input = clock.now();
@@ -488,11 +501,11 @@ impl Runtime {
         let now = clock.now();
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
-        let mut sink = group.context().sink.lock().expect("sink lock");
+        let mut sink = group.sink();
         // What each consumer knows of an empty lane's partition (the merge decides
         // from it, and from the ends it has looked up, whether the lane is behind).
         // Once per partition per call: it does not change while nothing is polled.
-        let mut positions: [Option<TopicPartitionList>; 2] = [None, None];
+        let mut positions: [Option<Vec<(String, i32, i64)>>; 2] = [None, None];
         let mut known: Vec<(PartitionKey, Reading)> = Vec::new();
         let mut reading = |key: PartitionKey| -> Reading {
             if let Some((_, r)) = known.iter().find(|(k, _)| *k == key) {
@@ -503,19 +516,18 @@ impl Runtime {
             let position = positions[usize::from(global)]
                 .get_or_insert_with(|| {
                     if global {
-                        side.position()
+                        side.positions()
                     } else {
-                        group.position()
+                        group.positions()
                     }
-                    .unwrap_or_default()
                 })
-                .find_partition(topic, key.1)
-                .and_then(|e| e.offset().to_raw())
-                .unwrap_or(-1);
+                .iter()
+                .find(|(t, p, _)| t == topic && *p == key.1)
+                .map_or(-1, |(_, _, o)| *o);
             let high = if global {
-                cached_high_watermark(side, topic, key.1)
+                side.cached_end(topic, key.1)
             } else {
-                cached_high_watermark(group, topic, key.1)
+                group.cached_end(topic, key.1)
             };
             let r = Reading {
                 position,
@@ -573,7 +585,7 @@ impl Runtime {
             looked_up = true;
             let ticket = merge.ticket();
             let started = clock.now();
-            let ends = look_up_ends(side, topics, &unsure);
+            let ends = look_up_ends(&**side, topics, &unsure);
             loop_stats.end_lookups += 1;
             loop_stats.looking_up += clock.now() - started;
             match ends {
@@ -662,19 +674,11 @@ impl Runtime {
         let (global, rest): (Vec<PartitionKey>, Vec<PartitionKey>) =
             keys.iter().partition(|k| is_global(k.0));
         if !global.is_empty() {
-            pause_or_resume(&self.side, &self.partition_list(&global), pause);
+            pause_or_resume(&*self.side, &self.topics, &global, pause);
         }
         if !rest.is_empty() && (pause || !self.backpressure) {
-            pause_or_resume(&self.group, &self.partition_list(&rest), pause);
+            pause_or_resume(&*self.group, &self.topics, &rest, pause);
         }
-    }
-
-    fn partition_list(&self, keys: &[PartitionKey]) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for (stream, partition) in keys {
-            tpl.add_partition(self.topics.topic_of(*stream), *partition);
-        }
-        tpl
     }
 
     /// Takes what the side consumer (global streams) has fetched, without waiting, into
@@ -684,25 +688,26 @@ impl Runtime {
         let mut full = Vec::new();
         let mut error = None;
         for _ in 0..MAX_BATCH {
-            match self.side.poll(Duration::ZERO) {
-                None => {
+            let polled = self.side.poll(Duration::ZERO, &mut |m| {
+                let Some(stream) = self.topics.stream_of(m.topic) else {
+                    return;
+                };
+                // Positions and acks are input too: the idle wall-clock advance waits
+                // for them.
+                self.last_input = self.clock.now();
+                if queue_message(&mut self.merge, &mut self.pipeline, stream, m, now_ms) {
+                    full.push((stream, m.partition));
+                }
+            });
+            match polled {
+                Polled::Record => {}
+                Polled::Idle => {
                     self.side_drained_at = self.clock.now();
                     break;
                 }
-                Some(Err(e)) => {
+                Polled::Failed(e) => {
                     error = Some(e);
                     break;
-                }
-                Some(Ok(m)) => {
-                    let Some(stream) = self.topics.stream_of(m.topic()) else {
-                        continue;
-                    };
-                    // Positions and acks are input too: the idle wall-clock advance
-                    // waits for them.
-                    self.last_input = self.clock.now();
-                    if queue_message(&mut self.merge, &mut self.pipeline, stream, &m, now_ms) {
-                        full.push((stream, m.partition()));
-                    }
                 }
             }
         }
@@ -715,13 +720,18 @@ impl Runtime {
 
     /// Whether every assigned partition has been read to librdkafka's last known end.
     fn group_caught_up(&self) -> bool {
-        let positions: Vec<(PartitionKey, i64)> = match self.group.context().sink.lock() {
-            Ok(sink) => sink.positions().iter().map(|(k, v)| (*k, *v)).collect(),
-            Err(_) => return false,
-        };
+        let positions: Vec<(PartitionKey, i64)> = self
+            .group
+            .sink()
+            .positions()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
         positions.iter().all(|((stream, partition), next)| {
             let topic = self.topics.topic_of(*stream);
-            cached_high_watermark(&self.group, topic, *partition).is_some_and(|high| *next >= high)
+            self.group
+                .cached_end(topic, *partition)
+                .is_some_and(|high| *next >= high)
         })
     }
 
@@ -735,13 +745,7 @@ impl Runtime {
         if self.clock.now() - self.last_input < Duration::from_millis(after) {
             return Ok(());
         }
-        let has_partitions = self
-            .group
-            .context()
-            .sink
-            .lock()
-            .map(|s| !s.positions().is_empty())
-            .unwrap_or(false);
+        let has_partitions = !self.group.sink().positions().is_empty();
         if !has_partitions || !self.merge.is_empty() || !self.group_caught_up() {
             return Ok(());
         }
@@ -750,13 +754,7 @@ impl Runtime {
         // outage) would arrive behind a clock that had followed the wall clock, and be
         // dropped as late. So the clock follows only while a broker has been up for the
         // whole idle period.
-        let broker_up_since = self
-            .group
-            .context()
-            .stats
-            .lock()
-            .ok()
-            .and_then(|s| s.up_since);
+        let broker_up_since = self.group.stats().up_since;
         if !broker_up_since.is_some_and(|t| self.clock.now() - t >= Duration::from_millis(after)) {
             return Ok(());
         }
@@ -772,7 +770,7 @@ impl Runtime {
             return Ok(());
         }
         self.pipeline.advance_to(now, now, &mut self.out);
-        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        let mut sink = self.group.sink();
         sink.clock_advanced(self.pipeline.engine().clock());
         if let Err(e) = send_all(&mut **sink, &mut self.out) {
             drop(sink);
@@ -783,10 +781,10 @@ impl Runtime {
 
     /// Delivery reports, and the commit when its interval has passed.
     fn serve_sink(&mut self) -> anyhow::Result<()> {
-        let mut sink = self.group.context().sink.lock().expect("sink lock");
-        let mut result = sink.poll(&self.group);
+        let mut sink = self.group.sink();
+        let mut result = sink.poll(self.group.committer());
         if result.is_ok() && sink.commit_due() {
-            result = sink.commit(&self.group);
+            result = sink.commit(self.group.committer());
             if result.is_ok() {
                 self.rewind_backoff = Duration::ZERO;
             }
@@ -802,15 +800,17 @@ impl Runtime {
     /// under at-least-once the partitions pause until deliveries catch up.
     fn apply_backpressure(&mut self) -> anyhow::Result<()> {
         let max = self.settings.processing.max_in_flight_records;
-        let mut sink = self.group.context().sink.lock().expect("sink lock");
+        let mut sink = self.group.sink();
         let in_flight = sink.in_flight();
         let result = match sink.bounded_by_commit() {
-            true if in_flight >= max => sink.commit(&self.group),
+            true if in_flight >= max => sink.commit(self.group.committer()),
             true => Ok(()),
             false => {
                 if !self.backpressure && in_flight >= max {
                     if let Ok(a) = self.group.assignment() {
-                        let _ = self.group.pause(&a);
+                        let all: Vec<(&str, i32)> =
+                            a.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+                        let _ = self.group.hold(&all, true);
                     }
                     self.backpressure = true;
                     tracing::debug!(in_flight, "pausing input: deliveries behind");
@@ -818,14 +818,15 @@ impl Runtime {
                     // Not the partitions the merge keeps paused (ahead of the others).
                     let held = self.merge.paused();
                     if let Ok(a) = self.group.assignment() {
-                        let mut tpl = TopicPartitionList::new();
-                        for e in a.elements() {
-                            let key = self.topics.stream_of(e.topic()).map(|s| (s, e.partition()));
-                            if !key.is_some_and(|k| held.contains(&k)) {
-                                tpl.add_partition(e.topic(), e.partition());
-                            }
-                        }
-                        let _ = self.group.resume(&tpl);
+                        let free: Vec<(&str, i32)> = a
+                            .iter()
+                            .filter(|(t, p)| {
+                                let key = self.topics.stream_of(t).map(|s| (s, *p));
+                                !key.is_some_and(|k| held.contains(&k))
+                            })
+                            .map(|(t, p)| (t.as_str(), *p))
+                            .collect();
+                        let _ = self.group.hold(&free, false);
                     }
                     self.backpressure = false;
                 }
@@ -868,21 +869,8 @@ impl Runtime {
                 merge_paused = self.merge.paused().len(),
                 "runtime loop"
             );
-            let stats = self
-                .group
-                .context()
-                .stats
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or_default();
-            let producer = self
-                .group
-                .context()
-                .sink
-                .lock()
-                .ok()
-                .map(|s| s.producer_stats())
-                .unwrap_or_default();
+            let stats = self.group.stats();
+            let producer = self.group.sink().producer_stats();
             // The consumer's round trips include fetch long-polls (fetch.wait.max.ms)
             // when input is quiet; the producer's are the broker's real answer time.
             tracing::info!(
@@ -896,20 +884,8 @@ impl Runtime {
     }
 
     fn update_readiness(&self) {
-        let stats = self
-            .group
-            .context()
-            .stats
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let partitions = self
-            .group
-            .context()
-            .sink
-            .lock()
-            .map(|s| s.positions().len())
-            .unwrap_or_default();
+        let stats = self.group.stats();
+        let partitions = self.group.sink().positions().len();
         let max_lag = self.settings.processing.ready_max_lag_records;
         let (ready, reason) = if !self.rebuilt_once || self.pending.rebuild {
             (false, "rebuilding detector state".to_owned())
@@ -955,7 +931,7 @@ impl Runtime {
         // no need to ask the coordinator, whose answer for freshly committed
         // transactional offsets waits until their markers are written (~1 s).
         let (kept, own) = {
-            let mut sink = self.group.context().sink.lock().expect("sink lock");
+            let mut sink = self.group.sink();
             // First a producer that failed fatally (not fenced) is replaced and an abort
             // that timed out is finished: both wait for the broker, so during an outage
             // the rebuild fails here as transient and is retried with back-off.
@@ -967,7 +943,9 @@ impl Runtime {
                     sink.abandon()
                         .map(|()| (HashMap::new(), Default::default()))
                 }
-                Ok(()) => sink.settle(&self.group, false).map(|()| sink.committed()),
+                Ok(()) => sink
+                    .settle(self.group.committer(), false)
+                    .map(|()| sink.committed()),
                 Err(e) => Err(e),
             };
             match settled {
@@ -993,17 +971,17 @@ impl Runtime {
         let mut progress = GlobalProgress::default();
         // Whether any partition of the assignment has output out (committed offsets).
         let mut committed_any = false;
-        let mut unknown = TopicPartitionList::new();
-        for elem in assignment.elements() {
-            let Some(stream) = self.topics.stream_of(elem.topic()) else {
+        let mut unknown: Vec<(&str, i32)> = Vec::new();
+        for (topic, partition) in &assignment {
+            let Some(stream) = self.topics.stream_of(topic) else {
                 continue;
             };
-            match kept.get(&(stream, elem.partition())) {
+            match kept.get(&(stream, *partition)) {
                 Some(&live) => {
                     group_partitions.push(GroupPartition {
                         stream,
-                        topic: elem.topic().to_owned(),
-                        partition: elem.partition(),
+                        topic: topic.clone(),
+                        partition: *partition,
                         live,
                     });
                     if let Some(c) = own.clock {
@@ -1012,38 +990,36 @@ impl Runtime {
                     committed_any = true;
                     progress.add(Some(&own.globals).filter(|g| !g.is_empty()).cloned());
                 }
-                None => {
-                    unknown.add_partition(elem.topic(), elem.partition());
-                }
+                None => unknown.push((topic, *partition)),
             }
         }
-        let committed = if unknown.count() > 0 {
-            self.group
-                .committed_offsets(unknown, QUERY_TIMEOUT)
-                .context("reading the committed offsets of the assignment")?
+        let committed = if unknown.is_empty() {
+            Vec::new()
         } else {
-            TopicPartitionList::new()
+            self.group
+                .committed(&unknown, QUERY_TIMEOUT)
+                .context("reading the committed offsets of the assignment")?
         };
-        for elem in committed.elements() {
-            let Some(stream) = self.topics.stream_of(elem.topic()) else {
+        for c in committed {
+            let Some(stream) = self.topics.stream_of(&c.topic) else {
                 continue;
             };
-            let live = match elem.offset() {
-                Offset::Offset(o) => {
+            let live = match c.offset {
+                Some(o) => {
                     committed_any = true;
-                    if let Some(c) = clock_from_metadata(elem.metadata()) {
-                        clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
+                    if let Some(clock) = clock_from_metadata(&c.metadata) {
+                        clock_floor = Some(clock_floor.map_or(clock, |f: i64| f.min(clock)));
                     }
-                    progress.add(globals_from_metadata(elem.metadata()));
+                    progress.add(globals_from_metadata(&c.metadata));
                     o
                 }
                 // Never committed: no output of it is out, so it bounds nothing.
-                _ => self.reset_offset(elem.topic(), elem.partition())?,
+                None => self.reset_offset(&c.topic, c.partition)?,
             };
             group_partitions.push(GroupPartition {
                 stream,
-                topic: elem.topic().to_owned(),
-                partition: elem.partition(),
+                topic: c.topic,
+                partition: c.partition,
                 live,
             });
         }
@@ -1086,15 +1062,12 @@ impl Runtime {
         let mut keepalive = || {
             // Keeps the member within max.poll.interval.ms and serves rebalance
             // callbacks; records returned here are dropped and read again after the seek.
-            let _ = group.poll(Duration::ZERO);
+            group.poll(Duration::ZERO, &mut |_| {});
             !shutdown.is_triggered()
         };
-        let reader: BaseConsumer = self
-            .rebuild_reader
-            .create()
-            .context("creating the state-rebuild consumer")?;
+        let reader = (self.rebuild_reader)()?;
         let outcome =
-            state_rebuild::rebuild(&reader, &request, &mut fresh, &mut keepalive, &*self.clock)?;
+            state_rebuild::rebuild(&*reader, &request, &mut fresh, &mut keepalive, &*self.clock)?;
         drop(reader);
         if outcome.interrupted {
             return Ok(());
@@ -1107,36 +1080,28 @@ impl Runtime {
         // again, now by an engine that has not seen it.
         let mut positions: HashMap<PartitionKey, i64> = HashMap::new();
         if !group_partitions.is_empty() {
-            let mut seek = TopicPartitionList::new();
+            let seek: Vec<(&str, i32, i64)> = group_partitions
+                .iter()
+                .map(|g| (g.topic.as_str(), g.partition, g.live))
+                .collect();
             for g in &group_partitions {
-                seek.add_partition_offset(&g.topic, g.partition, Offset::Offset(g.live))
-                    .context("building the seek list")?;
                 positions.insert((g.stream, g.partition), g.live);
             }
-            match self.group.seek_partitions(seek, QUERY_TIMEOUT) {
-                Ok(result) => {
-                    for e in result.elements() {
-                        if let Err(err) = e.error() {
-                            // Revoked meanwhile: the pending event rebuilds again.
-                            tracing::debug!(topic = e.topic(), partition = e.partition(), error = %err, "seek failed");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "seeking to the committed offsets"),
+            // A partition revoked meanwhile fails its seek: the pending event rebuilds
+            // again.
+            if let Err(e) = self.group.seek(&seek, QUERY_TIMEOUT) {
+                tracing::warn!(error = %e, "seeking to the committed offsets");
             }
         }
         self.group
-            .context()
-            .sink
-            .lock()
-            .expect("sink lock")
+            .sink()
             .reset_positions(positions, outcome.global_resume.iter().copied().collect());
 
-        let mut side = TopicPartitionList::new();
-        for ((stream, p), offset) in &outcome.global_resume {
-            side.add_partition_offset(self.topics.topic_of(*stream), *p, Offset::Offset(*offset))
-                .context("building the side consumer's assignment")?;
-        }
+        let side: Vec<(&str, i32, i64)> = outcome
+            .global_resume
+            .iter()
+            .map(|((stream, p), offset)| (self.topics.topic_of(*stream), *p, *offset))
+            .collect();
         self.place_side_consumer(&side)?;
         // Each lane with the end the rebuild saw: until its consumer has fetched it, the
         // lane counts as behind that far (merge.rs), so neither consumer runs ahead.
@@ -1156,7 +1121,8 @@ impl Runtime {
 
         if self.backpressure {
             let current = self.group.assignment().unwrap_or(assignment);
-            let _ = self.group.resume(&current);
+            let all: Vec<(&str, i32)> = current.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+            let _ = self.group.hold(&all, false);
             self.backpressure = false;
         }
         self.rebuilt_once = true;
@@ -1185,28 +1151,16 @@ impl Runtime {
     /// a partition whose first is still pending fails the assertion
     /// `rktp->rktp_started`); one CI run aborted on that assertion during the
     /// abort-and-rewind test.
-    fn place_side_consumer(&self, side: &TopicPartitionList) -> anyhow::Result<()> {
-        let held: Vec<(String, i32)> = self
-            .side
-            .assignment()
-            .map(|a| {
-                a.elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let wanted: Vec<(String, i32)> = side
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition()))
-            .collect();
-        if !wanted.is_empty()
-            && held.len() == wanted.len()
-            && wanted.iter().all(|w| held.contains(w))
+    fn place_side_consumer(&self, side: &[(&str, i32, i64)]) -> anyhow::Result<()> {
+        let held = self.side.assignment().unwrap_or_default();
+        if !side.is_empty()
+            && held.len() == side.len()
+            && side
+                .iter()
+                .all(|(t, p, _)| held.iter().any(|(ht, hp)| ht == t && hp == p))
         {
-            match self.side.seek_partitions(side.clone(), QUERY_TIMEOUT) {
-                Ok(result) if result.elements().iter().all(|e| e.error().is_ok()) => return Ok(()),
+            match self.side.seek(side, QUERY_TIMEOUT) {
+                Ok(done) if done.iter().all(|ok| *ok) => return Ok(()),
                 Ok(_) | Err(_) => {
                     tracing::debug!("seeking the side consumer failed; assigning it again");
                 }
@@ -1221,7 +1175,7 @@ impl Runtime {
     fn reset_offset(&self, topic: &str, partition: i32) -> anyhow::Result<i64> {
         let (low, high) = self
             .side
-            .fetch_watermarks(topic, partition, QUERY_TIMEOUT)
+            .watermarks(topic, partition, QUERY_TIMEOUT)
             .with_context(|| format!("watermarks of {topic}[{partition}]"))?;
         let reset = self
             .settings
@@ -1237,16 +1191,9 @@ impl Runtime {
     }
 
     fn partitions_of(&self, topic: &str) -> anyhow::Result<Vec<i32>> {
-        let md = self
-            .side
-            .fetch_metadata(Some(topic), QUERY_TIMEOUT)
-            .with_context(|| format!("fetching the partitions of {topic}"))?;
-        Ok(md
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect())
+        self.side
+            .partitions_of(topic, QUERY_TIMEOUT)
+            .with_context(|| format!("fetching the partitions of {topic}"))
     }
 
     /// Commits the open work (clean stop) and leaves the group.
@@ -1257,10 +1204,10 @@ impl Runtime {
         } = self;
         let mut result = Ok(());
         {
-            let mut sink = group.context().sink.lock().expect("sink lock");
+            let mut sink = group.sink();
             if clean {
                 let started = clock.now();
-                match sink.settle(&group, false) {
+                match sink.settle(group.committer(), false) {
                     Ok(()) => tracing::info!(
                         seconds = (clock.now() - started).as_secs_f64(),
                         "open work committed"
@@ -1276,11 +1223,7 @@ impl Runtime {
         }
         tracing::debug!("closing the side consumer");
         drop(side);
-        tracing::debug!("leaving the group");
-        group.unsubscribe();
-        // Dropping the consumer leaves the group (librdkafka's close runs the revoke
-        // callback, which now commits nothing) and then the producer flushes.
-        drop(group);
+        group.leave();
         tracing::info!("Kafka runtime stopped");
         result
     }
@@ -1290,24 +1233,19 @@ impl Runtime {
 /// last stable offset), for the merge's check that a lane caught up by its consumer's
 /// last fetch still is.
 fn look_up_ends(
-    consumer: &BaseConsumer,
+    consumer: &dyn Consumer,
     topics: &StreamTopics,
     keys: &[PartitionKey],
 ) -> anyhow::Result<Vec<(PartitionKey, i64)>> {
-    let mut tpl = TopicPartitionList::new();
-    for (stream, partition) in keys {
-        tpl.add_partition_offset(topics.topic_of(*stream), *partition, Offset::End)?;
-    }
-    let ends = consumer.offsets_for_times(tpl, END_LOOKUP_TIMEOUT)?;
+    let list: Vec<(&str, i32)> = keys
+        .iter()
+        .map(|(stream, partition)| (topics.topic_of(*stream), *partition))
+        .collect();
+    let ends = consumer.list_offsets(&list, ListAt::End, END_LOOKUP_TIMEOUT)?;
     Ok(keys
         .iter()
-        .filter_map(|&(stream, partition)| {
-            let elem = ends.find_partition(topics.topic_of(stream), partition)?;
-            match (elem.error(), elem.offset()) {
-                (Ok(()), Offset::Offset(end)) => Some(((stream, partition), end)),
-                _ => None,
-            }
-        })
+        .zip(ends)
+        .filter_map(|(key, end)| Some((*key, end?)))
         .collect())
 }
 
@@ -1317,22 +1255,22 @@ fn queue_message(
     merge: &mut Merge<PartitionKey, Queued>,
     pipeline: &mut Pipeline,
     stream: Stream,
-    message: &BorrowedMessage<'_>,
+    message: Fetched<'_>,
     now_ms: EventTime,
 ) -> bool {
-    let key = (stream, message.partition());
-    if !merge.wants(key, message.offset()) {
+    let key = (stream, message.partition);
+    if !merge.wants(key, message.offset) {
         // Revoked or newly assigned (the rebuild seeks it again), or fetched again
         // after a resume.
         return false;
     }
-    let decoded = pipeline.decode(stream, message.payload().unwrap_or_default(), Some(now_ms));
+    let decoded = pipeline.decode(stream, message.payload, Some(now_ms));
     let ts = decoded.ts();
     let queued = Queued {
-        offset: message.offset(),
+        offset: message.offset,
         decoded,
     };
-    merge.push(key, message.offset(), ts, queued) == Pushed::QueuedFull
+    merge.push(key, message.offset, ts, queued) == Pushed::QueuedFull
 }
 
 /// Every instance reads the global streams, so a bad record there would reach the
@@ -1345,17 +1283,19 @@ fn dead_letters_global(sink: &dyn Sink, partition: i32, camera_partitions: i32) 
         .contains_key(&(Stream::Camera, partition.rem_euclid(camera_partitions)))
 }
 
-fn pause_or_resume<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    tpl: &TopicPartitionList,
+/// `C` is a consumer or the group member (a `dyn Group` is not a `dyn Consumer` before
+/// Rust 1.86's trait upcasting).
+fn pause_or_resume<C: Consumer + ?Sized>(
+    consumer: &C,
+    topics: &StreamTopics,
+    keys: &[PartitionKey],
     pause: bool,
 ) {
-    let done = if pause {
-        consumer.pause(tpl)
-    } else {
-        consumer.resume(tpl)
-    };
-    if let Err(e) = done {
+    let list: Vec<(&str, i32)> = keys
+        .iter()
+        .map(|(stream, partition)| (topics.topic_of(*stream), *partition))
+        .collect();
+    if let Err(e) = consumer.hold(&list, pause) {
         tracing::warn!(error = %e, pause, "pausing or resuming partitions for the merge");
     }
 }
@@ -1465,28 +1405,23 @@ struct Pending {
 /// Consumer errors are transient (a broker restarting, a leader moving) unless
 /// librdkafka calls them fatal; transient ones are logged at most every 10 s.
 fn consumer_error(
-    e: KafkaError,
+    e: BrokerError,
     logged_at: &mut Option<Instant>,
     now: Instant,
 ) -> anyhow::Result<()> {
-    match e {
-        KafkaError::PartitionEOF(_) => Ok(()),
-        KafkaError::MessageConsumptionFatal(code) => {
-            Err(anyhow!("fatal Kafka consumer error: {code}"))
-        }
-        KafkaError::MessageConsumption(code) if super::broker::librdkafka::is_denied(code) => {
-            Err(anyhow!(
-            "not authorized to read: {code} (the brokers' ACLs; docs/SECURITY.md, \"Kafka ACLs\")"
-        ))
-        }
-        other => {
-            if logged_at.map_or(true, |t| now - t >= Duration::from_secs(10)) {
-                *logged_at = Some(now);
-                tracing::warn!(error = %other, "Kafka consumer error (retrying)");
-            }
-            Ok(())
-        }
+    if e.fatal {
+        return Err(anyhow!("fatal Kafka consumer error: {e}"));
     }
+    if e.kind == ErrorKind::Denied {
+        return Err(anyhow!(
+            "not authorized to read: {e} (the brokers' ACLs; docs/SECURITY.md, \"Kafka ACLs\")"
+        ));
+    }
+    if logged_at.map_or(true, |t| now - t >= Duration::from_secs(10)) {
+        *logged_at = Some(now);
+        tracing::warn!(error = %e, "Kafka consumer error (retrying)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

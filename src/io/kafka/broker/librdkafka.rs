@@ -338,7 +338,7 @@ impl<C: ConsumerContext> Reader for BaseConsumer<C> {
                 Polled::Record
             }
             Some(Err(KafkaError::PartitionEOF(_))) | None => Polled::Idle,
-            Some(Err(e)) => Polled::Failed(e.to_string()),
+            Some(Err(e)) => Polled::Failed(polled_error(&e)),
         }
     }
 
@@ -396,6 +396,123 @@ impl<C: ConsumerContext> Reader for BaseConsumer<C> {
                 })
             })
             .collect()
+    }
+}
+
+impl<C: ConsumerContext> super::Consumer for BaseConsumer<C> {
+    fn cached_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        cached_high_watermark(self, topic, partition)
+    }
+
+    fn hold(&self, partitions: &[(&str, i32)], pause: bool) -> Result<(), BrokerError> {
+        let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            tpl.add_partition(topic, partition);
+        }
+        let done = if pause {
+            Consumer::pause(self, &tpl)
+        } else {
+            Consumer::resume(self, &tpl)
+        };
+        done.map_err(|e| consumer_error(&e))
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, i32)>, BrokerError> {
+        let tpl = Consumer::assignment(self).map_err(|e| consumer_error(&e))?;
+        Ok(tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect())
+    }
+
+    fn seek(&self, at: &[(&str, i32, i64)], limit: Duration) -> Result<Vec<bool>, BrokerError> {
+        let mut tpl = TopicPartitionList::with_capacity(at.len());
+        for &(topic, partition, offset) in at {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(|e| consumer_error(&e))?;
+        }
+        let result = self
+            .seek_partitions(tpl, limit)
+            .map_err(|e| consumer_error(&e))?;
+        Ok(at
+            .iter()
+            .map(|&(topic, partition, _)| {
+                let ok = result
+                    .find_partition(topic, partition)
+                    .is_some_and(|e| e.error().is_ok());
+                if !ok {
+                    // Revoked meanwhile: the pending event rebuilds again.
+                    tracing::debug!(topic, partition, "seek failed");
+                }
+                ok
+            })
+            .collect())
+    }
+
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        limit: Duration,
+    ) -> Result<(i64, i64), BrokerError> {
+        self.fetch_watermarks(topic, partition, limit)
+            .map_err(|e| consumer_error(&e))
+    }
+
+    fn partitions_of(&self, topic: &str, limit: Duration) -> Result<Vec<i32>, BrokerError> {
+        let md = self
+            .fetch_metadata(Some(topic), limit)
+            .map_err(|e| consumer_error(&e))?;
+        Ok(md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect())
+    }
+}
+
+/// librdkafka's cached high watermark of a partition, refreshed by every fetch response
+/// (no network call). `None` until the first fetch.
+fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka reads the
+    // NUL-terminated topic name and writes the two integers, keeping no reference.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// A polled consumer error, sorted: fatal, refused by the authorizer, or transient (a
+/// broker restarting, a leader moving).
+fn polled_error(e: &KafkaError) -> BrokerError {
+    match e {
+        KafkaError::MessageConsumptionFatal(code) => BrokerError {
+            kind: kind_of(*code),
+            fatal: true,
+            retriable: false,
+            message: code.to_string(),
+        },
+        KafkaError::MessageConsumption(code) => BrokerError {
+            kind: kind_of(*code),
+            fatal: false,
+            retriable: true,
+            message: code.to_string(),
+        },
+        other => consumer_error(other),
     }
 }
 

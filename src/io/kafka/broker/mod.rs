@@ -4,6 +4,10 @@
 //!   under at-least-once, with delivery results taken back as [`Report`]s.
 //! - [`Committer`]: what the sink needs of the group consumer: the group metadata a
 //!   transaction's offsets are sent with, and a plain offset commit.
+//! - [`Reader`]: a consumer assigned its partitions (the state rebuild's);
+//!   [`Consumer`] adds what the live loop needs of one (cached ends, seeks, metadata),
+//!   the side consumer of the global streams; [`Group`] is the group member, with its
+//!   rebalance events and the sink its revoke callback settles.
 //!
 //! [`librdkafka`] is the production implementation; `memory` (unit tests only) is an
 //! in-memory broker with fault injection, so that the sink's decisions about aborts,
@@ -14,9 +18,11 @@
 //! `fatal`, `retriable` and [`ErrorKind`], never from a librdkafka code.
 use std::any::Any;
 use std::fmt;
-use std::time::Duration;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
 
 use crate::core::model::{AlertKind, EventTime};
+use crate::io::kafka::sink::Sink;
 use crate::io::pipeline::Produced;
 
 pub(crate) mod librdkafka;
@@ -196,14 +202,14 @@ pub(crate) struct Fetched<'a> {
 }
 
 /// What a [`Reader::poll`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Polled {
     /// One record, handed to the callback.
     Record,
     /// Nothing within the wait (or the end of a partition).
     Idle,
-    /// A consumer error; reading goes on.
-    Failed(String),
+    /// A consumer error: reading goes on unless it is fatal.
+    Failed(BrokerError),
 }
 
 /// Where a list-offsets query looks.
@@ -237,4 +243,80 @@ pub(crate) trait Reader {
         at: ListAt,
         limit: Duration,
     ) -> Result<Vec<Option<i64>>, BrokerError>;
+}
+
+/// What the live loop needs of a consumer besides reading: the side consumer of the
+/// global streams, and the group member.
+pub(crate) trait Consumer: Reader {
+    /// The partition's end as of the consumer's last fetch (no network call); `None`
+    /// before its first fetch.
+    fn cached_end(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// Pauses or resumes several partitions in one call.
+    fn hold(&self, partitions: &[(&str, i32)], pause: bool) -> Result<(), BrokerError>;
+    fn assignment(&self) -> Result<Vec<(String, i32)>, BrokerError>;
+    /// Moves each partition's position; per partition whether that worked.
+    fn seek(&self, at: &[(&str, i32, i64)], limit: Duration) -> Result<Vec<bool>, BrokerError>;
+    /// The partition's first and next offsets.
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        limit: Duration,
+    ) -> Result<(i64, i64), BrokerError>;
+    fn partitions_of(&self, topic: &str, limit: Duration) -> Result<Vec<i32>, BrokerError>;
+}
+
+/// What a rebalance changed, for the runtime to act on after `poll` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupEvent {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+/// The consumer statistics /readyz and the metrics use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupStats {
+    pub received: Option<Instant>,
+    /// Summed lag of the assigned partitions whose lag the client knows.
+    pub total_lag: i64,
+    pub brokers_up: usize,
+    pub brokers: usize,
+    /// Since when some broker has been up without a break (`None` while none is).
+    pub up_since: Option<Instant>,
+    /// Worst broker round trip p99 seen by the consumer, µs.
+    pub rtt_p99_us: i64,
+}
+
+/// A group's committed offset of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub topic: String,
+    pub partition: i32,
+    /// `None`: never committed.
+    pub offset: Option<i64>,
+    pub metadata: String,
+}
+
+/// The consumer-group member. Rebalances happen inside `poll`: on a revoke the member
+/// settles [`Group::sink`] (commits the open work) before it gives the partitions up,
+/// then reports the change as a [`GroupEvent`].
+pub(crate) trait Group: Consumer + Committer {
+    /// Itself as what the sink commits through.
+    fn committer(&self) -> &dyn Committer;
+    fn subscribe(&self, topics: &[&str]) -> Result<(), BrokerError>;
+    fn take_events(&self) -> Vec<GroupEvent>;
+    /// A fatal error raised inside a rebalance; the runtime returns it.
+    fn take_failure(&self) -> Option<anyhow::Error>;
+    /// A rewind needed because a revoke-time commit failed.
+    fn take_rewind(&self) -> Option<String>;
+    fn committed(
+        &self,
+        partitions: &[(&str, i32)],
+        limit: Duration,
+    ) -> Result<Vec<Committed>, BrokerError>;
+    fn stats(&self) -> GroupStats;
+    /// The output side, owned by the member because its revoke callback settles it.
+    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>>;
+    /// Leaves the group (the revoke this runs settles nothing: the sink is disabled).
+    fn leave(self: Box<Self>);
 }
