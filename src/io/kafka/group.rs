@@ -23,13 +23,13 @@ use super::sink::{Sink, SinkError};
 use crate::io::metrics::Metrics;
 
 pub(crate) struct GroupContext {
-    pub(crate) sink: Mutex<Box<dyn Sink>>,
+    sink: Mutex<Box<dyn Sink>>,
     events: Mutex<Vec<GroupEvent>>,
     /// A fatal error raised inside a callback; the runtime returns it after `poll`.
     failure: Mutex<Option<anyhow::Error>>,
     /// A rewind needed because a revoke-time commit failed.
     rewind: Mutex<Option<String>>,
-    pub(crate) stats: Mutex<GroupStats>,
+    stats: Mutex<GroupStats>,
     metrics: Arc<Metrics>,
     /// The (topic, partition) labels of the lag gauge currently set.
     lag_labels: Mutex<BTreeSet<(String, i32)>>,

@@ -216,62 +216,20 @@ pub fn run(
         Ok(Box::new(reader))
     });
 
-    let (plate_files, watchlist, whitelist) =
-        PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
-    let mut engine = Engine::new(settings.engine.clone(), network.clone());
-    engine.set_plate_lists(watchlist.clone(), whitelist.clone());
-    let pipeline = Pipeline::new(&settings, engine, Some(metrics.clone()));
-
-    group
-        .subscribe(&topics.group_topics())
-        .context("subscribing to the input topics")?;
     tracing::info!(
         transactional_id = %transactional_id,
         guarantee = ?settings.processing.guarantee,
         group = %k.group_id,
         "Kafka runtime started"
     );
-
-    let merge = Merge::new(
-        settings.processing.merge_lane_records,
-        Duration::from_millis(settings.processing.merge_wait_ms),
-        FIRST_FETCH_WAIT,
-        settings.engine.time.allowed_lateness_ms,
-    );
-    let now = clock.now();
-    let mut runtime = Runtime {
+    let parts = Parts {
         clock,
-        settings,
-        network,
-        metrics,
-        readiness,
-        shutdown,
         group,
         side,
         rebuild_reader,
-        topics,
-        pipeline,
-        out: Vec::new(),
-        plate_files,
-        lists: (watchlist, whitelist),
-        merge,
         camera_partitions,
-        last_input: now,
-        rebuilt_once: false,
-        pending: Pending::default(),
-        rewind_backoff: Duration::ZERO,
-        loop_stats: LoopStats::default(),
-        started: now,
-        backpressure: false,
-        next_plate_check: now + PLATE_LIST_EVERY,
-        next_readiness: now,
-        next_stats_log: now + STATS_LOG_EVERY,
-        error_logged_at: None,
-        stall_logged_at: None,
-        gave_up_logged_at: None,
-        group_drained_at: now,
-        side_drained_at: now,
     };
+    let mut runtime = Runtime::new(settings, network, metrics, readiness, shutdown, parts)?;
     let result = runtime.main_loop();
     let closed = runtime.close(result.is_ok());
     result.and(closed)
@@ -279,6 +237,17 @@ pub fn run(
 
 /// Makes the consumer a state rebuild reads the input window with.
 type ReaderFactory = Box<dyn Fn() -> anyhow::Result<Box<dyn Reader>>>;
+
+/// What the runtime runs on: the broker's side of the seam and the clock. `run` makes
+/// them of librdkafka and the wall clock; unit tests of the in-memory broker and theirs.
+struct Parts {
+    clock: Arc<dyn Clock>,
+    group: Box<dyn Group>,
+    side: Box<dyn Consumer>,
+    rebuild_reader: ReaderFactory,
+    /// Partitions of the camera topic (see [`dead_letters_global`]).
+    camera_partitions: i32,
+}
 
 struct Runtime {
     clock: Arc<dyn Clock>,
@@ -323,52 +292,123 @@ struct Runtime {
 }
 
 impl Runtime {
+    /// Subscribes the group member to the input topics; nothing is read yet.
+    fn new(
+        settings: Settings,
+        network: Arc<RoadNetwork>,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+        shutdown: Shutdown,
+        parts: Parts,
+    ) -> anyhow::Result<Self> {
+        let Parts {
+            clock,
+            group,
+            side,
+            rebuild_reader,
+            camera_partitions,
+        } = parts;
+        let topics = StreamTopics::new(&settings.kafka);
+        let (plate_files, watchlist, whitelist) =
+            PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
+        let mut engine = Engine::new(settings.engine.clone(), network.clone());
+        engine.set_plate_lists(watchlist.clone(), whitelist.clone());
+        let pipeline = Pipeline::new(&settings, engine, Some(metrics.clone()));
+        group
+            .subscribe(&topics.group_topics())
+            .context("subscribing to the input topics")?;
+        let merge = Merge::new(
+            settings.processing.merge_lane_records,
+            Duration::from_millis(settings.processing.merge_wait_ms),
+            FIRST_FETCH_WAIT,
+            settings.engine.time.allowed_lateness_ms,
+        );
+        let now = clock.now();
+        Ok(Runtime {
+            clock,
+            settings,
+            network,
+            metrics,
+            readiness,
+            shutdown,
+            group,
+            side,
+            rebuild_reader,
+            topics,
+            pipeline,
+            out: Vec::new(),
+            plate_files,
+            lists: (watchlist, whitelist),
+            merge,
+            camera_partitions,
+            last_input: now,
+            rebuilt_once: false,
+            pending: Pending::default(),
+            rewind_backoff: Duration::ZERO,
+            loop_stats: LoopStats::default(),
+            started: now,
+            backpressure: false,
+            next_plate_check: now + PLATE_LIST_EVERY,
+            next_readiness: now,
+            next_stats_log: now + STATS_LOG_EVERY,
+            error_logged_at: None,
+            stall_logged_at: None,
+            gave_up_logged_at: None,
+            group_drained_at: now,
+            side_drained_at: now,
+        })
+    }
+
     fn main_loop(&mut self) -> anyhow::Result<()> {
-        loop {
-            if self.shutdown.is_triggered() {
-                return Ok(());
-            }
-            self.take_callbacks()?;
-            if !self.rebuilt_once && self.clock.now() - self.started >= FIRST_ASSIGNMENT_WAIT {
-                self.pending.rebuild = true;
-            }
-            if self.pending.rebuild {
-                if self.pending.rewound {
-                    self.back_off();
-                }
-                match self.rebuild() {
-                    Ok(()) => {}
-                    Err(RebuildError::Fatal(e)) => return Err(e),
-                    Err(RebuildError::Transient(e)) => {
-                        // A coordinator still waiting for a dead owner's transaction to
-                        // time out, a broker restarting: try again shortly.
-                        tracing::warn!(error = %format!("{e:#}"), "state rebuild failed; retrying");
-                        self.pending.rebuild = true;
-                        self.pending.rewound = true;
-                    }
-                }
-                continue;
-            }
-            self.housekeeping();
-            self.apply_backpressure()?;
-            if self.pending.rebuild {
-                // The commit it forced failed: nothing more is applied before the rewind.
-                continue;
-            }
-            self.poll_side()?;
-            let wait = self.poll_wait();
-            self.poll_group_batch(wait)?;
-            self.take_callbacks()?;
-            if self.pending.rebuild {
-                continue;
-            }
-            self.apply_merged()?;
-            self.repair_stalled();
-            if self.rebuilt_once {
-                self.idle_advance()?;
-            }
-            self.serve_sink()?;
+        while !self.shutdown.is_triggered() {
+            self.turn()?;
         }
+        Ok(())
+    }
+
+    /// One turn of the loop: a rebuild if one is owed, else a batch polled, merged,
+    /// applied and served to the sink.
+    fn turn(&mut self) -> anyhow::Result<()> {
+        self.take_callbacks()?;
+        if !self.rebuilt_once && self.clock.now() - self.started >= FIRST_ASSIGNMENT_WAIT {
+            self.pending.rebuild = true;
+        }
+        if self.pending.rebuild {
+            if self.pending.rewound {
+                self.back_off();
+            }
+            match self.rebuild() {
+                Ok(()) => {}
+                Err(RebuildError::Fatal(e)) => return Err(e),
+                Err(RebuildError::Transient(e)) => {
+                    // A coordinator still waiting for a dead owner's transaction to
+                    // time out, a broker restarting: try again shortly.
+                    tracing::warn!(error = %format!("{e:#}"), "state rebuild failed; retrying");
+                    self.pending.rebuild = true;
+                    self.pending.rewound = true;
+                }
+            }
+            return Ok(());
+        }
+        self.housekeeping();
+        self.apply_backpressure()?;
+        if self.pending.rebuild {
+            // The commit it forced failed: nothing more is applied before the rewind.
+            return Ok(());
+        }
+        self.poll_side()?;
+        let wait = self.poll_wait();
+        self.poll_group_batch(wait)?;
+        self.take_callbacks()?;
+        if self.pending.rebuild {
+            return Ok(());
+        }
+        self.apply_merged()?;
+        self.repair_stalled();
+        if self.rebuilt_once {
+            self.idle_advance()?;
+        }
+        self.serve_sink()
     }
 
     /// Repeated rewinds (a broker that keeps failing the transaction) wait a little
@@ -1423,6 +1463,9 @@ fn consumer_error(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod seam_tests;
 
 #[cfg(test)]
 mod tests {

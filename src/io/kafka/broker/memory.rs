@@ -16,6 +16,8 @@ use super::{
     ListAt, OffsetCommit, Polled, Producer, ProducerStats, Reader, Report,
 };
 use crate::io::clock::{Clock, ManualClock};
+use crate::io::kafka::broker::{Committed, Consumer, Group, GroupEvent, GroupStats};
+use crate::io::kafka::sink::{Sink, SinkError};
 use crate::io::pipeline::Produced;
 
 /// The operations a fault can be injected into.
@@ -51,7 +53,10 @@ type InputRecord = (i64, Vec<u8>);
 struct State {
     log: Vec<Stored>,
     offsets: BTreeMap<(String, i32), (i64, String)>,
-    epoch: u32,
+    /// Each transactional id's current epoch: a producer of an older one is fenced.
+    epochs: BTreeMap<String, u32>,
+    /// Which transactional id each transaction belongs to.
+    txn_owner: BTreeMap<u64, String>,
     generation: u32,
     down_until: Option<Instant>,
     faults: VecDeque<(Op, BrokerError)>,
@@ -64,6 +69,12 @@ struct State {
     inputs: BTreeMap<(String, i32), Vec<InputRecord>>,
     /// Input partitions that deliver nothing (their end is still listed).
     silent: HashSet<(String, i32)>,
+    /// Partitions per topic.
+    partitions: BTreeMap<String, i32>,
+    /// The group's members, in joining order; each generation assigns the partitions
+    /// round-robin over them.
+    members: Vec<u32>,
+    next_member: u32,
 }
 
 /// The shared broker; producers and group members are made from it.
@@ -148,12 +159,30 @@ impl MemoryBroker {
         self.state().deliveries_held = held;
     }
 
-    /// Another producer with our transactional id initialised: ours is fenced and its
-    /// open transaction aborted.
+    /// Another producer with the default transactional id initialised: the one of the
+    /// tests is fenced and its open transaction aborted.
     pub(crate) fn fence(&self) {
+        self.fence_id(DEFAULT_ID);
+    }
+
+    /// A producer initialised transactional id `id`: the epoch moves on and the id's
+    /// open transaction is aborted; its new epoch.
+    fn fence_id(&self, id: &str) -> u32 {
         let mut st = self.state();
-        st.epoch += 1;
-        abort_open(&mut st.log);
+        let epoch = {
+            let e = st.epochs.entry(id.to_owned()).or_default();
+            *e += 1;
+            *e
+        };
+        let State { log, txn_owner, .. } = &mut *st;
+        for r in log.iter_mut() {
+            if let Visibility::Open(n) = r.visibility {
+                if txn_owner.get(&n).is_some_and(|o| o == id) {
+                    r.visibility = Visibility::Aborted;
+                }
+            }
+        }
+        epoch
     }
 
     /// The group rebalanced: offsets of members of an older generation are refused.
@@ -178,6 +207,47 @@ impl MemoryBroker {
         } else {
             st.silent.remove(&key);
         }
+    }
+
+    /// Creates `topic` with `partitions` (input topics; output topics need none).
+    pub(crate) fn create_topic(&self, topic: &str, partitions: i32) {
+        self.state().partitions.insert(topic.to_owned(), partitions);
+    }
+
+    /// A new member of the group, holding the sink its revokes settle; it joins when
+    /// it subscribes.
+    pub(crate) fn group_member(&self, sink: Box<dyn Sink>) -> MemoryGroup {
+        let id = {
+            let mut st = self.state();
+            st.next_member += 1;
+            st.next_member
+        };
+        MemoryGroup {
+            broker: self.clone(),
+            id,
+            reader: self.reader(),
+            topics: Mutex::default(),
+            generation: Mutex::new(None),
+            events: Mutex::default(),
+            rewind: Mutex::default(),
+            failure: Mutex::default(),
+            sink: Mutex::new(sink),
+            joined_at: self.clock.now(),
+        }
+    }
+
+    /// Every member's session times out (the processes were killed): the group
+    /// rebalances without them.
+    pub(crate) fn expire_members(&self) {
+        let mut st = self.state();
+        st.members.clear();
+        st.generation += 1;
+    }
+
+    /// Until when the broker is away, if it is.
+    fn down_until(&self) -> Option<Instant> {
+        let now = self.clock.now();
+        self.state().down_until.filter(|t| now < *t)
     }
 
     /// A consumer with no group, reading input partitions by assignment.
@@ -206,10 +276,19 @@ impl MemoryBroker {
             .cloned()
     }
 
+    /// A producer; a transactional one has the default transactional id.
     pub(crate) fn producer(&self, transactional: bool) -> MemoryProducer {
+        let mut p = self.producer_with_id(DEFAULT_ID);
+        p.transactional = transactional;
+        p
+    }
+
+    /// A transactional producer with its own transactional id (one per instance).
+    pub(crate) fn producer_with_id(&self, id: &str) -> MemoryProducer {
         MemoryProducer {
             broker: self.clone(),
-            transactional,
+            transactional: true,
+            id: id.to_owned(),
             epoch: None,
             txn: None,
             queue: VecDeque::new(),
@@ -235,17 +314,14 @@ impl MemoryBroker {
     }
 }
 
-fn abort_open(log: &mut [Stored]) {
-    for r in log.iter_mut() {
-        if matches!(r.visibility, Visibility::Open(_)) {
-            r.visibility = Visibility::Aborted;
-        }
-    }
-}
+/// The transactional id of [`MemoryBroker::producer`].
+const DEFAULT_ID: &str = "roadwatch-test";
 
 pub(crate) struct MemoryProducer {
     broker: MemoryBroker,
     transactional: bool,
+    /// The transactional id.
+    id: String,
     /// The epoch `init_transactions` got.
     epoch: Option<u32>,
     txn: Option<u64>,
@@ -262,7 +338,7 @@ impl MemoryProducer {
         if let Some(e) = &self.fatal {
             return Err(e.clone());
         }
-        if self.transactional && self.epoch != Some(self.broker.state().epoch) {
+        if self.transactional && self.epoch != self.broker.state().epochs.get(&self.id).copied() {
             let e = BrokerError::fatal(ErrorKind::Fenced, "Broker: Producer fenced");
             self.fatal = Some(e.clone());
             return Err(e);
@@ -375,8 +451,7 @@ impl Producer for MemoryProducer {
         if let Some(e) = self.broker.fault(Op::InitTransactions) {
             return Err(e);
         }
-        self.broker.fence();
-        self.epoch = Some(self.broker.state().epoch);
+        self.epoch = Some(self.broker.fence_id(&self.id));
         Ok(())
     }
 
@@ -387,7 +462,9 @@ impl Producer for MemoryProducer {
         }
         let mut st = self.broker.state();
         st.next_txn += 1;
-        self.txn = Some(st.next_txn);
+        let n = st.next_txn;
+        st.txn_owner.insert(n, self.id.clone());
+        self.txn = Some(n);
         Ok(())
     }
 
@@ -462,7 +539,9 @@ impl Producer for MemoryProducer {
     }
 
     fn renew(&mut self) -> Result<(), BrokerError> {
-        *self = self.broker.producer(self.transactional);
+        let mut renewed = self.broker.producer_with_id(&self.id);
+        renewed.transactional = self.transactional;
+        *self = renewed;
         Ok(())
     }
 
@@ -530,13 +609,26 @@ pub(crate) struct MemoryReader {
 type Record = (String, i32, i64, i64, Vec<u8>);
 
 impl MemoryReader {
+    fn add(&self, topic: &str, partition: i32, offset: i64) {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.assigned.push(((topic.to_owned(), partition), offset));
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.assigned
+            .retain(|((t, p), _)| !(t == topic && *p == partition));
+        r.paused.remove(&(topic.to_owned(), partition));
+        r.left = 0;
+    }
+
     /// The next record of the partition whose turn it is; when its batch is over or it
     /// has nothing to give, the next partition's.
     fn next_record(&self) -> Option<Record> {
         let st = self.broker.state();
         let mut r = self.inner.lock().expect("reader lock");
         let n = r.assigned.len();
-        if n == 0 {
+        if n == 0 || st.down_until.is_some_and(|t| self.broker.clock.now() < t) {
             return None;
         }
         for _ in 0..=n {
@@ -634,5 +726,327 @@ impl Reader for MemoryReader {
                 }
             })
             .collect())
+    }
+}
+
+impl Consumer for MemoryReader {
+    fn cached_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        let st = self.broker.state();
+        Some(
+            st.inputs
+                .get(&(topic.to_owned(), partition))
+                .map_or(0, Vec::len) as i64,
+        )
+    }
+
+    fn hold(&self, partitions: &[(&str, i32)], pause: bool) -> Result<(), BrokerError> {
+        for &(t, p) in partitions {
+            if pause {
+                self.pause(t, p);
+            } else {
+                self.resume(t, p);
+            }
+        }
+        Ok(())
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, i32)>, BrokerError> {
+        let r = self.inner.lock().expect("reader lock");
+        Ok(r.assigned.iter().map(|(k, _)| k.clone()).collect())
+    }
+
+    fn seek(&self, at: &[(&str, i32, i64)], _limit: Duration) -> Result<Vec<bool>, BrokerError> {
+        let mut r = self.inner.lock().expect("reader lock");
+        r.left = 0;
+        Ok(at
+            .iter()
+            .map(|&(t, p, o)| {
+                match r
+                    .assigned
+                    .iter_mut()
+                    .find(|((at, ap), _)| at == t && *ap == p)
+                {
+                    Some((_, next)) => {
+                        *next = o;
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .collect())
+    }
+
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        _limit: Duration,
+    ) -> Result<(i64, i64), BrokerError> {
+        Ok((0, self.cached_end(topic, partition).unwrap_or(0)))
+    }
+
+    fn partitions_of(&self, topic: &str, _limit: Duration) -> Result<Vec<i32>, BrokerError> {
+        let n = self
+            .broker
+            .state()
+            .partitions
+            .get(topic)
+            .copied()
+            .unwrap_or(0);
+        Ok((0..n).collect())
+    }
+}
+
+/// A member of the one consumer group. A rebalance (a member joins or leaves) takes
+/// effect at each member's next poll: what it loses is settled through its sink and
+/// given up before what it gains is assigned, as librdkafka's cooperative protocol
+/// does with roadwatch's revoke callback.
+pub(crate) struct MemoryGroup {
+    broker: MemoryBroker,
+    id: u32,
+    reader: MemoryReader,
+    topics: Mutex<Vec<String>>,
+    /// The generation whose assignment this member holds (`None`: not joined yet).
+    generation: Mutex<Option<u32>>,
+    events: Mutex<Vec<GroupEvent>>,
+    rewind: Mutex<Option<String>>,
+    failure: Mutex<Option<anyhow::Error>>,
+    sink: Mutex<Box<dyn Sink>>,
+    joined_at: Instant,
+}
+
+impl MemoryGroup {
+    /// This member's share of the current generation.
+    fn share(&self) -> (u32, Vec<(String, i32)>) {
+        let st = self.broker.state();
+        let topics = self.topics.lock().expect("topics lock");
+        let mut all: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| {
+                let n = st.partitions.get(t).copied().unwrap_or(0);
+                (0..n).map(move |p| (t.clone(), p))
+            })
+            .collect();
+        all.sort();
+        let members = st.members.len().max(1);
+        let me = st.members.iter().position(|m| *m == self.id);
+        let mine = match me {
+            Some(i) => all
+                .into_iter()
+                .enumerate()
+                .filter(|(n, _)| n % members == i)
+                .map(|(_, k)| k)
+                .collect(),
+            None => Vec::new(),
+        };
+        (st.generation, mine)
+    }
+
+    /// Takes part in a rebalance that happened since the last poll.
+    fn follow_rebalance(&self) {
+        let (generation, mine) = self.share();
+        let first = {
+            let mut held_gen = self.generation.lock().expect("generation lock");
+            if *held_gen == Some(generation) {
+                return;
+            }
+            // The coordinator completes the new generation only once this member has
+            // given up its revoked partitions, so the settle below commits as a member
+            // in good standing.
+            held_gen.replace(generation).is_none()
+        };
+        let held = Consumer::assignment(&self.reader).unwrap_or_default();
+        let revoked: Vec<(String, i32)> =
+            held.iter().filter(|k| !mine.contains(k)).cloned().collect();
+        if !revoked.is_empty() {
+            let mut sink = self.sink.lock().expect("sink lock");
+            match sink.settle(self, false) {
+                Ok(()) => {}
+                Err(SinkError::Fatal(e)) => {
+                    self.failure.lock().expect("lock").get_or_insert(e);
+                }
+                Err(SinkError::Rewind(why)) => {
+                    self.rewind.lock().expect("lock").get_or_insert(why);
+                }
+            }
+            let keys: Vec<_> = revoked
+                .iter()
+                .filter_map(|(t, p)| sink.key_of(t, *p))
+                .collect();
+            sink.forget(&keys);
+            drop(sink);
+            for (t, p) in &revoked {
+                self.reader.remove(t, *p);
+            }
+            self.events
+                .lock()
+                .expect("lock")
+                .push(GroupEvent::Revoked(revoked));
+        }
+        let assigned: Vec<(String, i32)> =
+            mine.iter().filter(|k| !held.contains(k)).cloned().collect();
+        for (t, p) in &assigned {
+            let at = self.broker.committed(t, *p).map_or(0, |(o, _)| o);
+            self.reader.add(t, *p, at);
+        }
+        if !assigned.is_empty() || first {
+            self.events
+                .lock()
+                .expect("lock")
+                .push(GroupEvent::Assigned(assigned));
+        }
+    }
+}
+
+impl Reader for MemoryGroup {
+    fn assign(&self, at: &[(&str, i32, i64)]) -> Result<(), BrokerError> {
+        self.reader.assign(at)
+    }
+
+    fn poll(&self, wait: Duration, f: &mut dyn FnMut(Fetched<'_>)) -> Polled {
+        if self.broker.state().members.contains(&self.id) {
+            self.follow_rebalance();
+        }
+        self.reader.poll(wait, f)
+    }
+
+    fn pause(&self, topic: &str, partition: i32) -> bool {
+        self.reader.pause(topic, partition)
+    }
+
+    fn resume(&self, topic: &str, partition: i32) -> bool {
+        self.reader.resume(topic, partition)
+    }
+
+    fn positions(&self) -> Vec<(String, i32, i64)> {
+        self.reader.positions()
+    }
+
+    fn list_offsets(
+        &self,
+        partitions: &[(&str, i32)],
+        at: ListAt,
+        limit: Duration,
+    ) -> Result<Vec<Option<i64>>, BrokerError> {
+        self.reader.list_offsets(partitions, at, limit)
+    }
+}
+
+impl Consumer for MemoryGroup {
+    fn cached_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.reader.cached_end(topic, partition)
+    }
+
+    fn hold(&self, partitions: &[(&str, i32)], pause: bool) -> Result<(), BrokerError> {
+        self.reader.hold(partitions, pause)
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, i32)>, BrokerError> {
+        Consumer::assignment(&self.reader)
+    }
+
+    fn seek(&self, at: &[(&str, i32, i64)], limit: Duration) -> Result<Vec<bool>, BrokerError> {
+        self.reader.seek(at, limit)
+    }
+
+    fn watermarks(
+        &self,
+        topic: &str,
+        partition: i32,
+        limit: Duration,
+    ) -> Result<(i64, i64), BrokerError> {
+        self.reader.watermarks(topic, partition, limit)
+    }
+
+    fn partitions_of(&self, topic: &str, limit: Duration) -> Result<Vec<i32>, BrokerError> {
+        self.reader.partitions_of(topic, limit)
+    }
+}
+
+impl Committer for MemoryGroup {
+    fn member_metadata(&self) -> Option<GroupMetadata> {
+        let generation = (*self.generation.lock().expect("generation lock"))?;
+        Some(GroupMetadata(Box::new(generation)))
+    }
+
+    fn commit_offsets(&self, offsets: &OffsetCommit, sync: bool) -> Result<(), BrokerError> {
+        MemoryMember {
+            broker: self.broker.clone(),
+            generation: self.generation.lock().expect("lock").unwrap_or(u32::MAX),
+        }
+        .commit_offsets(offsets, sync)
+    }
+}
+
+impl Group for MemoryGroup {
+    fn committer(&self) -> &dyn Committer {
+        self
+    }
+
+    fn subscribe(&self, topics: &[&str]) -> Result<(), BrokerError> {
+        *self.topics.lock().expect("topics lock") =
+            topics.iter().map(|t| (*t).to_owned()).collect();
+        let mut st = self.broker.state();
+        st.members.push(self.id);
+        st.generation += 1;
+        Ok(())
+    }
+
+    fn take_events(&self) -> Vec<GroupEvent> {
+        std::mem::take(&mut *self.events.lock().expect("lock"))
+    }
+
+    fn take_failure(&self) -> Option<anyhow::Error> {
+        self.failure.lock().expect("lock").take()
+    }
+
+    fn take_rewind(&self) -> Option<String> {
+        self.rewind.lock().expect("lock").take()
+    }
+
+    fn committed(
+        &self,
+        partitions: &[(&str, i32)],
+        _limit: Duration,
+    ) -> Result<Vec<Committed>, BrokerError> {
+        if let Some(until) = self.broker.down_until() {
+            self.broker.clock.advance(until - self.broker.clock.now());
+            return Err(BrokerError::timed_out("reading committed offsets"));
+        }
+        Ok(partitions
+            .iter()
+            .map(|&(t, p)| {
+                let c = self.broker.committed(t, p);
+                Committed {
+                    topic: t.to_owned(),
+                    partition: p,
+                    offset: c.as_ref().map(|(o, _)| *o),
+                    metadata: c.map(|(_, m)| m).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    fn stats(&self) -> GroupStats {
+        let down = self.broker.down_until().is_some();
+        let back = self.broker.state().down_until;
+        GroupStats {
+            received: Some(self.joined_at),
+            total_lag: 0,
+            brokers_up: usize::from(!down),
+            brokers: 1,
+            up_since: (!down).then(|| back.map_or(self.joined_at, |b| b.max(self.joined_at))),
+            rtt_p99_us: 0,
+        }
+    }
+
+    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>> {
+        self.sink.lock().expect("sink lock")
+    }
+
+    fn leave(self: Box<Self>) {
+        let mut st = self.broker.state();
+        st.members.retain(|m| *m != self.id);
+        st.generation += 1;
     }
 }
