@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Output, PartitionKey, Progress, Sink, SinkError, CALL_TIMEOUT};
 use crate::core::model::EventTime;
-use crate::io::kafka::broker::{Committer, DeliveryTag, ErrorKind, ProducerStats};
+use crate::io::kafka::broker::{Committer, DeliveryTag};
 use crate::io::pipeline::Produced;
 
 /// Consecutive records consumed within one commit interval, and the deliveries their
@@ -178,12 +178,12 @@ impl AtLeastOnce {
 }
 
 impl Sink for AtLeastOnce {
-    fn positions(&self) -> &HashMap<PartitionKey, i64> {
-        &self.out.positions
+    fn output(&self) -> &Output {
+        &self.out
     }
 
-    fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey> {
-        self.out.key_of(topic, partition)
+    fn output_mut(&mut self) -> &mut Output {
+        &mut self.out
     }
 
     fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress) {
@@ -192,10 +192,6 @@ impl Sink for AtLeastOnce {
             globals: self.acked_globals.clone(),
         };
         (self.acked.clone(), progress)
-    }
-
-    fn disable(&mut self) {
-        self.out.disabled = true;
     }
 
     /// Records produced and not yet acknowledged by the broker (the partitions are
@@ -273,22 +269,12 @@ impl Sink for AtLeastOnce {
             alert: p.content.alert(),
             new_topic,
         };
-        loop {
-            match self.out.producer.send(p, tag) {
-                Ok(()) => break,
-                Err(e) if e.kind == ErrorKind::QueueFull => {
-                    // The client's queue is full: serve delivery reports until it drains.
-                    self.out.producer.poll(Duration::from_millis(10));
-                    self.take_reports();
-                }
-                Err(e) => {
-                    if let Some(failure) = self.out.fatal_error() {
-                        return Err(failure);
-                    }
-                    self.delivery_failed = None;
-                    return Err(SinkError::Rewind(format!("producing to {}: {e}", p.topic)));
-                }
+        if let Err(e) = self.out.send(p, tag) {
+            if let Some(failure) = self.out.fatal_error() {
+                return Err(failure);
             }
+            self.delivery_failed = None;
+            return Err(SinkError::Rewind(format!("producing to {}: {e}", p.topic)));
         }
         if let Some(b) = self.batches.back_mut() {
             b.outstanding += 1;
@@ -385,10 +371,6 @@ impl Sink for AtLeastOnce {
 
     fn needs_recovery(&self) -> bool {
         self.out.broken.is_some()
-    }
-
-    fn producer_stats(&self) -> ProducerStats {
-        self.out.producer.stats()
     }
 
     fn take_async_commit_sent(&mut self) -> Option<Instant> {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Output, PartitionKey, Progress, Sink, SinkError, CALL_TIMEOUT};
 use crate::core::model::{AlertKind, EventTime};
-use crate::io::kafka::broker::{BrokerError, Committer, DeliveryTag, ErrorKind, ProducerStats};
+use crate::io::kafka::broker::{BrokerError, Committer, DeliveryTag, ErrorKind};
 use crate::io::metrics::Stage;
 use crate::io::pipeline::Produced;
 
@@ -264,12 +264,12 @@ impl ExactlyOnce {
 }
 
 impl Sink for ExactlyOnce {
-    fn positions(&self) -> &HashMap<PartitionKey, i64> {
-        &self.out.positions
+    fn output(&self) -> &Output {
+        &self.out
     }
 
-    fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey> {
-        self.out.key_of(topic, partition)
+    fn output_mut(&mut self) -> &mut Output {
+        &mut self.out
     }
 
     fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress) {
@@ -278,10 +278,6 @@ impl Sink for ExactlyOnce {
             globals: self.out.globals.clone(),
         };
         (self.out.positions.clone(), progress)
-    }
-
-    fn disable(&mut self) {
-        self.out.disabled = true;
     }
 
     /// Records consumed since the last commit: a full interval is committed early.
@@ -342,21 +338,11 @@ impl Sink for ExactlyOnce {
             alert: p.content.alert(),
             new_topic,
         };
-        loop {
-            match self.out.producer.send(p, tag) {
-                Ok(()) => break,
-                Err(e) if e.kind == ErrorKind::QueueFull => {
-                    // The client's queue is full: serve delivery reports until it drains.
-                    self.out.producer.poll(Duration::from_millis(10));
-                    self.take_reports();
-                }
-                Err(e) => {
-                    if let Some(failure) = self.fatal_error() {
-                        return Err(failure);
-                    }
-                    return Err(self.fail_open_work(format!("producing to {}: {e}", p.topic)));
-                }
-            }
+        if let Err(e) = self.out.send(p, tag) {
+            return Err(match self.fatal_error() {
+                Some(failure) => failure,
+                None => self.fail_open_work(format!("producing to {}: {e}", p.topic)),
+            });
         }
         if self.open_since.is_none() {
             self.open_since = Some(self.out.now());
@@ -437,10 +423,6 @@ impl Sink for ExactlyOnce {
 
     fn needs_recovery(&self) -> bool {
         self.out.broken.is_some() || self.abort_pending
-    }
-
-    fn producer_stats(&self) -> ProducerStats {
-        self.out.producer.stats()
     }
 
     fn take_async_commit_sent(&mut self) -> Option<Instant> {

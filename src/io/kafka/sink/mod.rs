@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::broker::{BrokerError, Committer, OffsetCommit, Producer, ProducerStats, Report};
+use super::broker::{
+    BrokerError, Committer, DeliveryTag, ErrorKind, OffsetCommit, Producer, ProducerStats, Report,
+};
 use super::startup::StreamTopics;
 use crate::config::Guarantee;
 use crate::core::model::{AlertKind, EventTime, Stream};
@@ -78,15 +80,24 @@ pub(crate) enum SinkError {
 
 /// What the runtime asks of its output, under either guarantee.
 pub(crate) trait Sink: Send {
+    /// What both sink types share.
+    fn output(&self) -> &Output;
+    fn output_mut(&mut self) -> &mut Output;
     /// The next offset to read of every assigned partition, as last consumed or sought.
-    fn positions(&self) -> &HashMap<PartitionKey, i64>;
+    fn positions(&self) -> &HashMap<PartitionKey, i64> {
+        &self.output().positions
+    }
     /// The position key of a group topic's partition.
-    fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey>;
+    fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey> {
+        self.output().key_of(topic, partition)
+    }
     /// Right after a successful [`Sink::settle`]: the offsets and progress now committed.
     fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress);
     /// After a fatal error: nothing more is committed, so that closing the consumer
     /// (which runs the revoke callback) does not wait on a producer that cannot answer.
-    fn disable(&mut self);
+    fn disable(&mut self) {
+        self.output_mut().disabled = true;
+    }
     /// The work the runtime bounds (`processing.max_in_flight_records`).
     fn in_flight(&self) -> usize;
     /// How the runtime keeps [`Sink::in_flight`] bounded: `true`, by committing early
@@ -137,7 +148,9 @@ pub(crate) trait Sink: Send {
     fn recover(&mut self) -> Result<(), SinkError>;
     /// The producer waits for its replacement or for an abort to finish.
     fn needs_recovery(&self) -> bool;
-    fn producer_stats(&self) -> ProducerStats;
+    fn producer_stats(&self) -> ProducerStats {
+        self.output().producer.stats()
+    }
     /// When the last asynchronous offset commit was sent (its callback times it).
     fn take_async_commit_sent(&mut self) -> Option<Instant>;
 }
@@ -173,6 +186,9 @@ pub(crate) struct Output {
     replacements: u32,
     /// A record the authorizer refused (no Write ACL): ends the process.
     denied: Option<String>,
+    /// Delivery reports served while a send waited for room in the client's queue,
+    /// handed out by the next [`Output::take_reports`].
+    early_reports: Vec<Report>,
     topics: StreamTopics,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
@@ -199,6 +215,7 @@ impl Output {
             broken: None,
             replacements: 0,
             denied: None,
+            early_reports: Vec::new(),
             topics,
             metrics,
             clock,
@@ -236,7 +253,8 @@ impl Output {
 
     /// The delivery reports served since the last call; a refused one is remembered.
     fn take_reports(&mut self) -> Vec<Report> {
-        let reports = self.producer.take_reports();
+        let mut reports = std::mem::take(&mut self.early_reports);
+        reports.extend(self.producer.take_reports());
         for r in &reports {
             if let Some(f) = r.failure.as_ref().filter(|f| f.denied) {
                 self.denied.get_or_insert_with(|| f.message.clone());
@@ -320,6 +338,21 @@ impl Output {
         // A per-unit topic may be what failed: check them again.
         self.producer.forget_topics();
         Ok(())
+    }
+
+    /// Queues one record; while the client's queue is full, serves delivery reports
+    /// until it has room.
+    fn send(&mut self, p: &Produced, tag: DeliveryTag) -> Result<(), BrokerError> {
+        loop {
+            match self.producer.send(p, tag) {
+                Err(e) if e.kind == ErrorKind::QueueFull => {
+                    self.producer.poll(Duration::from_millis(10));
+                    let served = self.producer.take_reports();
+                    self.early_reports.extend(served);
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Makes sure a per-unit topic exists; whether it is new to this process.

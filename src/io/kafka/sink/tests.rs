@@ -451,3 +451,22 @@ fn the_global_offsets_survive_the_offset_metadata_or_are_left_out_whole() {
     assert_eq!(clock_from_metadata(&m), Some(7));
     assert_eq!(globals_from_metadata(&m), None);
 }
+
+#[test]
+fn a_full_client_queue_is_waited_out_not_failed() {
+    for guarantee in [Guarantee::ExactlyOnce, Guarantee::AtLeastOnce] {
+        let mut r = rig(guarantee);
+        let full = || BrokerError {
+            kind: ErrorKind::QueueFull,
+            fatal: false,
+            retriable: true,
+            message: "Local: Queue full".to_owned(),
+        };
+        r.broker.fail_next(Op::Send, full());
+        r.broker.fail_next(Op::Send, full());
+        r.work(0..2).unwrap();
+        r.sink.settle(&r.member, false).unwrap();
+        assert_eq!(r.visible(), vec![0, 1], "{guarantee:?}");
+        assert_eq!(r.committed_offset(), Some(2), "{guarantee:?}");
+    }
+}
