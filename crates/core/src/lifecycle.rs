@@ -23,8 +23,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    format_rfc3339, ActionKind, Alert, AlertKind, AlertStatus, ClosedBy, EventTime, EventTimestamp,
-    OperatorStamp, Outcome, UtcOffset,
+    ActionKind, Alert, AlertKind, AlertStatus, ClosedBy, EventTime, EventTimestamp, OperatorStamp,
+    Outcome, UtcOffset,
 };
 
 /// A step of the incident timeline.
@@ -256,7 +256,7 @@ impl Book {
         }
         entry.acknowledged = Some(OperatorStamp {
             operator_id: operator_id.to_owned(),
-            ts: format_rfc3339(at, self.utc_offset),
+            ts: EventTimestamp::new(at, self.utc_offset),
             text: None,
         });
         let doc = self.resend(&self.entries[alert_id], AlertStatus::Update, at);
@@ -275,7 +275,7 @@ impl Book {
         };
         entry.notes.push(OperatorStamp {
             operator_id: operator_id.to_owned(),
-            ts: format_rfc3339(at, self.utc_offset),
+            ts: EventTimestamp::new(at, self.utc_offset),
             text: Some(text.to_owned()),
         });
         true
@@ -309,7 +309,7 @@ impl Book {
         self.step(alert_id, Step::Resolved, at);
         let by = ClosedBy::Unit {
             unit_id: unit_id.to_owned(),
-            ts: format_rfc3339(at, self.utc_offset),
+            ts: EventTimestamp::new(at, self.utc_offset),
         };
         let entry = self.entries.get_mut(alert_id)?;
         if let Some(closed) = &entry.closed {

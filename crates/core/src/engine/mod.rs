@@ -195,7 +195,7 @@ impl Engine {
             Action::Close { outcome } => {
                 let by = ClosedBy::Operator {
                     operator_id: a.operator_id.clone(),
-                    ts: crate::model::format_rfc3339(now, self.settings.output.utc_offset),
+                    ts: crate::model::EventTimestamp::new(now, self.settings.output.utc_offset),
                 };
                 match self.book.closing(&a.alert_id, *outcome, by, now) {
                     Some(doc) => {

@@ -593,7 +593,7 @@ fn operator_actions_acknowledge_note_assign_and_close() {
     assert_eq!(out[0].status, AlertStatus::Update);
     let by = out[0].acknowledged_by.as_ref().expect("acknowledged_by");
     assert_eq!(by.operator_id, "op.zhang");
-    assert_eq!(by.ts, "2026-11-28T12:00:05.000+08:00");
+    assert_eq!(by.ts.to_string(), "2026-11-28T12:00:05.000+08:00");
     out.clear();
     let note = Action::Note {
         text: "camera lens dirty".into(),

@@ -55,11 +55,12 @@ pub struct AlertDispatch {
     pub assigned_by: Option<String>,
 }
 
-/// Who did something to an alert, and when (RFC 3339): `acknowledged_by`, a note.
+/// Who did something to an alert, and when (RFC 3339 on the wire): `acknowledged_by`, a
+/// note.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorStamp {
     pub operator_id: String,
-    pub ts: String,
+    pub ts: EventTimestamp,
     /// A note's text; absent for an acknowledgement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -69,8 +70,14 @@ pub struct OperatorStamp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ClosedBy {
-    Unit { unit_id: String, ts: String },
-    Operator { operator_id: String, ts: String },
+    Unit {
+        unit_id: String,
+        ts: EventTimestamp,
+    },
+    Operator {
+        operator_id: String,
+        ts: EventTimestamp,
+    },
 }
 
 /// One alert document, identical on `alerts` and `dispatch.<unit_id>`; key = `alert_id`.

@@ -561,3 +561,38 @@ fn the_dlq_copy_of_a_huge_record_is_cut_to_64_kib() {
     assert_eq!(small.value_truncated_from, None);
     assert!(!serde_json::to_string(&small).unwrap().contains("truncated"));
 }
+
+#[test]
+fn operator_stamps_and_closers_travel_typed_and_read_back_from_their_wire_form() {
+    use super::{ClosedBy, EventTimestamp, OperatorStamp, UtcOffset};
+    let at = EventTimestamp::new(1_795_838_405_000, UtcOffset::parse("+08:00").unwrap());
+    let stamp = OperatorStamp {
+        operator_id: "op.zhang".to_owned(),
+        ts: at,
+        text: None,
+    };
+    let wire = serde_json::to_string(&stamp).unwrap();
+    assert_eq!(
+        wire,
+        r#"{"operator_id":"op.zhang","ts":"2026-11-28T12:00:05.000+08:00"}"#
+    );
+    assert_eq!(serde_json::from_str::<OperatorStamp>(&wire).unwrap(), stamp);
+    // Untagged: the field names tell a unit from an operator.
+    for by in [
+        ClosedBy::Unit {
+            unit_id: "P-12".to_owned(),
+            ts: at,
+        },
+        ClosedBy::Operator {
+            operator_id: "op.zhang".to_owned(),
+            ts: at,
+        },
+    ] {
+        let wire = serde_json::to_string(&by).unwrap();
+        assert!(
+            wire.contains(r#""ts":"2026-11-28T12:00:05.000+08:00""#),
+            "{wire}"
+        );
+        assert_eq!(serde_json::from_str::<ClosedBy>(&wire).unwrap(), by);
+    }
+}
