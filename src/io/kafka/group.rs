@@ -1,15 +1,20 @@
 //! The consumer-group member's librdkafka context: rebalance callbacks, offset-commit
 //! callbacks and statistics. librdkafka runs all of them inside `poll` on the runtime's
-//! own thread, so the sink they touch is never used by two threads at once; the mutexes
-//! only satisfy the `Send + Sync` bound of a context (and are never held across `poll`).
+//! own thread; the mutexes only satisfy the `Send + Sync` bound of a context (and are
+//! never held across `poll`).
 //!
-//! Rebalances follow librdkafka's examples/transactions.c: on revoke, the open
-//! transaction is committed (or aborted, if the assignment was lost) *before* the
-//! partitions are given up, so the next owner starts exactly after what this one
-//! committed; on assign, the partitions are added and the runtime rebuilds the engine
-//! before it applies any further record (docs/KAFKA_RUNTIME.md).
+//! A revocation is not finished inside the callback: the callback records it, and the
+//! runtime, which owns the sink, commits the open transaction (or aborts it, if the
+//! assignment was lost) *before* it calls [`Group::give_up`], so the next owner starts
+//! exactly after what this one committed (librdkafka's examples/transactions.c does
+//! the same inside the callback). librdkafka waits for the unassign call
+//! (its join state `wait-unassign-call`, heartbeats going on), and its header allows
+//! (incremental) unassigning outside the callback. On assign, the partitions are added
+//! at once and the runtime rebuilds the engine before it applies any further record
+//! (docs/KAFKA_RUNTIME.md).
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
@@ -19,16 +24,17 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::broker::{BrokerError, Committed, Group, GroupEvent, GroupStats};
-use super::sink::{Sink, SinkError};
 use crate::io::metrics::Metrics;
 
 pub(crate) struct GroupContext {
-    sink: Mutex<Box<dyn Sink>>,
     events: Mutex<Vec<GroupEvent>>,
     /// A fatal error raised inside a callback; the runtime returns it after `poll`.
     failure: Mutex<Option<anyhow::Error>>,
-    /// A rewind needed because a revoke-time commit failed.
-    rewind: Mutex<Option<String>>,
+    /// A revocation recorded and not yet given up.
+    revoking: AtomicBool,
+    /// Leaving the group: the runtime settled before, so a revocation is finished in
+    /// the callback (the consumer's close polls until it is).
+    closing: AtomicBool,
     stats: Mutex<GroupStats>,
     metrics: Arc<Metrics>,
     /// The (topic, partition) labels of the lag gauge currently set.
@@ -42,32 +48,34 @@ fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Unassigns `partitions` (cooperative) or everything (eager).
+fn unassign(
+    consumer: &BaseConsumer<GroupContext>,
+    partitions: &[(String, i32)],
+) -> KafkaResult<()> {
+    match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => {
+            let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+            for (topic, partition) in partitions {
+                tpl.add_partition(topic, *partition);
+            }
+            consumer.incremental_unassign(&tpl)
+        }
+        _ => consumer.unassign(),
+    }
+}
+
 impl GroupContext {
-    pub(crate) fn new(sink: Box<dyn Sink>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         GroupContext {
-            sink: Mutex::new(sink),
             events: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
-            rewind: Mutex::new(None),
+            revoking: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             stats: Mutex::new(GroupStats::default()),
             metrics,
             lag_labels: Mutex::new(BTreeSet::new()),
         }
-    }
-
-    pub(crate) fn take_events(&self) -> Vec<GroupEvent> {
-        self.events
-            .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn take_failure(&self) -> Option<anyhow::Error> {
-        self.failure.lock().ok().and_then(|mut f| f.take())
-    }
-
-    pub(crate) fn take_rewind(&self) -> Option<String> {
-        self.rewind.lock().ok().and_then(|mut r| r.take())
     }
 
     fn push(&self, event: GroupEvent) {
@@ -105,33 +113,17 @@ impl GroupContext {
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let lost = consumer.assignment_lost();
-        let revoked = pairs(tpl);
-        if let Ok(mut sink) = self.sink.lock() {
-            match sink.settle(consumer, lost) {
-                Ok(()) => {}
-                Err(SinkError::Fatal(e)) => self.fail(e),
-                Err(SinkError::Rewind(why)) => {
-                    if let Ok(mut r) = self.rewind.lock() {
-                        r.get_or_insert(why);
-                    }
-                }
+        let partitions = pairs(tpl);
+        if self.closing.load(Ordering::Relaxed) {
+            if let Err(e) = unassign(consumer, &partitions) {
+                tracing::warn!(error = %e, "giving up partitions while leaving");
             }
-            let keys: Vec<_> = revoked
-                .iter()
-                .filter_map(|(topic, p)| sink.key_of(topic, *p))
-                .collect();
-            sink.forget(&keys);
+            return;
         }
-        let result = match consumer.rebalance_protocol() {
-            RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
-            _ => consumer.unassign(),
-        };
-        if let Err(e) = result {
-            self.fail(anyhow::anyhow!("giving up partitions {revoked:?}: {e}"));
-        }
-        tracing::info!(partitions = ?revoked, lost, "partitions revoked");
-        self.push(GroupEvent::Revoked(revoked));
+        // Read now: librdkafka clears it with the next assignment.
+        let lost = consumer.assignment_lost();
+        self.revoking.store(true, Ordering::Relaxed);
+        self.push(GroupEvent::Revoking { partitions, lost });
     }
 }
 
@@ -224,15 +216,8 @@ impl ConsumerContext for GroupContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        // Only at-least-once commits asynchronously; time the round trip it took.
-        if let Ok(mut sink) = self.sink.lock() {
-            if let Some(sent) = sink.take_async_commit_sent() {
-                self.metrics
-                    .transaction_commit
-                    .with_label_values(&["at_least_once"])
-                    .observe(sent.elapsed().as_secs_f64());
-            }
-        }
+        // Only at-least-once commits asynchronously; the runtime times the round trip.
+        self.push(GroupEvent::CommitAnswered(Instant::now()));
         if let Err(e) = result {
             tracing::warn!(error = %e, "offset commit failed; the next interval commits again");
         }
@@ -249,15 +234,28 @@ impl Group for BaseConsumer<GroupContext> {
     }
 
     fn take_events(&self) -> Vec<GroupEvent> {
-        self.context().take_events()
+        self.context()
+            .events
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    fn revoke_pending(&self) -> bool {
+        self.context().revoking.load(Ordering::Relaxed)
+    }
+
+    fn give_up(&self, partitions: &[(String, i32)]) -> Result<(), BrokerError> {
+        self.context().revoking.store(false, Ordering::Relaxed);
+        unassign(self, partitions).map_err(|e| BrokerError::other(e.to_string()))
     }
 
     fn take_failure(&self) -> Option<anyhow::Error> {
-        self.context().take_failure()
-    }
-
-    fn take_rewind(&self) -> Option<String> {
-        self.context().take_rewind()
+        self.context()
+            .failure
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
     }
 
     fn committed(
@@ -295,15 +293,12 @@ impl Group for BaseConsumer<GroupContext> {
             .unwrap_or_default()
     }
 
-    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>> {
-        self.context().sink.lock().expect("sink lock")
-    }
-
     fn leave(self: Box<Self>) {
         tracing::debug!("leaving the group");
+        self.context().closing.store(true, Ordering::Relaxed);
         Consumer::unsubscribe(&*self);
         // Dropping the consumer leaves the group (librdkafka's close runs the revoke
-        // callback, which now commits nothing) and then the producer flushes.
+        // callback, which now gives the partitions up at once).
         drop(self);
     }
 }

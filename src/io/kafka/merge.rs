@@ -216,12 +216,42 @@ impl<K: Copy + PartialEq, T> Merge<K, T> {
         paused
     }
 
+    /// Every lane's end is known exactly and nothing is appended meanwhile (the state
+    /// rebuild looked the ends up before it read): no head waits for a lookup.
+    pub(crate) fn ends_known(&mut self) {
+        for lane in self.lanes.iter_mut() {
+            lane.confirmed = u64::MAX;
+        }
+    }
+
+    /// Takes out of `key`'s lane the first record `keep` refuses and every one after it
+    /// (the rest of the partition is read by someone else), oldest first.
+    pub(crate) fn cut(&mut self, key: K, mut keep: impl FnMut(&T) -> bool) -> Vec<T> {
+        let Some(lane) = self.lanes.iter_mut().find(|l| l.key == key) else {
+            return Vec::new();
+        };
+        let Some(at) = lane.queue.iter().position(|(_, _, item)| !keep(item)) else {
+            return Vec::new();
+        };
+        let cut: Vec<T> = lane.queue.drain(at..).map(|(_, _, item)| item).collect();
+        self.queued -= cut.len();
+        cut
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.queued == 0
     }
 
     pub(crate) fn len(&self) -> usize {
         self.queued
+    }
+
+    /// Records queued in `key`'s lane.
+    pub(crate) fn len_of(&self, key: K) -> usize {
+        self.lanes
+            .iter()
+            .find(|l| l.key == key)
+            .map_or(0, |l| l.queue.len())
     }
 
     /// The partitions currently paused because their lane was full.
@@ -413,6 +443,35 @@ mod tests {
     /// Lanes whose end is not known at set-up (the consumer's reading decides).
     fn lanes(keys: &[(u8, i64)]) -> Vec<(u8, i64, i64)> {
         keys.iter().map(|&(k, next)| (k, next, -1)).collect()
+    }
+
+    #[test]
+    fn a_cut_takes_the_first_refused_record_and_all_after_it() {
+        let mut m: Merge<u8, (i64, &str)> = Merge::new(10, WAIT, FIRST, LATENESS);
+        m.reset(lanes(&[(0, 0)]));
+        for (o, ts) in [(0, 10), (1, 30), (2, 20), (3, 40)] {
+            m.push(0, o, Some(ts), (ts, "r"));
+        }
+        let cut = m.cut(0, |(ts, _)| *ts < 25);
+        assert_eq!(cut, vec![(30, "r"), (20, "r"), (40, "r")]);
+        assert_eq!(m.len(), 1);
+        assert!(m.cut(0, |_| true).is_empty());
+    }
+
+    #[test]
+    fn with_every_end_known_no_head_waits_for_a_lookup() {
+        let mut m: Merge<u8, &str> = Merge::new(10, WAIT, FIRST, 100);
+        m.reset(lanes(&[(0, 0), (1, 0)]));
+        m.push(1, 0, Some(5), "b0");
+        m.push(0, 0, Some(10_000), "a0");
+        let now = Instant::now();
+        // Lane 1 emptied and caught up, lane 0's head far ahead of it: held for a
+        // fresh look at lane 1's end...
+        assert_eq!(drain(&mut m, now, &[]), vec!["b0"]);
+        assert!(!m.take_lookups().is_empty());
+        // ...unless the ends are known.
+        m.ends_known();
+        assert_eq!(drain(&mut m, now, &[]), vec!["a0"]);
     }
 
     #[test]

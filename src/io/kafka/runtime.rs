@@ -16,7 +16,8 @@
 //! ```
 //!
 //! librdkafka runs rebalance, commit and statistics callbacks inside `poll` on this same
-//! thread ([`super::group`]). Whenever the assignment changes or open work is dropped, the
+//! thread ([`super::group`]); they come out as events, and the runtime, which owns the
+//! sink, settles open work before a revocation is finished. Whenever the assignment changes or open work is dropped, the
 //! engine is rebuilt from the input window ([`super::state_rebuild`]) before any further
 //! record is applied, and the consumers go back to the committed offsets.
 use std::collections::HashMap;
@@ -198,7 +199,7 @@ pub fn run(
     let group: Box<dyn Group> = Box::new(
         BaseConsumer::<GroupContext>::from_config_and_context(
             &startup::group_consumer_config(&settings),
-            GroupContext::new(sink, metrics.clone()),
+            GroupContext::new(metrics.clone()),
         )
         .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?,
     );
@@ -224,6 +225,7 @@ pub fn run(
     );
     let parts = Parts {
         clock,
+        sink,
         group,
         side,
         rebuild_reader,
@@ -242,6 +244,8 @@ type ReaderFactory = Box<dyn Fn() -> anyhow::Result<Box<dyn Reader>>>;
 /// them of librdkafka and the wall clock; unit tests of the in-memory broker and theirs.
 struct Parts {
     clock: Arc<dyn Clock>,
+    /// The output side; the input side hands it what it applied.
+    sink: Box<dyn Sink>,
     group: Box<dyn Group>,
     side: Box<dyn Consumer>,
     rebuild_reader: ReaderFactory,
@@ -256,6 +260,7 @@ struct Runtime {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
+    sink: Box<dyn Sink>,
     group: Box<dyn Group>,
     side: Box<dyn Consumer>,
     /// The consumer each rebuild creates and drops.
@@ -301,20 +306,14 @@ impl Runtime {
         shutdown: Shutdown,
         parts: Parts,
     ) -> anyhow::Result<Self> {
-        let Parts {
-            clock,
-            group,
-            side,
-            rebuild_reader,
-            camera_partitions,
-        } = parts;
         let topics = StreamTopics::new(&settings.kafka);
         let (plate_files, watchlist, whitelist) =
             PlateListFiles::load(&settings.ride_hailing_files).map_err(|e| anyhow!("{e}"))?;
         let mut engine = Engine::new(settings.engine.clone(), network.clone());
         engine.set_plate_lists(watchlist.clone(), whitelist.clone());
         let pipeline = Pipeline::new(&settings, engine, Some(metrics.clone()));
-        group
+        parts
+            .group
             .subscribe(&topics.group_topics())
             .context("subscribing to the input topics")?;
         let merge = Merge::new(
@@ -323,24 +322,25 @@ impl Runtime {
             FIRST_FETCH_WAIT,
             settings.engine.time.allowed_lateness_ms,
         );
-        let now = clock.now();
+        let now = parts.clock.now();
         Ok(Runtime {
-            clock,
+            clock: parts.clock,
             settings,
             network,
             metrics,
             readiness,
             shutdown,
-            group,
-            side,
-            rebuild_reader,
+            sink: parts.sink,
+            group: parts.group,
+            side: parts.side,
+            rebuild_reader: parts.rebuild_reader,
             topics,
             pipeline,
             out: Vec::new(),
             plate_files,
             lists: (watchlist, whitelist),
             merge,
-            camera_partitions,
+            camera_partitions: parts.camera_partitions,
             last_input: now,
             rebuilt_once: false,
             pending: Pending::default(),
@@ -418,39 +418,71 @@ impl Runtime {
         let wait = self.rewind_backoff;
         self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let until = self.clock.now() + wait;
-        while self.clock.now() < until && !self.shutdown.is_triggered() {
+        while self.clock.now() < until
+            && !self.shutdown.is_triggered()
+            && !self.group.revoke_pending()
+        {
             // Keeps serving the group (heartbeat partner, rebalance callbacks); a record
             // polled here is read again after the rebuild's seek.
             self.group.poll(Duration::from_millis(20), &mut |_| {});
         }
     }
 
-    /// Acts on what librdkafka's callbacks recorded during the last `poll`.
+    /// Acts on what the group member recorded during the last `poll`.
     fn take_callbacks(&mut self) -> anyhow::Result<()> {
         if let Some(e) = self.group.take_failure() {
             return Err(e);
-        }
-        if let Some(why) = self.group.take_rewind() {
-            tracing::warn!(reason = %why, "open work dropped during a rebalance; rebuilding");
-            self.pending.rebuild = true;
-            self.pending.rewound = true;
         }
         for event in self.group.take_events() {
             match event {
                 // The second round of a cooperative rebalance often assigns nothing new.
                 GroupEvent::Assigned(p) if p.is_empty() && self.rebuilt_once => {}
-                GroupEvent::Assigned(p) | GroupEvent::Revoked(p) => {
+                GroupEvent::Assigned(p) => {
                     tracing::debug!(partitions = ?p, "assignment changed");
                     self.pending.rebuild = true;
+                }
+                GroupEvent::Revoking { partitions, lost } => self.give_up(&partitions, lost)?,
+                GroupEvent::CommitAnswered(at) => {
+                    if let Some(sent) = self.sink.take_async_commit_sent() {
+                        self.metrics
+                            .transaction_commit
+                            .with_label_values(&["at_least_once"])
+                            .observe(at.saturating_duration_since(sent).as_secs_f64());
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// Settles the open work before the partitions go, then gives them up: committed,
+    /// the next owner starts exactly after it; when the assignment was lost (another
+    /// member may own the partitions already) it is aborted instead.
+    fn give_up(&mut self, partitions: &[(String, i32)], lost: bool) -> anyhow::Result<()> {
+        match self.sink.settle(self.group.committer(), lost) {
+            Ok(()) => {}
+            Err(SinkError::Fatal(e)) => return Err(e),
+            Err(SinkError::Rewind(why)) => {
+                tracing::warn!(reason = %why, "open work dropped during a rebalance; rebuilding");
+                self.pending.rewound = true;
+            }
+        }
+        let keys: Vec<_> = partitions
+            .iter()
+            .filter_map(|(topic, p)| self.sink.key_of(topic, *p))
+            .collect();
+        self.sink.forget(&keys);
+        self.group
+            .give_up(partitions)
+            .map_err(|e| anyhow!("giving up partitions {partitions:?}: {e}"))?;
+        tracing::info!(partitions = ?partitions, lost, "partitions revoked");
+        self.pending.rebuild = true;
+        Ok(())
+    }
+
     fn poll_wait(&self) -> Duration {
         let mut wait = MAX_WAIT;
-        if let Some(due) = self.group.sink().until_due() {
+        if let Some(due) = self.sink.until_due() {
             wait = wait.min(due);
         }
         if !self.merge.is_empty() {
@@ -503,6 +535,10 @@ impl Runtime {
                     break;
                 }
             }
+            if group.revoke_pending() {
+                // Settled before anything more is read (take_callbacks).
+                break;
+            }
             timeout = Duration::ZERO;
             taken += 1;
         }
@@ -523,6 +559,7 @@ impl Runtime {
         }
         let Runtime {
             clock,
+            sink,
             group,
             side,
             pipeline,
@@ -541,7 +578,6 @@ impl Runtime {
         let now = clock.now();
         let mut produce_time = Duration::ZERO;
         let mut produced = 0usize;
-        let mut sink = group.sink();
         // What each consumer knows of an empty lane's partition (the merge decides
         // from it, and from the ends it has looked up, whether the lane is behind).
         // Once per partition per call: it does not change while nothing is polled.
@@ -613,7 +649,6 @@ impl Runtime {
                     let sent = send_all(&mut **sink, out);
                     produce_time += clock.now() - t;
                     if let Err(e) = sent {
-                        drop(sink);
                         return handle_sink_error(e, pending);
                     }
                 }
@@ -638,7 +673,6 @@ impl Runtime {
                 Err(e) => tracing::debug!(error = %format!("{e:#}"), "looking up partition ends"),
             }
         }
-        drop(sink);
         if produced > 0 {
             self.metrics
                 .observe_stage(Stage::Produce, produce_time.as_secs_f64());
@@ -761,8 +795,7 @@ impl Runtime {
     /// Whether every assigned partition has been read to librdkafka's last known end.
     fn group_caught_up(&self) -> bool {
         let positions: Vec<(PartitionKey, i64)> = self
-            .group
-            .sink()
+            .sink
             .positions()
             .iter()
             .map(|(k, v)| (*k, *v))
@@ -785,7 +818,7 @@ impl Runtime {
         if self.clock.now() - self.last_input < Duration::from_millis(after) {
             return Ok(());
         }
-        let has_partitions = !self.group.sink().positions().is_empty();
+        let has_partitions = !self.sink.positions().is_empty();
         if !has_partitions || !self.merge.is_empty() || !self.group_caught_up() {
             return Ok(());
         }
@@ -810,10 +843,8 @@ impl Runtime {
             return Ok(());
         }
         self.pipeline.advance_to(now, now, &mut self.out);
-        let mut sink = self.group.sink();
-        sink.clock_advanced(self.pipeline.engine().clock());
-        if let Err(e) = send_all(&mut **sink, &mut self.out) {
-            drop(sink);
+        self.sink.clock_advanced(self.pipeline.engine().clock());
+        if let Err(e) = send_all(&mut *self.sink, &mut self.out) {
             return handle_sink_error(e, &mut self.pending);
         }
         Ok(())
@@ -821,15 +852,13 @@ impl Runtime {
 
     /// Delivery reports, and the commit when its interval has passed.
     fn serve_sink(&mut self) -> anyhow::Result<()> {
-        let mut sink = self.group.sink();
-        let mut result = sink.poll(self.group.committer());
-        if result.is_ok() && sink.commit_due() {
-            result = sink.commit(self.group.committer());
+        let mut result = self.sink.poll(self.group.committer());
+        if result.is_ok() && self.sink.commit_due() {
+            result = self.sink.commit(self.group.committer());
             if result.is_ok() {
                 self.rewind_backoff = Duration::ZERO;
             }
         }
-        drop(sink);
         match result {
             Ok(()) => Ok(()),
             Err(e) => handle_sink_error(e, &mut self.pending),
@@ -840,10 +869,9 @@ impl Runtime {
     /// under at-least-once the partitions pause until deliveries catch up.
     fn apply_backpressure(&mut self) -> anyhow::Result<()> {
         let max = self.settings.processing.max_in_flight_records;
-        let mut sink = self.group.sink();
-        let in_flight = sink.in_flight();
-        let result = match sink.bounded_by_commit() {
-            true if in_flight >= max => sink.commit(self.group.committer()),
+        let in_flight = self.sink.in_flight();
+        let result = match self.sink.bounded_by_commit() {
+            true if in_flight >= max => self.sink.commit(self.group.committer()),
             true => Ok(()),
             false => {
                 if !self.backpressure && in_flight >= max {
@@ -873,7 +901,6 @@ impl Runtime {
                 Ok(())
             }
         };
-        drop(sink);
         match result {
             Ok(()) => Ok(()),
             Err(e) => handle_sink_error(e, &mut self.pending),
@@ -910,7 +937,7 @@ impl Runtime {
                 "runtime loop"
             );
             let stats = self.group.stats();
-            let producer = self.group.sink().producer_stats();
+            let producer = self.sink.producer_stats();
             // The consumer's round trips include fetch long-polls (fetch.wait.max.ms)
             // when input is quiet; the producer's are the broker's real answer time.
             tracing::info!(
@@ -925,7 +952,7 @@ impl Runtime {
 
     fn update_readiness(&self) {
         let stats = self.group.stats();
-        let partitions = self.group.sink().positions().len();
+        let partitions = self.sink.positions().len();
         let max_lag = self.settings.processing.ready_max_lag_records;
         let (ready, reason) = if !self.rebuilt_once || self.pending.rebuild {
             (false, "rebuilding detector state".to_owned())
@@ -971,7 +998,7 @@ impl Runtime {
         // no need to ask the coordinator, whose answer for freshly committed
         // transactional offsets waits until their markers are written (~1 s).
         let (kept, own) = {
-            let mut sink = self.group.sink();
+            let sink = &mut self.sink;
             // First a producer that failed fatally (not fenced) is replaced and an abort
             // that timed out is finished: both wait for the broker, so during an outage
             // the rebuild fails here as transient and is retried with back-off.
@@ -1102,8 +1129,10 @@ impl Runtime {
         let mut keepalive = || {
             // Keeps the member within max.poll.interval.ms and serves rebalance
             // callbacks; records returned here are dropped and read again after the seek.
+            // A revocation ends the rebuild: the group waits for it, and the state
+            // rebuilt would be of partitions about to go.
             group.poll(Duration::ZERO, &mut |_| {});
-            !shutdown.is_triggered()
+            !shutdown.is_triggered() && !group.revoke_pending()
         };
         let reader = (self.rebuild_reader)()?;
         let outcome =
@@ -1133,8 +1162,7 @@ impl Runtime {
                 tracing::warn!(error = %e, "seeking to the committed offsets");
             }
         }
-        self.group
-            .sink()
+        self.sink
             .reset_positions(positions, outcome.global_resume.iter().copied().collect());
 
         let side: Vec<(&str, i32, i64)> = outcome
@@ -1240,11 +1268,14 @@ impl Runtime {
     fn close(self, clean: bool) -> anyhow::Result<()> {
         self.readiness.set(false, "shutting down");
         let Runtime {
-            group, side, clock, ..
+            mut sink,
+            group,
+            side,
+            clock,
+            ..
         } = self;
         let mut result = Ok(());
         {
-            let mut sink = group.sink();
             if clean {
                 let started = clock.now();
                 match sink.settle(group.committer(), false) {
@@ -1264,6 +1295,8 @@ impl Runtime {
         tracing::debug!("closing the side consumer");
         drop(side);
         group.leave();
+        // The producer flushes what it holds as it goes.
+        drop(sink);
         tracing::info!("Kafka runtime stopped");
         result
     }

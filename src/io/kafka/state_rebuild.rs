@@ -15,30 +15,30 @@
 //!   global partition is replayed up to the time of the first record the live consumers
 //!   will read.
 //!
-//! The partitions are merged by event time, as the live loop merges them (merge.rs):
-//! a k-way merge with bounded per-partition queues (a partition is paused when its
-//! queue is full), because the engine drops records more than
-//! `time.allowed_lateness_s` behind its clock: reading one partition after another
-//! would push the clock to the end of the first and drop most of the rest as late, and
-//! another order than the live one would rebuild another state (a record the live loop
-//! applied in time could be late here). Unlike the live merge, an empty partition that
-//! is not at its end holds every other one for as long as it takes: its end is known.
-//! Finally the clock advances to the one recorded with the
+//! The partitions are merged by event time with the live loop's own merge (merge.rs):
+//! a k-way merge with bounded per-partition lanes (a partition is paused when its lane
+//! is full), because the engine drops records more than `time.allowed_lateness_s`
+//! behind its clock: reading one partition after another would push the clock to the
+//! end of the first and drop most of the rest as late, and another order than the live
+//! one would rebuild another state (a record the live loop applied in time could be
+//! late here). The merge runs patient here: an empty partition that is not at its end
+//! holds the others for as long as it takes (its end is known, so none is looked up
+//! again), until it delivers, reaches its end or stalls. Finally the clock advances to the one recorded with the
 //! committed offsets, so timers whose output was committed (an idle advance) do not fire
 //! again. The cost and the limits are in docs/KAFKA_RUNTIME.md.
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use super::broker::{Fetched, ListAt, Polled, Reader};
+use super::merge::{Merge, Pushed, Reading};
 use super::sink::PartitionKey;
 use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::io::clock::Clock;
 use crate::io::pipeline::{Decoded, Pipeline, Produced};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
-/// A partition's queue is paused above this many records and resumed below a quarter.
+/// A partition's lane is paused at this many records and resumed at half.
 const QUEUE_HIGH: usize = 20_000;
 /// A partition that neither delivers nor reaches its end for this long is given up (a
 /// transactional input whose last transaction never completes keeps its end out of
@@ -107,8 +107,6 @@ pub(crate) struct RebuildOutcome {
 }
 
 struct Rec {
-    /// Merge key: the record's event time (a refused record: its predecessor's).
-    ts: i64,
     /// Kafka timestamp: the time-bounded global replay stops at the first live record's.
     kafka_ts: i64,
     offset: i64,
@@ -125,7 +123,6 @@ struct Source {
     /// first offset not to replay. Otherwise they are cut by time (the first live group
     /// record's).
     exact: bool,
-    queue: VecDeque<Rec>,
     /// The next offset this source will read.
     next: i64,
     /// Where the replay stops: the partition's end when the rebuild started
@@ -138,11 +135,10 @@ struct Source {
     done: bool,
     /// Group partitions: the Kafka timestamp of the first live record, once seen.
     live_ts: Option<i64>,
-    paused: bool,
+    /// Global partitions cut by time: the first offset left to the live consumer.
+    cut_at: Option<i64>,
     /// Kafka timestamp of the last record read.
     last_ts: i64,
-    /// Event time of the last record queued.
-    last_event_ts: i64,
     progress_at: Instant,
 }
 
@@ -154,10 +150,6 @@ impl Source {
     /// A global partition cut by time rather than by a recorded offset.
     fn time_bounded(&self) -> bool {
         self.live.is_none() && !self.exact
-    }
-
-    fn exhausted(&self) -> bool {
-        self.done && self.queue.is_empty()
     }
 
     /// Nothing more is read from it.
@@ -196,20 +188,30 @@ pub(crate) fn rebuild(
         consumer.pause(&s.topic, s.partition);
     }
 
+    // Wait limits and lateness do not matter to a patient merge whose ends are known.
+    let mut merge: Merge<usize, Rec> = Merge::new(QUEUE_HIGH, Duration::ZERO, Duration::ZERO, 0);
+    merge.reset(sources.iter().enumerate().map(|(i, s)| (i, s.next, s.end)));
+    merge.ends_known();
     let mut scratch: Vec<Produced> = Vec::new();
     let mut last_keepalive = clock.now();
     let mut since_end_check = 0usize;
+    let mut bound = None;
     loop {
-        release(&mut sources, pipeline, &mut scratch, &mut outcome);
-        if finished(&sources) {
+        release(
+            &mut merge,
+            &sources,
+            pipeline,
+            &mut scratch,
+            &mut outcome,
+            clock.now(),
+        );
+        if merge.is_empty() && sources.iter().all(|s| s.done) {
             break;
         }
         if clock.now() - last_keepalive >= KEEPALIVE_EVERY {
-            for s in sources.iter().filter(|s| !s.exhausted()) {
-                tracing::debug!(topic = %s.topic, partition = s.partition, next = s.next, end = s.end, queued = s.queue.len(), done = s.done, "rebuild waiting");
+            for (i, s) in sources.iter().enumerate().filter(|(_, s)| !s.done) {
+                tracing::debug!(topic = %s.topic, partition = s.partition, next = s.next, end = s.end, queued = merge.len_of(i), "rebuild waiting");
             }
-        }
-        if clock.now() - last_keepalive >= KEEPALIVE_EVERY {
             last_keepalive = clock.now();
             if !keepalive() {
                 outcome.interrupted = true;
@@ -217,8 +219,21 @@ pub(crate) fn rebuild(
             }
         }
         let polled = consumer.poll(Duration::from_millis(20), &mut |m| {
-            route(&mut sources, consumer, m, pipeline, clock.now());
+            route(
+                &mut sources,
+                &mut merge,
+                bound,
+                consumer,
+                m,
+                pipeline,
+                clock.now(),
+            );
         });
+        let now_bound = patrol_bound(&sources);
+        if now_bound != bound {
+            bound = now_bound;
+            cut_by_time(&mut sources, &mut merge, bound, consumer);
+        }
         let idle = match polled {
             Polled::Record => {
                 since_end_check += 1;
@@ -232,8 +247,13 @@ pub(crate) fn rebuild(
         };
         if idle || since_end_check >= 4096 {
             since_end_check = 0;
-            check_ends(&mut sources, consumer, clock.now());
-            resume_drained(&mut sources, consumer);
+            check_ends(&mut sources, &merge, consumer, clock.now());
+        }
+        for i in merge.resumable() {
+            let s = &sources[i];
+            if !s.done {
+                consumer.resume(&s.topic, s.partition);
+            }
         }
     }
     // Timers whose output the previous owner committed fire here, silently.
@@ -245,12 +265,7 @@ pub(crate) fn rebuild(
     outcome.global_resume = sources
         .iter()
         .filter(|s| !s.is_group())
-        .map(|s| {
-            (
-                (s.stream, s.partition),
-                s.queue.front().map_or(s.next, |r| r.offset),
-            )
-        })
+        .map(|s| ((s.stream, s.partition), s.cut_at.unwrap_or(s.next)))
         .collect();
     outcome.ends = sources
         .iter()
@@ -310,16 +325,14 @@ fn plan_sources(
             partition: g.partition,
             live: Some(g.live),
             exact: false,
-            queue: VecDeque::new(),
             next: start,
             end,
             log_end: end,
             // Nothing to read: the window is empty and no live record exists yet.
             done: start >= end,
             live_ts: None,
-            paused: false,
+            cut_at: None,
             last_ts: i64::MIN,
-            last_event_ts: i64::MIN,
             progress_at: now,
         });
     }
@@ -340,16 +353,14 @@ fn plan_sources(
             partition: g.partition,
             live: None,
             exact: g.cut != GlobalCut::ByTime,
-            queue: VecDeque::new(),
             next: start,
             end,
             log_end,
             // Nothing to read: the window is empty and no live record exists yet.
             done: start >= end,
             live_ts: None,
-            paused: false,
+            cut_at: None,
             last_ts: i64::MIN,
-            last_event_ts: i64::MIN,
             progress_at: now,
         });
     }
@@ -358,17 +369,20 @@ fn plan_sources(
 
 fn route(
     sources: &mut [Source],
+    merge: &mut Merge<usize, Rec>,
+    bound: Option<i64>,
     consumer: &dyn Reader,
     m: Fetched<'_>,
     pipeline: &mut Pipeline,
     now: Instant,
 ) {
-    let Some(s) = sources
-        .iter_mut()
-        .find(|s| s.partition == m.partition && s.topic == m.topic)
+    let Some(i) = sources
+        .iter()
+        .position(|s| s.partition == m.partition && s.topic == m.topic)
     else {
         return;
     };
+    let s = &mut sources[i];
     if s.done || m.offset < s.next {
         // Past the end we settled on, or a duplicate after a pause: the live consumer
         // reads it.
@@ -380,6 +394,12 @@ fn route(
         return;
     }
     let ts = m.kafka_ts.unwrap_or(s.last_ts);
+    if s.time_bounded() && bound.is_some_and(|b| ts >= b) {
+        // In step with the live group records: the live consumer applies it.
+        s.cut_at = Some(m.offset);
+        s.finish(consumer);
+        return;
+    }
     s.next = m.offset + 1;
     s.progress_at = now;
     if let Some(live) = s.live {
@@ -394,32 +414,37 @@ fn route(
     // The record's Kafka time stands in for the wall clock of its first processing in
     // the future-skew check, so a record refused then is refused now.
     let decoded = pipeline.decode(s.stream, m.payload, Some(ts));
-    s.last_event_ts = decoded.ts().unwrap_or(s.last_event_ts);
-    s.queue.push_back(Rec {
-        ts: s.last_event_ts,
+    let rec = Rec {
         kafka_ts: ts,
         offset: m.offset,
         decoded,
-    });
-    if s.queue.len() >= QUEUE_HIGH && !s.paused && consumer.pause(&s.topic, s.partition) {
-        s.paused = true;
+    };
+    // A refused record (no event time) stays right behind its predecessor.
+    let key = rec.decoded.ts();
+    if merge.push(i, m.offset, key, rec) == Pushed::QueuedFull {
+        consumer.pause(&s.topic, s.partition);
     }
 }
 
 /// Marks partitions that reached their end (librdkafka's cached high watermark) or their
 /// committed offset, or stalled.
-fn check_ends(sources: &mut [Source], consumer: &dyn Reader, now: Instant) {
+fn check_ends(
+    sources: &mut [Source],
+    merge: &Merge<usize, Rec>,
+    consumer: &dyn Reader,
+    now: Instant,
+) {
     // The consumer's own position counts too: it moves past transaction markers, which
     // occupy offsets but are never delivered.
     let positions = consumer.positions();
-    for s in sources.iter_mut().filter(|s| !s.done) {
+    for (i, s) in sources.iter_mut().enumerate().filter(|(_, s)| !s.done) {
         let position = positions
             .iter()
             .find(|(t, p, _)| *t == s.topic && *p == s.partition)
             .map_or(-1, |(_, _, o)| *o);
         if s.next.max(position) >= s.end {
             s.finish(consumer);
-        } else if s.queue.is_empty() && now - s.progress_at >= STALL_LIMIT {
+        } else if merge.len_of(i) == 0 && now - s.progress_at >= STALL_LIMIT {
             tracing::warn!(
                 topic = %s.topic,
                 partition = s.partition,
@@ -432,13 +457,26 @@ fn check_ends(sources: &mut [Source], consumer: &dyn Reader, now: Instant) {
     }
 }
 
-fn resume_drained(sources: &mut [Source], consumer: &dyn Reader) {
-    for s in sources
-        .iter_mut()
-        .filter(|s| s.paused && !s.done && s.queue.len() < QUEUE_HIGH / 4)
-    {
-        if consumer.resume(&s.topic, s.partition) {
-            s.paused = false;
+/// A global partition cut by time ends at the first record at or after `bound`: what
+/// it has queued from there on is the live consumer's.
+fn cut_by_time(
+    sources: &mut [Source],
+    merge: &mut Merge<usize, Rec>,
+    bound: Option<i64>,
+    consumer: &dyn Reader,
+) {
+    let Some(b) = bound else {
+        return;
+    };
+    for (i, s) in sources.iter_mut().enumerate() {
+        if !s.time_bounded() {
+            continue;
+        }
+        if let Some(first) = merge.cut(i, |r| r.kafka_ts < b).first() {
+            s.cut_at = Some(first.offset);
+            if !s.done {
+                s.finish(consumer);
+            }
         }
     }
 }
@@ -450,58 +488,24 @@ fn patrol_bound(sources: &[Source]) -> Option<i64> {
     sources.iter().filter_map(|s| s.live_ts).min()
 }
 
-fn finished(sources: &[Source]) -> bool {
-    let bound = patrol_bound(sources);
-    sources.iter().all(|s| {
-        if !s.time_bounded() {
-            s.exhausted()
-        } else {
-            s.exhausted()
-                || (bound.is_some()
-                    && sources
-                        .iter()
-                        .filter(|g| g.is_group())
-                        .all(Source::exhausted)
-                    && s.queue.front().is_some_and(|r| Some(r.kafka_ts) >= bound))
-        }
-    })
-}
-
-/// Applies queued records in timestamp order for as long as no partition that could
+/// Applies queued records in event-time order for as long as no partition that could
 /// still deliver an earlier record is waiting for data.
 fn release(
-    sources: &mut [Source],
+    merge: &mut Merge<usize, Rec>,
+    sources: &[Source],
     pipeline: &mut Pipeline,
     scratch: &mut Vec<Produced>,
     outcome: &mut RebuildOutcome,
+    now: Instant,
 ) {
-    loop {
-        let bound = patrol_bound(sources);
-        let mut best: Option<(i64, usize)> = None;
-        for (i, s) in sources.iter().enumerate() {
-            let Some(head) = s.queue.front() else {
-                if s.done {
-                    continue;
-                }
-                // This partition may still deliver something earlier: wait for it.
-                return;
-            };
-            if s.time_bounded() && bound.is_some_and(|b| head.kafka_ts >= b) {
-                continue;
-            }
-            let earlier = match best {
-                Some((ts, _)) => head.ts < ts,
-                None => true,
-            };
-            if earlier {
-                best = Some((head.ts, i));
-            }
-        }
-        let Some((_, i)) = best else {
-            return;
-        };
-        let s = &mut sources[i];
-        let rec = s.queue.pop_front().expect("a head");
+    // A finished partition holds nothing up; the others are behind until they are.
+    let mut reading = |i: usize| Reading {
+        position: if sources[i].done { i64::MAX } else { -1 },
+        high: None,
+        drained_at: None,
+    };
+    while let Some((i, rec)) = merge.pop(now, true, &mut reading) {
+        let s = &sources[i];
         let source = DlqSource {
             topic: Some(s.topic.clone()),
             partition: Some(s.partition),
@@ -641,6 +645,40 @@ mod tests {
         );
         assert_eq!(outcome.replayed, 60 + 40 + 60);
         assert_eq!(p.engine().stats().late_dropped, 0);
+    }
+
+    #[test]
+    fn a_global_partition_cut_by_time_ends_at_its_first_record_at_the_bound() {
+        let broker = MemoryBroker::new();
+        for i in 0..100 {
+            position(&broker, WEATHER, 0, BASE + i * 1_000 + 250);
+        }
+        for i in 0..60 {
+            position(&broker, PATROL, 0, BASE + i * 1_000 + 500);
+        }
+        // Kafka timestamps out of order (producers' clocks): offset 60 is past the
+        // first live group record's time (BASE + 60.25 s), offset 61 before it. The
+        // live consumer resumes at 60 and applies 61, so the replay must not.
+        position(&broker, PATROL, 0, BASE + 61_000);
+        position(&broker, PATROL, 0, BASE + 60_000);
+        for i in 62..100 {
+            position(&broker, PATROL, 0, BASE + i * 1_000 + 500);
+        }
+        let req = RebuildRequest {
+            group: vec![group(WEATHER, 0, 60)],
+            globals: vec![GlobalPartition {
+                stream: Stream::Patrol,
+                topic: PATROL.to_owned(),
+                partition: 0,
+                cut: GlobalCut::ByTime,
+            }],
+            since_ms: BASE,
+            clock_floor: None,
+        };
+        let mut p = pipeline();
+        let outcome = run(&broker, &req, &mut p);
+        assert_eq!(outcome.global_resume, vec![((Stream::Patrol, 0), 60)]);
+        assert_eq!(outcome.replayed, 60 + 60);
     }
 
     #[test]

@@ -17,7 +17,6 @@ use super::{
 };
 use crate::io::clock::{Clock, ManualClock};
 use crate::io::kafka::broker::{Committed, Consumer, Group, GroupEvent, GroupStats};
-use crate::io::kafka::sink::{Sink, SinkError};
 use crate::io::pipeline::Produced;
 
 /// The operations a fault can be injected into.
@@ -74,6 +73,9 @@ struct State {
     /// The group's members, in joining order; each generation assigns the partitions
     /// round-robin over them.
     members: Vec<u32>,
+    /// Which member holds each assigned partition: a partition moves to its new owner
+    /// only once the old one has given it up.
+    holders: BTreeMap<(String, i32), u32>,
     next_member: u32,
 }
 
@@ -214,9 +216,8 @@ impl MemoryBroker {
         self.state().partitions.insert(topic.to_owned(), partitions);
     }
 
-    /// A new member of the group, holding the sink its revokes settle; it joins when
-    /// it subscribes.
-    pub(crate) fn group_member(&self, sink: Box<dyn Sink>) -> MemoryGroup {
+    /// A new member of the group; it joins when it subscribes.
+    pub(crate) fn group_member(&self) -> MemoryGroup {
         let id = {
             let mut st = self.state();
             st.next_member += 1;
@@ -229,18 +230,18 @@ impl MemoryBroker {
             topics: Mutex::default(),
             generation: Mutex::new(None),
             events: Mutex::default(),
-            rewind: Mutex::default(),
-            failure: Mutex::default(),
-            sink: Mutex::new(sink),
+            revoking: Mutex::default(),
             joined_at: self.clock.now(),
         }
     }
 
-    /// Every member's session times out (the processes were killed): the group
-    /// rebalances without them.
+    /// Every member's session times out (the processes were killed, or stalled past
+    /// `session.timeout.ms`): the group rebalances without them and their partitions
+    /// are free. A member still alive finds its assignment lost at its next poll.
     pub(crate) fn expire_members(&self) {
         let mut st = self.state();
         st.members.clear();
+        st.holders.clear();
         st.generation += 1;
     }
 
@@ -798,9 +799,9 @@ impl Consumer for MemoryReader {
 }
 
 /// A member of the one consumer group. A rebalance (a member joins or leaves) takes
-/// effect at each member's next poll: what it loses is settled through its sink and
-/// given up before what it gains is assigned, as librdkafka's cooperative protocol
-/// does with roadwatch's revoke callback.
+/// effect at each member's next poll: what it loses comes out as a revocation that it
+/// gives up once the runtime has settled, and what it gains is assigned once the old
+/// holder has given it up, as librdkafka's cooperative protocol does.
 pub(crate) struct MemoryGroup {
     broker: MemoryBroker,
     id: u32,
@@ -809,9 +810,8 @@ pub(crate) struct MemoryGroup {
     /// The generation whose assignment this member holds (`None`: not joined yet).
     generation: Mutex<Option<u32>>,
     events: Mutex<Vec<GroupEvent>>,
-    rewind: Mutex<Option<String>>,
-    failure: Mutex<Option<anyhow::Error>>,
-    sink: Mutex<Box<dyn Sink>>,
+    /// The revocation waiting for `give_up`, and whether it was lost.
+    revoking: Mutex<Option<bool>>,
     joined_at: Instant,
 }
 
@@ -842,58 +842,67 @@ impl MemoryGroup {
         (st.generation, mine)
     }
 
+    fn push(&self, event: GroupEvent) {
+        self.events.lock().expect("lock").push(event);
+    }
+
     /// Takes part in a rebalance that happened since the last poll.
     fn follow_rebalance(&self) {
-        let (generation, mine) = self.share();
-        let first = {
-            let mut held_gen = self.generation.lock().expect("generation lock");
-            if *held_gen == Some(generation) {
-                return;
-            }
-            // The coordinator completes the new generation only once this member has
-            // given up its revoked partitions, so the settle below commits as a member
-            // in good standing.
-            held_gen.replace(generation).is_none()
-        };
+        if self.revoking.lock().expect("lock").is_some() {
+            return;
+        }
+        let member = self.broker.state().members.contains(&self.id);
         let held = Consumer::assignment(&self.reader).unwrap_or_default();
+        let joined = self.generation.lock().expect("generation lock").is_some();
+        if !member {
+            // The session ended while this member was away: what it holds is lost.
+            if joined && !held.is_empty() {
+                *self.revoking.lock().expect("lock") = Some(true);
+                self.push(GroupEvent::Revoking {
+                    partitions: held,
+                    lost: true,
+                });
+            }
+            return;
+        }
+        let (generation, mine) = self.share();
+        // The coordinator completes the new generation only once this member has
+        // given up its revoked partitions, so the settle before commits as a member in
+        // good standing.
+        let first = self
+            .generation
+            .lock()
+            .expect("generation lock")
+            .replace(generation)
+            .is_none();
         let revoked: Vec<(String, i32)> =
             held.iter().filter(|k| !mine.contains(k)).cloned().collect();
         if !revoked.is_empty() {
-            let mut sink = self.sink.lock().expect("sink lock");
-            match sink.settle(self, false) {
-                Ok(()) => {}
-                Err(SinkError::Fatal(e)) => {
-                    self.failure.lock().expect("lock").get_or_insert(e);
-                }
-                Err(SinkError::Rewind(why)) => {
-                    self.rewind.lock().expect("lock").get_or_insert(why);
-                }
-            }
-            let keys: Vec<_> = revoked
-                .iter()
-                .filter_map(|(t, p)| sink.key_of(t, *p))
-                .collect();
-            sink.forget(&keys);
-            drop(sink);
-            for (t, p) in &revoked {
-                self.reader.remove(t, *p);
-            }
-            self.events
-                .lock()
-                .expect("lock")
-                .push(GroupEvent::Revoked(revoked));
+            *self.revoking.lock().expect("lock") = Some(false);
+            self.push(GroupEvent::Revoking {
+                partitions: revoked,
+                lost: false,
+            });
+            return;
         }
-        let assigned: Vec<(String, i32)> =
-            mine.iter().filter(|k| !held.contains(k)).cloned().collect();
+        let assigned: Vec<(String, i32)> = {
+            let mut st = self.broker.state();
+            let free: Vec<_> = mine
+                .iter()
+                .filter(|k| !held.contains(k) && !st.holders.contains_key(*k))
+                .cloned()
+                .collect();
+            for k in &free {
+                st.holders.insert(k.clone(), self.id);
+            }
+            free
+        };
         for (t, p) in &assigned {
             let at = self.broker.committed(t, *p).map_or(0, |(o, _)| o);
             self.reader.add(t, *p, at);
         }
         if !assigned.is_empty() || first {
-            self.events
-                .lock()
-                .expect("lock")
-                .push(GroupEvent::Assigned(assigned));
+            self.push(GroupEvent::Assigned(assigned));
         }
     }
 }
@@ -904,8 +913,10 @@ impl Reader for MemoryGroup {
     }
 
     fn poll(&self, wait: Duration, f: &mut dyn FnMut(Fetched<'_>)) -> Polled {
-        if self.broker.state().members.contains(&self.id) {
-            self.follow_rebalance();
+        self.follow_rebalance();
+        if self.revoking.lock().expect("lock").is_some() {
+            // librdkafka returns what it fetched before; none of it is applied.
+            return Polled::Idle;
         }
         self.reader.poll(wait, f)
     }
@@ -996,12 +1007,32 @@ impl Group for MemoryGroup {
         std::mem::take(&mut *self.events.lock().expect("lock"))
     }
 
-    fn take_failure(&self) -> Option<anyhow::Error> {
-        self.failure.lock().expect("lock").take()
+    fn revoke_pending(&self) -> bool {
+        self.revoking.lock().expect("lock").is_some()
     }
 
-    fn take_rewind(&self) -> Option<String> {
-        self.rewind.lock().expect("lock").take()
+    fn give_up(&self, partitions: &[(String, i32)]) -> Result<(), BrokerError> {
+        let lost = self.revoking.lock().expect("lock").take() == Some(true);
+        for (t, p) in partitions {
+            self.reader.remove(t, *p);
+        }
+        let mut st = self.broker.state();
+        for k in partitions {
+            if st.holders.get(k) == Some(&self.id) {
+                st.holders.remove(k);
+            }
+        }
+        if lost {
+            // librdkafka rejoins the group after a lost assignment.
+            st.members.push(self.id);
+            st.generation += 1;
+        }
+        Ok(())
+    }
+
+    fn take_failure(&self) -> Option<anyhow::Error> {
+        // Nothing fails inside its rebalances.
+        None
     }
 
     fn committed(
@@ -1040,13 +1071,10 @@ impl Group for MemoryGroup {
         }
     }
 
-    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>> {
-        self.sink.lock().expect("sink lock")
-    }
-
     fn leave(self: Box<Self>) {
         let mut st = self.broker.state();
         st.members.retain(|m| *m != self.id);
+        st.holders.retain(|_, m| *m != self.id);
         st.generation += 1;
     }
 }

@@ -7,7 +7,7 @@
 //! - [`Reader`]: a consumer assigned its partitions (the state rebuild's);
 //!   [`Consumer`] adds what the live loop needs of one (cached ends, seeks, metadata),
 //!   the side consumer of the global streams; [`Group`] is the group member, with its
-//!   rebalance events and the sink its revoke callback settles.
+//!   rebalance events.
 //!
 //! [`librdkafka`] is the production implementation; `memory` (unit tests only) is an
 //! in-memory broker with fault injection, so that the sink's decisions about aborts,
@@ -18,11 +18,9 @@
 //! `fatal`, `retriable` and [`ErrorKind`], never from a librdkafka code.
 use std::any::Any;
 use std::fmt;
-use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use crate::core::model::{AlertKind, EventTime};
-use crate::io::kafka::sink::Sink;
 use crate::io::pipeline::Produced;
 
 pub(crate) mod librdkafka;
@@ -266,11 +264,21 @@ pub(crate) trait Consumer: Reader {
     fn partitions_of(&self, topic: &str, limit: Duration) -> Result<Vec<i32>, BrokerError>;
 }
 
-/// What a rebalance changed, for the runtime to act on after `poll` returns.
+/// What happened to the group member during `poll`, for the runtime to act on after it
+/// returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum GroupEvent {
+    /// Partitions added to the assignment (empty: the member joined with none).
     Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
+    /// Partitions being taken away. They stay assigned, and the group waits, until the
+    /// runtime has settled its open work and called [`Group::give_up`]; `lost`: the
+    /// member's session ended, so another member may own them already.
+    Revoking {
+        partitions: Vec<(String, i32)>,
+        lost: bool,
+    },
+    /// The coordinator answered an asynchronous offset commit, at this instant.
+    CommitAnswered(Instant),
 }
 
 /// The consumer statistics /readyz and the metrics use.
@@ -297,26 +305,29 @@ pub(crate) struct Committed {
     pub metadata: String,
 }
 
-/// The consumer-group member. Rebalances happen inside `poll`: on a revoke the member
-/// settles [`Group::sink`] (commits the open work) before it gives the partitions up,
-/// then reports the change as a [`GroupEvent`].
+/// The consumer-group member. Rebalances happen inside `poll` and come out as
+/// [`GroupEvent`]s; a revocation is finished only when the runtime calls
+/// [`Group::give_up`], so that the runtime, which owns the sink, settles its open work
+/// first (librdkafka's examples/transactions.c commits before the partitions go).
 pub(crate) trait Group: Consumer + Committer {
     /// Itself as what the sink commits through.
     fn committer(&self) -> &dyn Committer;
     fn subscribe(&self, topics: &[&str]) -> Result<(), BrokerError>;
     fn take_events(&self) -> Vec<GroupEvent>;
+    /// Whether a [`GroupEvent::Revoking`] waits for [`Group::give_up`]: the runtime
+    /// reads no further records before it has settled.
+    fn revoke_pending(&self) -> bool;
+    /// Finishes a revocation: the partitions leave the assignment.
+    fn give_up(&self, partitions: &[(String, i32)]) -> Result<(), BrokerError>;
     /// A fatal error raised inside a rebalance; the runtime returns it.
     fn take_failure(&self) -> Option<anyhow::Error>;
-    /// A rewind needed because a revoke-time commit failed.
-    fn take_rewind(&self) -> Option<String>;
     fn committed(
         &self,
         partitions: &[(&str, i32)],
         limit: Duration,
     ) -> Result<Vec<Committed>, BrokerError>;
     fn stats(&self) -> GroupStats;
-    /// The output side, owned by the member because its revoke callback settles it.
-    fn sink(&self) -> MutexGuard<'_, Box<dyn Sink>>;
-    /// Leaves the group (the revoke this runs settles nothing: the sink is disabled).
+    /// Leaves the group; the open work must be settled before (a revocation during
+    /// leaving gives the partitions up at once).
     fn leave(self: Box<Self>);
 }

@@ -74,7 +74,8 @@ fn instance_with(
     let reader_broker = broker.clone();
     let parts = Parts {
         clock,
-        group: Box::new(broker.group_member(sink)),
+        sink,
+        group: Box::new(broker.group_member()),
         side: Box::new(broker.reader()),
         rebuild_reader: Box::new(move || Ok(Box::new(reader_broker.reader()))),
         camera_partitions: CAMERA_PARTITIONS,
@@ -178,16 +179,47 @@ fn run_for(broker: &MemoryBroker, rts: &mut [&mut Runtime], d: Duration) {
     }
 }
 
+/// Rounds of input, two seconds apart, through the instances `rts`.
+fn play(
+    broker: &MemoryBroker,
+    s: &Settings,
+    input: &mut Input,
+    rts: &mut [&mut Runtime],
+    rounds: std::ops::Range<u32>,
+) {
+    for round in rounds {
+        input.pedestrians(broker, s, round);
+        run_for(broker, rts, Duration::from_secs(2));
+    }
+}
+
+/// Turns until the last round's alerts are produced into the open transaction, not
+/// yet committed.
+fn until_alerts_wait_uncommitted(rt: &mut Runtime) {
+    let mut turns = 0;
+    while rt.sink.in_flight() == 0 {
+        rt.turn().unwrap();
+        turns += 1;
+        assert!(turns < 10_000, "the round is never applied");
+    }
+}
+
+/// How many camera partitions the instance holds.
+fn camera_partitions(rt: &Runtime) -> usize {
+    rt.sink
+        .positions()
+        .keys()
+        .filter(|(stream, _)| *stream == Stream::Camera)
+        .count()
+}
+
 #[test]
 fn live_on_the_seam_equals_replay() {
     let s = settings(Guarantee::ExactlyOnce);
     let broker = broker(&s);
     let mut input = Input::default();
     let mut rt = instance(&broker, &s);
-    for round in 0..5 {
-        input.pedestrians(&broker, &s, round);
-        run_for(&broker, &mut [&mut rt], Duration::from_secs(2));
-    }
+    play(&broker, &s, &mut input, &mut [&mut rt], 0..5);
     run_for(&broker, &mut [&mut rt], Duration::from_secs(10));
     let expected = input.replayed(&s);
     assert!(!expected.is_empty(), "the input raises alerts");
@@ -243,42 +275,40 @@ fn a_broker_gone_for_twenty_seconds_mid_stream_loses_nothing_and_repeats_nothing
     assert_eq!(visible(&broker, &s), input.replayed(&s));
 }
 
-#[test]
-fn a_second_instance_joining_mid_stream_takes_over_partitions_without_loss_or_repeat() {
+/// A first instance alone for two rounds, then a second one joining (each has a
+/// transactional id of its own, kafka.instance_id), both through three more rounds:
+/// what a read_committed reader finds must equal replay. With `mid_transaction` the
+/// second joins while the first holds the third round's alerts uncommitted: the
+/// partitions it gives up must have their output committed first, or the newcomer,
+/// starting from the older committed offsets, would produce them a second time.
+fn a_second_instance_joins(mid_transaction: bool) -> (Runtime, Runtime) {
     let s = settings(Guarantee::ExactlyOnce);
     let broker = broker(&s);
     let mut first = instance(&broker, &s);
     let mut input = Input::default();
-    for round in 0..2 {
-        input.pedestrians(&broker, &s, round);
-        run_for(&broker, &mut [&mut first], Duration::from_secs(2));
+    play(&broker, &s, &mut input, &mut [&mut first], 0..2);
+    let mut next = 2;
+    if mid_transaction {
+        input.pedestrians(&broker, &s, 2);
+        until_alerts_wait_uncommitted(&mut first);
+        next = 3;
     }
-    // Each instance has a transactional id of its own (kafka.instance_id).
     let mut second = instance_with(&broker, &s, broker.producer_with_id("second"));
-    for round in 2..5 {
-        input.pedestrians(&broker, &s, round);
-        run_for(
-            &broker,
-            &mut [&mut first, &mut second],
-            Duration::from_secs(2),
-        );
-    }
-    run_for(
-        &broker,
-        &mut [&mut first, &mut second],
-        Duration::from_secs(30),
-    );
+    let both = &mut [&mut first, &mut second];
+    play(&broker, &s, &mut input, both, next..5);
+    run_for(&broker, both, Duration::from_secs(30));
     assert_eq!(visible(&broker, &s), input.replayed(&s));
+    (first, second)
+}
+
+#[test]
+fn a_second_instance_joining_mid_stream_takes_over_partitions_without_loss_or_repeat() {
+    let (first, second) = a_second_instance_joins(false);
     // The rebalance gave the newcomer half of the camera partitions.
-    let camera = |rt: &Runtime| {
-        rt.group
-            .sink()
-            .positions()
-            .keys()
-            .filter(|(stream, _)| *stream == Stream::Camera)
-            .count()
-    };
-    assert_eq!((camera(&first), camera(&second)), (2, 2));
+    assert_eq!(
+        (camera_partitions(&first), camera_partitions(&second)),
+        (2, 2)
+    );
 }
 
 #[test]
@@ -287,19 +317,10 @@ fn a_kill_between_produce_and_commit_then_a_restart_gives_every_alert_once() {
     let broker = broker(&s);
     let mut input = Input::default();
     let mut first = instance(&broker, &s);
-    for round in 0..3 {
-        input.pedestrians(&broker, &s, round);
-        run_for(&broker, &mut [&mut first], Duration::from_secs(2));
-    }
+    play(&broker, &s, &mut input, &mut [&mut first], 0..3);
     input.pedestrians(&broker, &s, 3);
-    // Until the round's alerts are produced into the open transaction, not committed.
     let before = broker.read_committed(&s.kafka.topics.alerts).len();
-    let mut turns = 0;
-    while first.group.sink().in_flight() == 0 {
-        first.turn().unwrap();
-        turns += 1;
-        assert!(turns < 10_000, "the round is never applied");
-    }
+    until_alerts_wait_uncommitted(&mut first);
     assert_eq!(broker.read_committed(&s.kafka.topics.alerts).len(), before);
     // kill -9: no commit, no leave; the session times out.
     drop(first);
@@ -346,4 +367,36 @@ fn another_process_with_the_same_transactional_id_stops_this_one() {
         assert!(turns < 100_000, "a fenced producer went on");
     };
     assert!(e.contains("kafka.instance_id"), "{e}");
+}
+
+#[test]
+fn a_lost_assignment_aborts_the_open_transaction_rejoins_and_loses_nothing() {
+    let s = settings(Guarantee::ExactlyOnce);
+    let broker = broker(&s);
+    let mut input = Input::default();
+    let mut rt = instance(&broker, &s);
+    play(&broker, &s, &mut input, &mut [&mut rt], 0..2);
+    input.pedestrians(&broker, &s, 2);
+    until_alerts_wait_uncommitted(&mut rt);
+    let rebuilds = rt.metrics.state_rebuilds.get();
+    // The process stalled past session.timeout.ms: the group dropped it while its
+    // transaction was open; it is alive and polls again.
+    broker.expire_members();
+    play(&broker, &s, &mut input, &mut [&mut rt], 3..5);
+    run_for(&broker, &mut [&mut rt], Duration::from_secs(30));
+    assert_eq!(visible(&broker, &s), input.replayed(&s));
+    assert!(
+        rt.metrics.state_rebuilds.get() > rebuilds,
+        "the rejoined member rebuilds"
+    );
+    assert_eq!(
+        camera_partitions(&rt),
+        CAMERA_PARTITIONS as usize,
+        "it holds every partition again"
+    );
+}
+
+#[test]
+fn a_rebalance_while_alerts_wait_in_the_transaction_commits_them_before_the_partitions_move() {
+    a_second_instance_joins(true);
 }

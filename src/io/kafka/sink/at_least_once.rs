@@ -42,8 +42,8 @@ pub(crate) struct AtLeastOnce {
     batches: VecDeque<Batch>,
     /// What the fully delivered batches cover: the next commit's offsets and progress.
     acked: HashMap<PartitionKey, i64>,
-    acked_clock: Option<EventTime>,
-    acked_globals: HashMap<PartitionKey, i64>,
+    /// The engine clock and global-stream progress committed with `acked`.
+    acked_progress: Progress,
     acked_dirty: bool,
     sealed_at: Instant,
     delivery_failed: Option<String>,
@@ -58,8 +58,7 @@ impl AtLeastOnce {
             out,
             batches: VecDeque::from([Batch::new(0)]),
             acked: HashMap::new(),
-            acked_clock: None,
-            acked_globals: HashMap::new(),
+            acked_progress: Progress::default(),
             acked_dirty: false,
             sealed_at,
             delivery_failed: None,
@@ -137,9 +136,9 @@ impl AtLeastOnce {
             let b = self.batches.pop_front().expect("checked");
             self.acked.extend(b.positions);
             if b.clock.is_some() {
-                self.acked_clock = b.clock;
+                self.acked_progress.clock = b.clock;
             }
-            self.acked_globals.extend(b.globals);
+            self.acked_progress.globals.extend(b.globals);
             self.acked_dirty = true;
             self.out.replacements = 0;
         }
@@ -150,9 +149,11 @@ impl AtLeastOnce {
         if !self.acked_dirty || self.acked.is_empty() {
             return;
         }
-        let offsets = self
-            .out
-            .offsets(&self.acked, self.acked_clock, &self.acked_globals);
+        let offsets = self.out.offsets(
+            &self.acked,
+            self.acked_progress.clock,
+            &self.acked_progress.globals,
+        );
         if !sync {
             self.async_commit_sent = Some(self.out.now());
         }
@@ -187,11 +188,7 @@ impl Sink for AtLeastOnce {
     }
 
     fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress) {
-        let progress = Progress {
-            clock: self.acked_clock,
-            globals: self.acked_globals.clone(),
-        };
-        (self.acked.clone(), progress)
+        (self.acked.clone(), self.acked_progress.clone())
     }
 
     /// Records produced and not yet acknowledged by the broker (the partitions are
@@ -215,7 +212,7 @@ impl Sink for AtLeastOnce {
     ) {
         self.acked = positions.clone();
         self.out.positions = positions;
-        self.acked_globals = globals.clone();
+        self.acked_progress.globals = globals.clone();
         self.out.globals = globals;
         self.acked_dirty = false;
         self.drop_batches();

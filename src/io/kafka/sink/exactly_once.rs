@@ -273,11 +273,8 @@ impl Sink for ExactlyOnce {
     }
 
     fn committed(&self) -> (HashMap<PartitionKey, i64>, Progress) {
-        let progress = Progress {
-            clock: self.out.event_clock,
-            globals: self.out.globals.clone(),
-        };
-        (self.out.positions.clone(), progress)
+        // Settled means committed: everything consumed is.
+        self.out.checkpoint()
     }
 
     /// Records consumed since the last commit: a full interval is committed early.

@@ -231,6 +231,15 @@ impl Output {
         self.clock.now()
     }
 
+    /// The positions and progress as far as consumed.
+    fn checkpoint(&self) -> (HashMap<PartitionKey, i64>, Progress) {
+        let progress = Progress {
+            clock: self.event_clock,
+            globals: self.globals.clone(),
+        };
+        (self.positions.clone(), progress)
+    }
+
     fn key_of(&self, topic: &str, partition: i32) -> Option<PartitionKey> {
         self.topics.stream_of(topic).map(|s| (s, partition))
     }
