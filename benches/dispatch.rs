@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use roadwatch::core::dispatch::{Dispatcher, OnRoad, Place};
-use roadwatch::core::model::{PatrolPosition, UnitStatus};
+use roadwatch::core::model::{EventTime, PatrolPosition, UnitStatus};
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
 
 mod common;
@@ -19,7 +19,7 @@ use common::{road_lat, synthetic_network, Lcg, BASE_LON, CARRIAGEWAY_GAP_DEG, SE
 const ROADS: usize = 100;
 const PER_LINE: usize = 500;
 const UNITS: usize = 2_000;
-const NOW: i64 = 1_790_000_000_000;
+const NOW: EventTime = EventTime::from_ms(1_790_000_000_000);
 
 fn random_point(rng: &mut Lcg) -> (f64, f64) {
     let r = (rng.next() * ROADS as f64) as usize;

@@ -11,6 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use roadwatch::core::model::EventTime;
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
 
 mod common;
@@ -53,12 +54,12 @@ fn bench_locate(c: &mut Criterion) {
     let (near, anywhere) = queries(roads, per_line, 10_000);
     let hits = near
         .iter()
-        .filter(|q| net.locate(q.0, q.1, at_ms).is_some())
+        .filter(|q| net.locate(q.0, q.1, EventTime::from_ms(at_ms)).is_some())
         .count();
     let zoned = near
         .iter()
         .filter(|q| {
-            net.locate(q.0, q.1, at_ms)
+            net.locate(q.0, q.1, EventTime::from_ms(at_ms))
                 .is_some_and(|p| p.zone.is_some())
         })
         .count();
@@ -74,7 +75,10 @@ fn bench_locate(c: &mut Criterion) {
         b.iter(|| {
             let mut found = 0usize;
             for &(lon, lat) in &near {
-                found += usize::from(net.locate(black_box(lon), black_box(lat), at_ms).is_some());
+                found += usize::from(
+                    net.locate(black_box(lon), black_box(lat), EventTime::from_ms(at_ms))
+                        .is_some(),
+                );
             }
             found
         })
@@ -83,7 +87,10 @@ fn bench_locate(c: &mut Criterion) {
         b.iter(|| {
             let mut found = 0usize;
             for &(lon, lat) in &anywhere {
-                found += usize::from(net.locate(black_box(lon), black_box(lat), at_ms).is_some());
+                found += usize::from(
+                    net.locate(black_box(lon), black_box(lat), EventTime::from_ms(at_ms))
+                        .is_some(),
+                );
             }
             found
         })

@@ -378,11 +378,13 @@ fn duration_arg(flag: &str, text: &str) -> Result<i64, Failure> {
 }
 
 fn start_ms(text: &str) -> Result<i64, Failure> {
-    crate::core::model::parse_rfc3339_ms(text).ok_or_else(|| {
-        Failure::Usage(format!(
-            "--start {text:?}: expected RFC 3339 with an offset"
-        ))
-    })
+    crate::core::model::parse_rfc3339_ms(text)
+        .map(|t| t.ms())
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--start {text:?}: expected RFC 3339 with an offset"
+            ))
+        })
 }
 
 fn check_config(file: Option<&Path>) -> Result<(), Failure> {

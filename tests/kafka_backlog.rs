@@ -139,7 +139,7 @@ struct CommandCenter {
 impl CommandCenter {
     fn on_alert(&mut self, a: &roadwatch::core::model::Alert) {
         use roadwatch::core::model::{AlertStatus, Severity};
-        let at = a.event_ts.ms;
+        let at = a.event_ts.ms.ms();
         let id = &a.alert_id;
         if !self.seen.insert(id.clone()) {
             return;

@@ -2,6 +2,7 @@
 //! with itself: the expected answers are the file's own properties (station
 //! and interchange stakes) and metadata (road lengths, chain breaks).
 
+use roadwatch::core::model::EventTime;
 use roadwatch::core::roads::{Direction, LoadOptions, RoadNetwork};
 use serde_json::Value;
 
@@ -75,7 +76,9 @@ fn stations_and_interchanges_sit_at_their_stated_stakes() {
         let name = f["properties"]["name"].as_str().unwrap();
         let road_id = f["properties"]["road_id"].as_str().unwrap();
         let p = net
-            .locate_filtered(lon, lat, 0, 100.0, |l| l.road_id() == road_id)
+            .locate_filtered(lon, lat, EventTime::from_ms(0), 100.0, |l| {
+                l.road_id() == road_id
+            })
             .unwrap_or_else(|| panic!("{name}: not near {road_id}"));
         let stated = f["properties"]["stake_m"].as_f64().unwrap();
         assert!(

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+use roadwatch::core::model::EventTime;
 use roadwatch::core::roads::{Direction, LineId, LoadOptions, RoadNetwork, ZoneKind};
 use serde_json::{json, Map, Value};
 
@@ -246,7 +247,7 @@ fn exercise(net: &RoadNetwork) {
         (0.0, 0.0),
         (180.0, 90.0),
     ] {
-        if let Some(p) = net.locate(lon, lat, 0) {
+        if let Some(p) = net.locate(lon, lat, EventTime::from_ms(0)) {
             let _ = serde_json::to_string(&p).unwrap();
             let _ = net.next_interchange(&p.road_id, p.direction, p.stake_m, true);
             let _ = net.next_service_area(&p.road_id, p.direction, p.stake_m, false);
@@ -254,10 +255,10 @@ fn exercise(net: &RoadNetwork) {
             let _ = net.stretch(&p.road_id, p.stake_m, 5000.0);
             let _ = net.opposite(p.line, p.stake_m);
             let _ = net.point_at(p.line, p.stake_m);
-            let _ = net.position_at_stake(p.line, p.stake_m, 0);
+            let _ = net.position_at_stake(p.line, p.stake_m, EventTime::from_ms(0));
         }
-        let _ = net.locate_within(lon, lat, 0, 10_000.0);
-        let _ = net.zones_at(lon, lat, 0);
+        let _ = net.locate_within(lon, lat, EventTime::from_ms(0), 10_000.0);
+        let _ = net.zones_at(lon, lat, EventTime::from_ms(0));
     }
     for line in net.lines() {
         for odd in [f64::NAN, f64::INFINITY, -1e300, 0.0] {

@@ -4,6 +4,7 @@
 
 use geo::{Bearing, Destination, Distance, Geodesic, Point};
 use proptest::prelude::*;
+use roadwatch::core::model::EventTime;
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
 use serde_json::json;
 
@@ -64,7 +65,9 @@ fn twenty_metre_offsets_at_30_degrees_are_within_half_a_metre() {
         let heading = Geodesic.bearing(geo_point(mid), geo_point(b));
         for side in [90.0, -90.0] {
             let q = destination(mid, heading + side, 20.0);
-            let p = net.locate(q.0, q.1, 0).expect("20 m from the line");
+            let p = net
+                .locate(q.0, q.1, EventTime::from_ms(0))
+                .expect("20 m from the line");
             let error = (p.offset_m - 20.0).abs();
             worst = worst.max(error);
             assert!(
@@ -117,7 +120,7 @@ proptest! {
         let heading = Geodesic.bearing(geo_point(on), geo_point(b));
         let q = destination(on, heading + side, offset);
         let reference = reference_distance(q, a, b);
-        match net.locate_within(q.0, q.1, 0, 200.0) {
+        match net.locate_within(q.0, q.1, EventTime::from_ms(0), 200.0) {
             Some(p) => prop_assert!((p.offset_m - reference).abs() < 0.05, "{} vs {}", p.offset_m, reference),
             None => prop_assert!(false, "{} m away must be found", reference),
         }

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+use roadwatch::core::model::EventTime;
 use roadwatch::core::roads::{Direction, IssueLevel, LoadOptions, RoadNetwork, StakeSource};
 use serde_json::Value;
 
@@ -174,7 +175,7 @@ fn points_on_ways_locate_to_that_ways_ref() {
         let i = (c.len() - 1) / 2;
         let mid = ((c[i].0 + c[i + 1].0) / 2.0, (c[i].1 + c[i + 1].1) / 2.0);
         let p = net
-            .locate(mid.0, mid.1, 0)
+            .locate(mid.0, mid.1, EventTime::from_ms(0))
             .unwrap_or_else(|| panic!("{} has no position", way["id"]));
         assert_eq!(&*p.road_id, road_id_of(way), "{}", way["id"]);
         assert!(p.offset_m < 0.01, "{}: {}", way["id"], p.offset_m);
@@ -233,7 +234,7 @@ fn points_away_from_the_roads_agree_with_brute_force() {
     let (mut found, mut nothing) = (0, 0);
     for q in queries {
         let (reference, road) = brute_force_nearest(q);
-        let got = net.locate(q.0, q.1, 0);
+        let got = net.locate(q.0, q.1, EventTime::from_ms(0));
         if reference > 110.0 {
             assert!(
                 got.is_none(),
@@ -272,7 +273,7 @@ fn milestone_errors(net: &RoadNetwork, milestones: &[&Value]) -> Vec<f64> {
         };
         let (lon, lat) = coords(m)[0];
         let p = net
-            .locate(lon, lat, 0)
+            .locate(lon, lat, EventTime::from_ms(0))
             .expect("milestones stand on the motorway");
         let source = net.line(p.line).unwrap().stake_source();
         if matches!(source, StakeSource::SingleAnchor | StakeSource::Unanchored) {

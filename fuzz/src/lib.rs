@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use roadwatch::config::Settings;
-use roadwatch::core::model::{decode_record, DecodeContext, Stream};
+use roadwatch::core::model::{decode_record, DecodeContext, EventTime, Stream};
 use roadwatch::core::roads::{Direction, LoadOptions, RoadNetwork};
 
 /// Decodes `data` as a record of `stream`, with and without a reference clock (the
@@ -81,17 +81,18 @@ pub fn load_roads(data: &[u8], strict: bool) {
         })
         .chain([(105.0, 27.0), (0.0, 0.0), (f64::NAN, 1.0)])
         .collect();
+    let t = EventTime::from_ms(0);
     for (lon, lat) in probes {
-        if let Some(p) = net.locate(lon, lat, 0) {
+        if let Some(p) = net.locate(lon, lat, t) {
             let _ = net.next_interchange(&p.road_id, p.direction, p.stake_m, true);
             let _ = net.next_service_area(&p.road_id, p.direction, p.stake_m, false);
             let _ = net.distance_along(&p.road_id, p.direction, p.stake_m, p.stake_m + 500.0);
             let _ = net.stretch(&p.road_id, p.stake_m, 5000.0);
             let _ = net.opposite(p.line, p.stake_m);
-            let _ = net.position_at_stake(p.line, p.stake_m, 0);
+            let _ = net.position_at_stake(p.line, p.stake_m, t);
         }
-        let _ = net.locate_within(lon, lat, 0, 10_000.0);
-        let _ = net.zones_at(lon, lat, 0);
+        let _ = net.locate_within(lon, lat, t, 10_000.0);
+        let _ = net.zones_at(lon, lat, t);
     }
     for line in net.lines().iter().take(8) {
         let _ = net.carriageway_at(line.road_id(), Direction::Up, line.stake_end_m());

@@ -136,8 +136,8 @@ impl Pipeline {
         stream: Stream,
         value: &[u8],
         source: DlqSource,
-        now_ms: Option<EventTime>,
-        emitted_ms: EventTime,
+        now_ms: Option<i64>,
+        emitted_ms: i64,
         out: &mut Vec<Produced>,
     ) -> Fate {
         match self.decode_only(stream, value, now_ms) {
@@ -153,7 +153,7 @@ impl Pipeline {
     /// their event time before applying them (the Kafka runtime's merge). A refusal is
     /// kept with a copy of the bytes and dead-lettered by [`Pipeline::apply`], so that it
     /// is produced together with its offset.
-    pub fn decode(&mut self, stream: Stream, value: &[u8], now_ms: Option<EventTime>) -> Decoded {
+    pub fn decode(&mut self, stream: Stream, value: &[u8], now_ms: Option<i64>) -> Decoded {
         match self.decode_only(stream, value, now_ms) {
             Ok(record) => Decoded::Record(record),
             Err(reject) => Decoded::Refused {
@@ -169,7 +169,7 @@ impl Pipeline {
         stream: Stream,
         decoded: Decoded,
         source: DlqSource,
-        emitted_ms: EventTime,
+        emitted_ms: i64,
         out: &mut Vec<Produced>,
     ) -> Fate {
         match decoded {
@@ -185,7 +185,7 @@ impl Pipeline {
         &mut self,
         stream: Stream,
         value: &[u8],
-        now_ms: Option<EventTime>,
+        now_ms: Option<i64>,
     ) -> Result<Record, Reject> {
         self.seen += 1;
         let started = self.timed().then(Instant::now);
@@ -205,7 +205,7 @@ impl Pipeline {
         &mut self,
         stream: Stream,
         record: &Record,
-        emitted_ms: EventTime,
+        emitted_ms: i64,
         out: &mut Vec<Produced>,
     ) -> Fate {
         let started = self.timed().then(Instant::now);
@@ -236,7 +236,7 @@ impl Pipeline {
     }
 
     /// Advances event time without a record (idle input) and emits what timers produce.
-    pub fn advance_to(&mut self, now: EventTime, emitted_ms: EventTime, out: &mut Vec<Produced>) {
+    pub fn advance_to(&mut self, now: EventTime, emitted_ms: i64, out: &mut Vec<Produced>) {
         self.engine.advance_to(now, &mut self.alerts);
         self.emit(emitted_ms, out);
     }
@@ -263,7 +263,7 @@ impl Pipeline {
         });
     }
 
-    fn emit(&mut self, emitted_ms: EventTime, out: &mut Vec<Produced>) {
+    fn emit(&mut self, emitted_ms: i64, out: &mut Vec<Produced>) {
         // Gauges and dispatch counters are refreshed when something happened, and now
         // and then otherwise: reading them for every record would cost a lock each.
         let refresh = !self.alerts.is_empty()

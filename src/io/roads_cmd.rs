@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::core::model::EventTime;
 use crate::core::roads::{IssueLevel, LoadOptions, RoadNetwork, Stake};
 
 /// Load issues logged one by one before the rest are summarised.
@@ -66,7 +67,7 @@ pub fn locate_command(
 ) -> anyhow::Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     if let Some((lon, lat)) = point {
-        let position = net.locate(lon, lat, now_ms);
+        let position = net.locate(lon, lat, EventTime::from_ms(now_ms));
         serde_json::to_writer(&mut out, &position).context("writing position")?;
         out.write_all(b"\n").context("writing position")?;
         return out.flush().context("writing position");
@@ -85,7 +86,7 @@ pub fn locate_command(
         }
         line_number += 1;
         let position = match parse_query(&buffer) {
-            Ok((lon, lat, ts)) => net.locate(lon, lat, ts.unwrap_or(now_ms)),
+            Ok((lon, lat, ts)) => net.locate(lon, lat, EventTime::from_ms(ts.unwrap_or(now_ms))),
             Err(reason) => {
                 tracing::warn!(line = line_number, "roads locate: {reason}: printing null");
                 None

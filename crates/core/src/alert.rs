@@ -88,7 +88,7 @@ pub fn alert_id(prefix: &str, parts: &[&str], first_ms: EventTime) -> String {
 }
 
 fn compact_utc(ms: EventTime) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
+    match Utc.timestamp_millis_opt(ms.ms()).single() {
         Some(t) => t.format("%Y%m%dT%H%M%S").to_string(),
         None => ms.to_string(),
     }
@@ -162,15 +162,23 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_valid_identifiers() {
-        let a = alert_id("ped", &["G76", "up", "1203450"], 1_795_871_730_120);
+        let a = alert_id(
+            "ped",
+            &["G76", "up", "1203450"],
+            EventTime::from_ms(1_795_871_730_120),
+        );
         assert_eq!(a, "ped-G76-up-1203450-20261128T131530");
         assert_eq!(
             a,
-            alert_id("ped", &["G76", "up", "1203450"], 1_795_871_730_120)
+            alert_id(
+                "ped",
+                &["G76", "up", "1203450"],
+                EventTime::from_ms(1_795_871_730_120)
+            )
         );
-        let odd = alert_id("wx", &["厦蓉 G76", "x/y"], 0);
+        let odd = alert_id("wx", &["厦蓉 G76", "x/y"], EventTime::from_ms(0));
         assert!(crate::model::is_valid_identifier(&odd), "{odd}");
-        let long = alert_id("rh", &[&"x".repeat(80)], 0);
+        let long = alert_id("rh", &[&"x".repeat(80)], EventTime::from_ms(0));
         assert!(
             long.len() <= 64 && long.ends_with("-19700101T000000"),
             "{long}"

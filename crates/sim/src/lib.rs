@@ -369,7 +369,7 @@ impl Simulator {
         if self.done {
             return;
         }
-        let alert_ms = alert.event_ts.ms;
+        let alert_ms = alert.event_ts.ms.ms();
         let acks = self.patrol.on_alert(
             &self.roads,
             &self.sim,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::rng::Rng;
 use super::SimConfig;
+use roadwatch_core::model::EventTime;
 use roadwatch_core::roads::{
     distance_m, Direction, LineId, LineKind, RoadNetwork, Scale, Structure, ZoneId, ZoneKind,
 };
@@ -319,7 +320,7 @@ impl SimNetwork {
             .min(line.segments().len() - 1);
         let half_width_m = f64::from(line.segments()[seg].half_width_m);
         let structure = net
-            .position_at_stake(id, s, at_ms)
+            .position_at_stake(id, s, EventTime::from_ms(at_ms))
             .and_then(|p| p.structure);
         Some(Frame {
             lon,
@@ -668,7 +669,7 @@ impl SimNetwork {
             let (clon, clat) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
             // The side of the road it serves: the carriageway nearest its centre.
             let travel = net
-                .locate_filtered(clon, clat, cfg.start_ms, 1000.0, |l| {
+                .locate_filtered(clon, clat, EventTime::from_ms(cfg.start_ms), 1000.0, |l| {
                     l.kind() == LineKind::Carriageway && *l.road_id() == *zr.road_id
                 })
                 .map_or(Direction::Up, |p| match p.direction {
@@ -717,7 +718,8 @@ impl SimNetwork {
         if !line.covers_stake(stake) {
             return None;
         }
-        net.position_at_stake(id, stake, at_ms)?.structure
+        net.position_at_stake(id, stake, EventTime::from_ms(at_ms))?
+            .structure
     }
 
     fn in_tunnel(&self, net: &RoadNetwork, road: usize, stake: f64, at_ms: i64) -> bool {
@@ -862,7 +864,9 @@ impl SimNetwork {
                 (b[2], b[1]),
             ];
             let mut hits = corners.iter().filter_map(|&(x, y)| {
-                net.locate_filtered(x, y, at, 200.0, |l| l.kind() == LineKind::Carriageway)
+                net.locate_filtered(x, y, EventTime::from_ms(at), 200.0, |l| {
+                    l.kind() == LineKind::Carriageway
+                })
             });
             let Some(first) = hits.next() else { continue };
             let Some(road) = self.road_index(&first.road_id) else {
@@ -1006,7 +1010,9 @@ fn sample_inside(
         if !z.contains(x, y) {
             continue;
         }
-        let paved = net.locate(x, y, 0).is_some_and(|p| p.on_carriageway);
+        let paved = net
+            .locate(x, y, EventTime::from_ms(0))
+            .is_some_and(|p| p.on_carriageway);
         if paved == on_carriageway {
             out.push((x, y));
         }

@@ -11,6 +11,7 @@ use super::network::SimNetwork;
 use super::rng::Rng;
 use super::truth::{DispatchAnswer, GroundTruth, PatrolUnitTruth};
 use super::SimConfig;
+use roadwatch_core::model::EventTime;
 use roadwatch_core::model::{AckStatus, Alert, AlertStatus, Outcome, UnitStatus};
 use roadwatch_core::roads::{distance_m, Direction, RoadNetwork};
 
@@ -331,7 +332,7 @@ impl Patrol {
             SegKind::Park(p) => p,
             SegKind::Straight { to, .. } => {
                 // Back on the network at the nearest carriageway when there is one.
-                match net.locate_within(to.0, to.1, 0, 500.0) {
+                match net.locate_within(to.0, to.1, EventTime::from_ms(0), 500.0) {
                     Some(pos) => match sim.road_index(&pos.road_id) {
                         Some(road) => Place::Road {
                             road,

@@ -14,6 +14,7 @@ use super::traffic::day_start_ms;
 use super::truth::{GroundTruth, PedestrianIncident, WorkZoneCrew};
 use super::SimConfig;
 use roadwatch_core::model::DetectionClass;
+use roadwatch_core::model::EventTime;
 use roadwatch_core::roads::{distance_m, Direction, RoadNetwork, ZoneKind};
 
 const TAG_PEOPLE: u64 = 0x0050_454F;
@@ -211,9 +212,9 @@ impl People {
             };
             let start = day0 + 8 * 3_600_000 + rng.int(0, 30 * 60_000);
             let end = day0 + 17 * 3_600_000 + rng.int(0, 60 * 60_000);
-            let active = net
-                .zone(zone)
-                .is_some_and(|z| z.is_active(start) || z.is_active(end));
+            let active = net.zone(zone).is_some_and(|z| {
+                z.is_active(EventTime::from_ms(start)) || z.is_active(EventTime::from_ms(end))
+            });
             let workers = rng.int(2, 4) as u32;
             if active {
                 out.push(PeopleActivity::WorkCrew {
@@ -497,7 +498,9 @@ impl People {
             // Never let the jitter carry them out of the car park (the spots are inside
             // and off the carriageway; the rounded point is what the detector gets).
             let inside = zone.is_some_and(|z| z.contains(lon, lat))
-                && !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway);
+                && !net
+                    .locate(lon, lat, EventTime::from_ms(t))
+                    .is_some_and(|p| p.on_carriageway);
             if !inside {
                 (lon, lat) = spot;
             }
@@ -558,7 +561,10 @@ impl People {
                 let (lon, lat) = frame.offset(lateral);
                 let (lon, lat) = (round6(lon), round6(lat));
                 // Beside a ramp or the other road this could be paved: leave it out.
-                if !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway) {
+                if !net
+                    .locate(lon, lat, EventTime::from_ms(t))
+                    .is_some_and(|p| p.on_carriageway)
+                {
                     let mut dets = vec![Det {
                         class: Class::Known(DetectionClass::Pedestrian),
                         confidence: round2(rng.range(0.55, 0.95)),
@@ -619,7 +625,7 @@ impl People {
         let mut n = 0;
         let mut last = start_ms;
         while t < crew_end && t < end_ms {
-            if zone.is_active(t) {
+            if zone.is_active(EventTime::from_ms(t)) {
                 for s in spots.iter_mut() {
                     if rng.chance(0.03) {
                         *s = *rng.pick(&cam.interior);
@@ -819,7 +825,10 @@ fn noise(
         let (lon, lat) = lane.offset(rng.range(25.0, 90.0));
         let (lon, lat) = (round6(lon), round6(lat));
         let confidence = round2(rng.range(0.5, 0.95));
-        if !net.locate(lon, lat, t).is_some_and(|p| p.on_carriageway) {
+        if !net
+            .locate(lon, lat, EventTime::from_ms(t))
+            .is_some_and(|p| p.on_carriageway)
+        {
             dets.push(Det {
                 class: Class::Known(DetectionClass::Pedestrian),
                 confidence,
@@ -883,17 +892,19 @@ fn shoulder_offset(rng: &mut Rng, frame: &Frame, right: bool) -> f64 {
 
 /// Inside a service area, toll plaza or active work zone, where people may be.
 fn in_excluding_zone(net: &RoadNetwork, lon: f64, lat: f64, at_ms: i64) -> bool {
-    net.zones_at(lon, lat, at_ms).iter().any(|z| {
-        matches!(
-            z.kind(),
-            ZoneKind::ServiceArea | ZoneKind::TollPlaza | ZoneKind::WorkZone
-        )
-    })
+    net.zones_at(lon, lat, EventTime::from_ms(at_ms))
+        .iter()
+        .any(|z| {
+            matches!(
+                z.kind(),
+                ZoneKind::ServiceArea | ZoneKind::TollPlaza | ZoneKind::WorkZone
+            )
+        })
 }
 
 /// DOMAIN.md's place test for a qualifying detection.
 fn qualifies_at(net: &RoadNetwork, lon: f64, lat: f64, at_ms: i64) -> bool {
-    net.locate(lon, lat, at_ms)
+    net.locate(lon, lat, EventTime::from_ms(at_ms))
         .is_some_and(|p| p.on_carriageway)
         && !in_excluding_zone(net, lon, lat, at_ms)
 }

@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use super::*;
+use roadwatch_core::model::EventTime;
 use roadwatch_core::model::{decode_record, is_valid_plate, DecodeContext, Record};
 use roadwatch_core::roads::{distance_m, LoadOptions, RoadNetwork};
 
@@ -107,7 +108,12 @@ fn every_record_decodes_or_is_refused_for_the_reason_the_truth_gives() {
         match (decode_record(r.stream, &r.value, &ctx), r.expect_reject) {
             (Ok(rec), None) => {
                 assert_eq!(rec.stream(), r.stream);
-                assert_eq!(rec.ts(), r.ts, "{}", String::from_utf8_lossy(&r.value));
+                assert_eq!(
+                    rec.ts(),
+                    EventTime::from_ms(r.ts),
+                    "{}",
+                    String::from_utf8_lossy(&r.value)
+                );
             }
             (Err(e), Some(reason)) => {
                 assert_eq!(e.reason, reason, "{}", String::from_utf8_lossy(&r.value));
@@ -305,7 +311,10 @@ fn km_per_day(records: &[SimRecord]) -> HashMap<(String, i64), f64> {
         .filter(|r| r.stream == Stream::Plate && r.expect_reject.is_none())
     {
         if let Ok(Record::Plate(p)) = decode_record(r.stream, &r.value, &ctx) {
-            reads.entry(p.plate).or_default().push((p.ts, p.lon, p.lat));
+            reads
+                .entry(p.plate)
+                .or_default()
+                .push((p.ts.ms(), p.lon, p.lat));
         }
     }
     let mut km = HashMap::new();
@@ -412,7 +421,7 @@ fn pedestrian_incidents_are_seen_where_the_truth_says() {
             if d.class.as_str() != inc.class || d.confidence < 0.5 {
                 continue;
             }
-            let Some(pos) = net.locate(d.lon, d.lat, r.ts) else {
+            let Some(pos) = net.locate(d.lon, d.lat, EventTime::from_ms(r.ts)) else {
                 continue;
             };
             if *pos.road_id == inc.road_id
@@ -446,7 +455,7 @@ fn dispatches_are_answered_in_later_batches() {
             severity: Severity::Critical,
             status: AlertStatus::New,
             event_ts: roadwatch_core::model::EventTimestamp::new(
-                at,
+                EventTime::from_ms(at),
                 UtcOffset::china_standard_time(),
             ),
             emitted_ts: String::new(),
@@ -496,7 +505,9 @@ fn dispatches_are_answered_in_later_batches() {
         })
         .collect();
     assert!(!acks.is_empty());
-    assert!(acks.iter().all(|a| a.ts >= emitted_until));
+    assert!(acks
+        .iter()
+        .all(|a| a.ts >= EventTime::from_ms(emitted_until)));
     // The crews say what they found: nobody was ever on the road there (these alerts
     // are the test's own), so every `resolved` reports a false alarm.
     let resolved: Vec<_> = acks
@@ -676,7 +687,7 @@ fn vehicles_and_patrols_move_plausibly() {
                 reads
                     .entry(p.plate)
                     .or_default()
-                    .push((p.ts, p.lon, p.lat, sa));
+                    .push((p.ts.ms(), p.lon, p.lat, sa));
             }
             Record::Patrol(p) => {
                 fixes += 1;

@@ -23,7 +23,7 @@ use super::assets;
 use super::auth::{Accounts, LoginLimiter, Principal, Sessions};
 use super::picture::{Cursor, Doc, DocKind, Picture, StreamPos, UnitState};
 use crate::core::dispatch::{route, OnRoad, Place};
-use crate::core::model::{decode_record, DecodeContext, Stream as InputStream};
+use crate::core::model::{decode_record, DecodeContext, EventTime, Stream as InputStream};
 use crate::core::roads::RoadNetwork;
 use crate::core::settings::DispatchSettings;
 use crate::io::metrics::Metrics;
@@ -429,7 +429,7 @@ fn place_of(net: &RoadNetwork, lon: f64, lat: f64) -> Place {
     Place {
         lon,
         lat,
-        road: net.locate(lon, lat, 0).map(|p| OnRoad {
+        road: net.locate(lon, lat, EventTime::from_ms(0)).map(|p| OnRoad {
             road_id: p.road_id,
             direction: p.direction,
             stake_m: p.stake_m,

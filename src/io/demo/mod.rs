@@ -381,7 +381,7 @@ fn feed_console(
 
 /// One readable line per alert: time, status, kind, severity, place, unit.
 fn alert_line(a: &Alert, offset: UtcOffset) -> String {
-    let time = format_rfc3339(a.event_ts.ms, offset);
+    let time = format_rfc3339(a.event_ts.ms.ms(), offset);
     let clock = time.get(11..19).unwrap_or(&time);
     let day = time.get(5..10).unwrap_or("");
     let place = match (

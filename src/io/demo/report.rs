@@ -122,7 +122,7 @@ fn raised(alerts: &[Alert], kind: AlertKind) -> Vec<&Alert> {
 }
 
 fn ms(a: &Alert) -> i64 {
-    a.event_ts.ms
+    a.event_ts.ms.ms()
 }
 
 impl DemoReport {

@@ -831,7 +831,9 @@ impl Runtime {
         if !broker_up_since.is_some_and(|t| self.clock.now() - t >= Duration::from_millis(after)) {
             return Ok(());
         }
-        let now = self.clock.wall_ms();
+        // The one place event time is moved by the wall clock (its documented rule).
+        let now_ms = self.clock.wall_ms();
+        let now = EventTime::from_ms(now_ms);
         let Some(clock) = self.pipeline.engine().clock() else {
             // No record yet since the start and none in the rebuild window: no timer can
             // be pending, and moving the clock to "now" would make a first input of past
@@ -842,7 +844,7 @@ impl Runtime {
         if clock >= now {
             return Ok(());
         }
-        self.pipeline.advance_to(now, now, &mut self.out);
+        self.pipeline.advance_to(now, now_ms, &mut self.out);
         self.sink.clock_advanced(self.pipeline.engine().clock());
         if let Err(e) = send_all(&mut *self.sink, &mut self.out) {
             return handle_sink_error(e, &mut self.pending);
@@ -1052,7 +1054,7 @@ impl Runtime {
                         live,
                     });
                     if let Some(c) = own.clock {
-                        clock_floor = Some(clock_floor.map_or(c, |f: i64| f.min(c)));
+                        clock_floor = Some(clock_floor.map_or(c, |f: EventTime| f.min(c)));
                     }
                     committed_any = true;
                     progress.add(Some(&own.globals).filter(|g| !g.is_empty()).cloned());
@@ -1075,7 +1077,7 @@ impl Runtime {
                 Some(o) => {
                     committed_any = true;
                     if let Some(clock) = clock_from_metadata(&c.metadata) {
-                        clock_floor = Some(clock_floor.map_or(clock, |f: i64| f.min(clock)));
+                        clock_floor = Some(clock_floor.map_or(clock, |f: EventTime| f.min(clock)));
                     }
                     progress.add(globals_from_metadata(&c.metadata));
                     o
@@ -1329,7 +1331,7 @@ fn queue_message(
     pipeline: &mut Pipeline,
     stream: Stream,
     message: Fetched<'_>,
-    now_ms: EventTime,
+    now_ms: i64,
 ) -> bool {
     let key = (stream, message.partition);
     if !merge.wants(key, message.offset) {
@@ -1338,7 +1340,7 @@ fn queue_message(
         return false;
     }
     let decoded = pipeline.decode(stream, message.payload, Some(now_ms));
-    let ts = decoded.ts();
+    let ts = decoded.ts().map(EventTime::ms);
     let queued = Queued {
         offset: message.offset,
         decoded,

@@ -420,7 +420,7 @@ fn route(
         decoded,
     };
     // A refused record (no event time) stays right behind its predecessor.
-    let key = rec.decoded.ts();
+    let key = rec.decoded.ts().map(EventTime::ms);
     if merge.push(i, m.offset, key, rec) == Pushed::QueuedFull {
         consumer.pause(&s.topic, s.partition);
     }
@@ -602,7 +602,7 @@ mod tests {
         // not including, the committed offsets.
         assert_eq!(outcome.replayed, 240 + 190);
         assert_eq!(p.engine().stats().late_dropped, 0, "applied out of order");
-        assert_eq!(p.engine().clock(), Some(BASE + 249_000));
+        assert_eq!(p.engine().clock(), Some(EventTime::from_ms(BASE + 249_000)));
         let mut ends = outcome.ends.clone();
         ends.sort();
         assert_eq!(
@@ -738,11 +738,14 @@ mod tests {
             group: vec![group(WEATHER, 0, 10)],
             globals: vec![],
             since_ms: BASE,
-            clock_floor: Some(BASE + 3_600_000),
+            clock_floor: Some(EventTime::from_ms(BASE + 3_600_000)),
         };
         let mut p = pipeline();
         run(&broker, &req, &mut p);
-        assert_eq!(p.engine().clock(), Some(BASE + 3_600_000));
+        assert_eq!(
+            p.engine().clock(),
+            Some(EventTime::from_ms(BASE + 3_600_000))
+        );
 
         // A partition that never delivers keeps the rebuild waiting; the keepalive is
         // asked every half second and a stop request ends it early.

@@ -235,7 +235,7 @@ impl PedestrianDetector {
             .iter()
             .enumerate()
             .filter(|(_, (at, inc))| {
-                s.ms - at <= self.settings.reopen_within_ms
+                s.ms - *at <= self.settings.reopen_within_ms
                     && inc.road_id == *s.pos.road_id
                     && inc.direction == s.pos.direction
                     && (inc.stake_m - s.pos.stake_m).abs() <= self.settings.incident_radius_m
@@ -357,7 +357,11 @@ impl PedestrianDetector {
             self.pending.pop_front();
         }
         let reopen = self.settings.reopen_within_ms;
-        while self.recent.front().is_some_and(|(at, _)| at + reopen < now) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| *at + reopen < now)
+        {
             self.recent.pop_front();
         }
         let clear_after = self.settings.clear_after_ms;

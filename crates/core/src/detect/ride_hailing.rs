@@ -228,7 +228,7 @@ impl OpenTrip {
     }
 
     fn record(&self, end_ms: EventTime) -> TripRec {
-        let minutes = |ms: i64| ms.div_euclid(MINUTE_MS);
+        let minutes = |t: EventTime| t.ms().div_euclid(MINUTE_MS);
         let start_min = minutes(self.start_ms);
         let duration_min = (minutes(end_ms) - start_min).max(0);
         TripRec {
@@ -259,7 +259,7 @@ struct TripRec {
 
 impl TripRec {
     fn start_ms(&self) -> EventTime {
-        i64::from(self.start_min) * MINUTE_MS
+        EventTime::from_ms(i64::from(self.start_min) * MINUTE_MS)
     }
     fn end_ms(&self) -> EventTime {
         self.start_ms() + i64::from(self.duration_min) * MINUTE_MS
@@ -511,7 +511,7 @@ impl RideHailingDetector {
         });
         let cooldown = self.settings.watchlist_cooldown_ms;
         self.watch_alerted
-            .retain(|_, at| now_ms.saturating_sub(*at) < cooldown);
+            .retain(|_, at| now_ms.since(*at) < cooldown);
     }
 
     pub fn tracked_plates(&self) -> usize {
@@ -541,9 +541,11 @@ impl RideHailingDetector {
 
     /// When operating day `day` begins (04:00 local).
     fn day_start_ms(&self, day: i64) -> EventTime {
-        day.saturating_mul(DAY_MS)
-            .saturating_add(DAY_START_MS)
-            .saturating_sub(self.offset_ms)
+        EventTime::from_ms(
+            day.saturating_mul(DAY_MS)
+                .saturating_add(DAY_START_MS)
+                .saturating_sub(self.offset_ms),
+        )
     }
 
     // --- watchlist ---------------------------------------------------------------------
@@ -556,7 +558,7 @@ impl RideHailingDetector {
         out: &mut Vec<AlertDraft>,
     ) {
         if let Some(&at) = self.watch_alerted.get(read.plate.as_str()) {
-            if read.ts.saturating_sub(at) < self.settings.watchlist_cooldown_ms {
+            if read.ts.since(at) < self.settings.watchlist_cooldown_ms {
                 return;
             }
         }
@@ -647,7 +649,7 @@ impl RideHailingDetector {
             );
             return None;
         };
-        if read.ts.saturating_sub(st.last_seen_ms) >= self.settings.window_ms {
+        if read.ts.since(st.last_seen_ms) >= self.settings.window_ms {
             // Unseen for a whole window: what the sweep would have removed. Starting afresh
             // here keeps the outcome independent of when the last sweep ran.
             *st = PlateState::new(now, today);
@@ -692,7 +694,7 @@ impl RideHailingDetector {
         st.last_seen_ms = read.ts;
 
         let cooldown_over = st.pattern_alert_ms == NEVER
-            || read.ts.saturating_sub(st.pattern_alert_ms) >= self.settings.pattern_cooldown_ms;
+            || read.ts.since(st.pattern_alert_ms) >= self.settings.pattern_cooldown_ms;
         let first_day = today - self.window_days + 1;
         if !cooldown_over || st.active_days_between(first_day, today) < self.min_active_days {
             return None;
@@ -808,7 +810,8 @@ impl RideHailingDetector {
         details.insert(
             "since".into(),
             json!(format_rfc3339(
-                self.day_start_ms(self.day_of(read.ts) - i64::from(ev.window_days) + 1),
+                self.day_start_ms(self.day_of(read.ts) - i64::from(ev.window_days) + 1)
+                    .ms(),
                 self.output.utc_offset
             )),
         );
@@ -897,7 +900,8 @@ fn leg_distance_m(roads: &RoadNetwork, a: &LastRead, b: &LastRead) -> f64 {
 
 /// Operating day number of an instant at a UTC offset (days start at 04:00 local).
 fn operating_day(ms: EventTime, offset_ms: i64) -> i64 {
-    ms.saturating_add(offset_ms)
+    ms.ms()
+        .saturating_add(offset_ms)
         .saturating_sub(DAY_START_MS)
         .div_euclid(DAY_MS)
 }

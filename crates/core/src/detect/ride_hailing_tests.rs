@@ -1,6 +1,7 @@
 //! Tests of the ride-hailing detector on a small synthetic network: one straight road
 //! `G99` (two carriageways, ~99 km along latitude 27°), six interchanges and a service
 //! area at K40.
+use crate::model::EventTime;
 use proptest::prelude::*;
 
 use super::*;
@@ -10,7 +11,7 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 /// 2026-11-28T00:00:00+08:00.
-const T0: i64 = 1_795_795_200_000;
+const T0: EventTime = EventTime::from_ms(1_795_795_200_000);
 /// Stake at lon 106.0; stakes grow with longitude along the straight road.
 const ROAD_END_M: f64 = 99_190.0;
 const UP_LAT: f64 = 27.0;
@@ -90,7 +91,7 @@ fn list(text: &str) -> PlateList {
     l
 }
 
-fn read_at(plate: &str, ms: i64, stake: f64, up: bool) -> PlateRead {
+fn read_at(plate: &str, ms: EventTime, stake: f64, up: bool) -> PlateRead {
     PlateRead {
         event_id: format!("anpr-{ms}"),
         reader_id: format!(
@@ -109,7 +110,7 @@ fn read_at(plate: &str, ms: i64, stake: f64, up: bool) -> PlateRead {
 }
 
 /// A read by the entrance reader of the service area (on the up side).
-fn sa_read(plate: &str, ms: i64) -> PlateRead {
+fn sa_read(plate: &str, ms: EventTime) -> PlateRead {
     let mut r = read_at(plate, ms, SA_STAKE, true);
     r.lat = SA_LAT;
     r.reader_id = "anpr-G99-SA40".into();
@@ -140,7 +141,14 @@ impl Sim {
     /// Drives from `from` to `to` at 100 km/h, read by gantries every 10 km (and at both
     /// ends); with `stop`, the car calls at the service area for 5 minutes on the way.
     /// Returns the time of the last read.
-    fn drive(&mut self, plate: &str, start: i64, from: f64, to: f64, stop: bool) -> i64 {
+    fn drive(
+        &mut self,
+        plate: &str,
+        start: EventTime,
+        from: f64,
+        to: f64,
+        stop: bool,
+    ) -> EventTime {
         let up = to > from;
         let mut stakes = vec![from];
         let mut k = if up {
@@ -685,7 +693,12 @@ fn step() -> impl Strategy<Value = Step> {
         )
 }
 
-fn run(roads: &RoadNetwork, start: i64, steps: &[Step], max_plates: usize) -> Vec<AlertDraft> {
+fn run(
+    roads: &RoadNetwork,
+    start: EventTime,
+    steps: &[Step],
+    max_plates: usize,
+) -> Vec<AlertDraft> {
     let mut s = settings();
     s.max_tracked_plates = max_plates;
     // A low threshold so that pattern alerts happen in short random runs too.
@@ -695,7 +708,10 @@ fn run(roads: &RoadNetwork, start: i64, steps: &[Step], max_plates: usize) -> Ve
     let mut out = Vec::new();
     let mut t = start;
     for st in steps {
-        t = (t + st.dt_ms).clamp(0, 253_402_300_799_999);
+        t = (t + st.dt_ms).clamp(
+            EventTime::from_ms(0),
+            EventTime::from_ms(253_402_300_799_999),
+        );
         let mut r = read_at(PLATES[st.plate], t, st.stake, st.up);
         r.plate_color = PlateColor::ALL[st.color];
         r.vehicle_class = VehicleClass::ALL[st.class];
@@ -723,7 +739,7 @@ proptest! {
     #[test]
     fn arbitrary_reads_never_panic_and_replay_identically(
         steps in proptest::collection::vec(step(), 0..120),
-        start in prop_oneof![Just(T0), 0i64..253_402_300_799_999],
+        start in prop_oneof![Just(T0), (0i64..253_402_300_799_999).prop_map(EventTime::from_ms)],
         max_plates in 1usize..6,
     ) {
         let roads = network();
@@ -741,7 +757,7 @@ fn a_million_reads_of_one_plate_in_a_minute_stay_one_plates_state() {
     let mut det = detector();
     det.set_lists(list("贵F12345\n"), PlateList::empty());
     let mut sim = Sim::new(det);
-    let t0 = 1_764_288_000_000;
+    let t0 = EventTime::from_ms(1_764_288_000_000);
     let mut first = read_at("贵F12345", t0, 50_000.0, true);
     sim.read(&first);
     let bytes_after_one = sim.det.approx_state_bytes();
@@ -768,7 +784,7 @@ fn a_flood_of_new_plates_is_bounded_and_counted() {
     let mut s = settings();
     s.max_tracked_plates = 1_000;
     let mut sim = Sim::new(RideHailingDetector::new(s, output(Locale::ZhCn)));
-    let t0 = 1_764_288_000_000;
+    let t0 = EventTime::from_ms(1_764_288_000_000);
     let mut peak_bytes = 0;
     for i in 0..200_000i64 {
         let plate = format!("贵{}{:05}", ["A", "B", "C", "D"][(i % 4) as usize], i / 4);

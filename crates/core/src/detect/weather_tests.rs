@@ -10,7 +10,7 @@ use crate::model::is_valid_identifier;
 use crate::roads::LoadOptions;
 
 /// 2026-11-28T13:15:30Z.
-const T0: EventTime = 1_795_871_730_000;
+const T0: EventTime = EventTime::from_ms(1_795_871_730_000);
 const MIN: i64 = 60_000;
 const LAT: f64 = 27.0;
 /// The station of most tests: ~55 m south of the up carriageway at K1210.

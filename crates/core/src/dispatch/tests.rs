@@ -2,6 +2,7 @@
 //! 27°N; stakes are K1000+000 plus metres east of 105.0°E; `up` (stakes growing) is the
 //! southern carriageway, `down` lies 20 m north. Interchanges at K1002, K1007, K1012,
 //! K1017. A second road, G2, runs east along 27.05°N.
+use crate::model::EventTime;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::model::{
 use crate::roads::{distance_m, LoadOptions, Scale};
 
 const LAT: f64 = 27.0;
-const T0: i64 = 1_795_838_400_000;
+const T0: EventTime = EventTime::from_ms(1_795_838_400_000);
 
 fn kx() -> f64 {
     Scale::at(LAT).kx
@@ -86,7 +87,7 @@ fn output() -> OutputSettings {
 }
 
 /// A unit on `dir` at stake `s`.
-fn unit_at(id: &str, dir: &str, s: f64, ts: i64) -> PatrolPosition {
+fn unit_at(id: &str, dir: &str, s: f64, ts: EventTime) -> PatrolPosition {
     let lat = if dir == "up" { LAT } else { north(20.0) };
     PatrolPosition {
         unit_id: id.into(),
@@ -232,11 +233,11 @@ fn dispatcher_with(net: &RoadNetwork, units: &[PatrolPosition]) -> Dispatcher {
 }
 
 /// An ack for the alert of `alert_at`.
-fn ack(unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
+fn ack(unit: &str, status: AckStatus, ts: EventTime) -> DispatchAck {
     ack_for("ped-G1-up-1010000-20261128T040000", unit, status, ts)
 }
 
-fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: i64) -> DispatchAck {
+fn ack_for(alert_id: &str, unit: &str, status: AckStatus, ts: EventTime) -> DispatchAck {
     DispatchAck {
         alert_id: alert_id.into(),
         unit_id: unit.into(),
@@ -578,7 +579,7 @@ proptest! {
             let lat = match road { 0 => LAT, 1 => north(20.0), _ => 27.05 } + off / Scale::at(LAT).ky / 10.0;
             let status = if *status == 0 { UnitStatus::Busy } else { UnitStatus::Available };
             d.on_position(&PatrolPosition {
-                unit_id: format!("P-{id:02}"), ts: T0 - age, lon: lon_at(1_000_000.0 + stake), lat, status, speed_kmh: None,
+                unit_id: format!("P-{id:02}"), ts: T0 - *age, lon: lon_at(1_000_000.0 + stake), lat, status, speed_kmh: None,
             }, &net);
         }
         let lat = if target_up { LAT } else { north(20.0) };

@@ -31,10 +31,10 @@ mod tests {
     fn never_moves_back() {
         let mut c = EventClock::default();
         assert_eq!(c.now(), None);
-        assert!(c.advance(10));
-        assert!(!c.advance(5));
-        assert!(!c.advance(10));
-        assert_eq!(c.now(), Some(10));
-        assert!(c.advance(11));
+        assert!(c.advance(EventTime::from_ms(10)));
+        assert!(!c.advance(EventTime::from_ms(5)));
+        assert!(!c.advance(EventTime::from_ms(10)));
+        assert_eq!(c.now(), Some(EventTime::from_ms(10)));
+        assert!(c.advance(EventTime::from_ms(11)));
     }
 }

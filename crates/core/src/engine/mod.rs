@@ -297,7 +297,7 @@ impl Engine {
     }
 
     fn flush(&mut self, out: &mut Vec<Alert>) {
-        let now = self.clock.now().unwrap_or_default();
+        let now = self.clock.now().unwrap_or(EventTime::from_ms(0));
         self.flush_at(now, out);
     }
 

@@ -3,6 +3,7 @@
 //! carriageway (stakes grow eastwards from K1000+000), `down` lies 20 m north.
 //! A tunnel spans 105.050–105.060 on `up`, a service area sits at 105.020, a work zone
 //! (active on 2026-11-28 only) at 105.080.
+use crate::model::EventTime;
 use std::sync::Arc;
 
 use super::*;
@@ -16,7 +17,7 @@ use crate::roads::{LoadOptions, Scale};
 const LAT: f64 = 27.0;
 const NORTH_M: f64 = 20.0;
 /// 2026-11-28T12:00:00+08:00.
-const T0: i64 = 1_795_838_400_000;
+const T0: EventTime = EventTime::from_ms(1_795_838_400_000);
 
 fn kx() -> f64 {
     Scale::at(LAT).kx
@@ -106,7 +107,7 @@ fn engine() -> Engine {
     Engine::new(crate::settings::test_settings(), network())
 }
 
-fn cam(id: &str, ts: i64, dets: &[(DetectionClass, f64, f64, f64)]) -> Record {
+fn cam(id: &str, ts: EventTime, dets: &[(DetectionClass, f64, f64, f64)]) -> Record {
     Record::Camera(CameraEvent {
         event_id: id.into(),
         camera_id: format!("cam-{}", &id[..1]),
@@ -124,12 +125,12 @@ fn cam(id: &str, ts: i64, dets: &[(DetectionClass, f64, f64, f64)]) -> Record {
     })
 }
 
-fn ped(id: &str, ts: i64, conf: f64, lon: f64) -> Record {
+fn ped(id: &str, ts: EventTime, conf: f64, lon: f64) -> Record {
     cam(id, ts, &[(DetectionClass::Pedestrian, conf, lon, LAT)])
 }
 
 /// Any record that only moves the clock.
-fn tick(ts: i64) -> Record {
+fn tick(ts: EventTime) -> Record {
     Record::Patrol(PatrolPosition {
         unit_id: "P-1".into(),
         ts,
@@ -198,7 +199,7 @@ fn a_fresh_available_unit_gets_the_alert() {
 #[test]
 fn fog_level_2_on_the_stretch_makes_a_pedestrian_critical() {
     use crate::model::WeatherObservation;
-    let fog = |id: &str, ts: i64, vis: f64| {
+    let fog = |id: &str, ts: EventTime, vis: f64| {
         Record::Weather(WeatherObservation {
             event_id: id.into(),
             station_id: "wx-01".into(),
@@ -382,7 +383,7 @@ fn one_incident_per_place_and_direction() {
 }
 
 /// A unit that reports from `lon` on `up` at `ts` (the clock moves with it).
-fn unit_at(id: &str, lon: f64, ts: i64) -> Record {
+fn unit_at(id: &str, lon: f64, ts: EventTime) -> Record {
     Record::Patrol(PatrolPosition {
         unit_id: id.into(),
         ts,
@@ -393,7 +394,13 @@ fn unit_at(id: &str, lon: f64, ts: i64) -> Record {
     })
 }
 
-fn ack(alert: &str, unit: &str, status: AckStatus, ts: i64, outcome: Option<Outcome>) -> Record {
+fn ack(
+    alert: &str,
+    unit: &str,
+    status: AckStatus,
+    ts: EventTime,
+    outcome: Option<Outcome>,
+) -> Record {
     Record::Ack(DispatchAck {
         alert_id: alert.into(),
         unit_id: unit.into(),
@@ -403,7 +410,7 @@ fn ack(alert: &str, unit: &str, status: AckStatus, ts: i64, outcome: Option<Outc
     })
 }
 
-fn action(alert: &str, ts: i64, action: Action) -> Record {
+fn action(alert: &str, ts: EventTime, action: Action) -> Record {
     Record::Operator(OperatorAction {
         action_id: format!("op-{ts}"),
         operator_id: "op.zhang".into(),

@@ -21,8 +21,9 @@ use crate::settings::InputLimits;
 /// check (wall clock live, the engine watermark in replay) — the core never reads a clock.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext {
-    /// `None` skips the future-skew check (e.g. before any time reference exists).
-    pub now_ms: Option<EventTime>,
+    /// Epoch ms; `None` skips the future-skew check (e.g. before any time reference
+    /// exists). Not an [`EventTime`]: live it is the wall clock or a record's Kafka time.
+    pub now_ms: Option<i64>,
     pub max_future_skew_ms: i64,
     pub limits: InputLimits,
 }
@@ -238,10 +239,12 @@ fn timestamp(v: Option<RawTs>, ctx: &DecodeContext) -> Result<EventTime, Reject>
         })?,
     };
     if let Some(now) = ctx.now_ms {
-        if ms.saturating_sub(now) > ctx.max_future_skew_ms {
+        // The reference clock against event time: where they meet in the core.
+        let ahead = ms.ms().saturating_sub(now);
+        if ahead > ctx.max_future_skew_ms {
             return Err(Reject::new(
                 R::FutureTimestamp,
-                format!("ts is {} s ahead of the reference time", (ms - now) / 1000),
+                format!("ts is {} s ahead of the reference time", ahead / 1000),
             ));
         }
     }

@@ -77,7 +77,7 @@ fn contract_examples_decode() {
     let Record::Camera(c) = decode(Stream::Camera, CAMERA).unwrap() else {
         panic!()
     };
-    assert_eq!(c.ts, NOW);
+    assert_eq!(c.ts.ms(), NOW);
     assert_eq!(c.detections.len(), 1);
     assert_eq!(c.detections[0].class, DetectionClass::Pedestrian);
     assert_eq!(c.detections[0].track_id.as_deref(), Some("17"));
@@ -85,7 +85,7 @@ fn contract_examples_decode() {
         panic!()
     };
     assert_eq!(p.plate, "贵F12345");
-    assert_eq!(p.ts, NOW);
+    assert_eq!(p.ts.ms(), NOW);
     assert_eq!(p.plate_color, PlateColor::Blue);
     let Record::Weather(w) = decode(Stream::Weather, WEATHER).unwrap() else {
         panic!()
@@ -565,7 +565,10 @@ fn the_dlq_copy_of_a_huge_record_is_cut_to_64_kib() {
 #[test]
 fn operator_stamps_and_closers_travel_typed_and_read_back_from_their_wire_form() {
     use super::{ClosedBy, EventTimestamp, OperatorStamp, UtcOffset};
-    let at = EventTimestamp::new(1_795_838_405_000, UtcOffset::parse("+08:00").unwrap());
+    let at = EventTimestamp::new(
+        EventTime::from_ms(1_795_838_405_000),
+        UtcOffset::parse("+08:00").unwrap(),
+    );
     let stamp = OperatorStamp {
         operator_id: "op.zhang".to_owned(),
         ts: at,

@@ -6,8 +6,76 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Epoch milliseconds of event time. Only the engine's watermark ever advances it.
-pub type EventTime = i64;
+/// A point in event time: epoch milliseconds as the records say (only the engine's
+/// watermark ever advances its clock). A type of its own, so that a wall-clock reading
+/// or a Kafka timestamp (plain `i64` milliseconds at the adapters) cannot stand in for
+/// one unnoticed; spans of event time stay `i64` milliseconds (`t + 500`, `b - a`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventTime(i64);
+
+impl EventTime {
+    pub const MIN: EventTime = EventTime(i64::MIN);
+    pub const MAX: EventTime = EventTime(i64::MAX);
+
+    /// Epoch milliseconds taken as event time (a record's `ts`, a test's instant, or
+    /// the wall clock where the adapters let event time follow it).
+    pub const fn from_ms(ms: i64) -> Self {
+        EventTime(ms)
+    }
+
+    /// Epoch milliseconds.
+    pub const fn ms(self) -> i64 {
+        self.0
+    }
+
+    pub fn saturating_add(self, ms: i64) -> Self {
+        EventTime(self.0.saturating_add(ms))
+    }
+
+    pub fn saturating_sub(self, ms: i64) -> Self {
+        EventTime(self.0.saturating_sub(ms))
+    }
+
+    /// Milliseconds from `earlier` to this (saturating).
+    pub fn since(self, earlier: EventTime) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<i64> for EventTime {
+    type Output = EventTime;
+    fn add(self, ms: i64) -> EventTime {
+        EventTime(self.0 + ms)
+    }
+}
+
+impl std::ops::Sub<i64> for EventTime {
+    type Output = EventTime;
+    fn sub(self, ms: i64) -> EventTime {
+        EventTime(self.0 - ms)
+    }
+}
+
+/// The span between two event times, in milliseconds.
+impl std::ops::Sub for EventTime {
+    type Output = i64;
+    fn sub(self, other: EventTime) -> i64 {
+        self.0 - other.0
+    }
+}
+
+impl std::ops::AddAssign<i64> for EventTime {
+    fn add_assign(&mut self, ms: i64) {
+        self.0 += ms;
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// The latest instant `chrono` can render in four-digit years; anything beyond is bad input.
 const MAX_MS: i64 = 253_402_300_799_999;
@@ -15,12 +83,12 @@ const MAX_MS: i64 = 253_402_300_799_999;
 /// Parses RFC 3339 (`2026-11-28T21:15:30.120+08:00`, `...Z`) into epoch milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<EventTime> {
     let ts = DateTime::parse_from_rfc3339(s).ok()?.timestamp_millis();
-    (0..=MAX_MS).contains(&ts).then_some(ts)
+    valid_epoch_ms(ts)
 }
 
 /// Accepts epoch milliseconds in the range a four-digit-year date can express.
 pub fn valid_epoch_ms(ms: i64) -> Option<EventTime> {
-    (0..=MAX_MS).contains(&ms).then_some(ms)
+    (0..=MAX_MS).contains(&ms).then_some(EventTime(ms))
 }
 
 /// A fixed UTC offset for rendering timestamps (e.g. `+08:00`, China Standard Time).
@@ -55,9 +123,10 @@ impl UtcOffset {
     }
 }
 
-/// Renders epoch milliseconds as RFC 3339 with milliseconds at the given offset.
-pub fn format_rfc3339(ms: EventTime, offset: UtcOffset) -> String {
-    EventTimestamp::new(ms, offset).to_string()
+/// Renders epoch milliseconds (event time, or a wall-clock reading such as an alert's
+/// `emitted_ts`) as RFC 3339 with milliseconds at the given offset.
+pub fn format_rfc3339(ms: i64, offset: UtcOffset) -> String {
+    EventTimestamp::new(EventTime(ms), offset).to_string()
 }
 
 /// An event time on its way out: the number the core computes with, and the offset it is
@@ -77,7 +146,7 @@ impl EventTimestamp {
 
 impl fmt::Display for EventTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.offset.0.timestamp_millis_opt(self.ms).single() {
+        match self.offset.0.timestamp_millis_opt(self.ms.0).single() {
             Some(dt) => f.write_str(&dt.to_rfc3339_opts(SecondsFormat::Millis, false)),
             // Only reachable for values the decoder already refuses; keep output total.
             None => write!(f, "{}", self.ms),
@@ -97,7 +166,7 @@ impl<'de> Deserialize<'de> for EventTimestamp {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         let dt = DateTime::parse_from_rfc3339(&text).map_err(serde::de::Error::custom)?;
         Ok(EventTimestamp {
-            ms: dt.timestamp_millis(),
+            ms: EventTime(dt.timestamp_millis()),
             offset: UtcOffset(*dt.offset()),
         })
     }
@@ -112,7 +181,7 @@ mod tests {
         let a = parse_rfc3339_ms("2026-11-28T21:15:30.120+08:00").unwrap();
         let b = parse_rfc3339_ms("2026-11-28T13:15:30.120Z").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a, 1_795_871_730_120);
+        assert_eq!(a, EventTime::from_ms(1_795_871_730_120));
     }
 
     #[test]
@@ -133,11 +202,11 @@ mod tests {
     fn formats_at_offset() {
         let ms = parse_rfc3339_ms("2026-11-28T21:15:30.120+08:00").unwrap();
         assert_eq!(
-            format_rfc3339(ms, UtcOffset::china_standard_time()),
+            format_rfc3339(ms.ms(), UtcOffset::china_standard_time()),
             "2026-11-28T21:15:30.120+08:00"
         );
         assert_eq!(
-            format_rfc3339(ms, UtcOffset::parse("Z").unwrap()),
+            format_rfc3339(ms.ms(), UtcOffset::parse("Z").unwrap()),
             "2026-11-28T13:15:30.120+00:00"
         );
     }
@@ -158,12 +227,12 @@ mod tests {
     fn timestamps_render_as_chrono_does_and_read_back() {
         let cst = UtcOffset::china_standard_time();
         let minus = UtcOffset::parse("-05:30").unwrap();
-        for ms in [0, 1_795_871_730_120, 1_795_871_730_000, 999] {
+        for ms in [0, 1_795_871_730_120, 1_795_871_730_000, 999].map(EventTime::from_ms) {
             for offset in [cst, minus, UtcOffset::parse("Z").unwrap()] {
                 let ts = EventTimestamp::new(ms, offset);
                 let chrono = offset
                     .0
-                    .timestamp_millis_opt(ms)
+                    .timestamp_millis_opt(ms.ms())
                     .single()
                     .map(|d| d.to_rfc3339_opts(SecondsFormat::Millis, false));
                 if let Some(expected) = &chrono {

@@ -25,6 +25,7 @@ use super::network::{Interchange, Parts, Station};
 use super::stake::{Stake, StakeProfile};
 use super::types::{Direction, LineKind, StakeSource, Structure, ZoneKind};
 use super::zones::ZoneDraft;
+use crate::model::EventTime;
 
 /// Default paved width including shoulders (CONTRACT section 4).
 pub const DEFAULT_WIDTH_M: f64 = 15.0;
@@ -316,15 +317,15 @@ fn zone(
 }
 
 /// RFC 3339 text or integer epoch milliseconds (the contract's two `ts` forms).
-pub(crate) fn time_prop(props: &Props, key: &str) -> Result<Option<i64>, String> {
+pub(crate) fn time_prop(props: &Props, key: &str) -> Result<Option<EventTime>, String> {
     match props.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .map(Some)
+            .map(|ms| Some(EventTime::from_ms(ms)))
             .ok_or_else(|| format!("`{key}` is not integer milliseconds")),
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| Some(t.timestamp_millis()))
+            .map(|t| Some(EventTime::from_ms(t.timestamp_millis())))
             .map_err(|e| format!("`{key}` {s:?} is not RFC 3339: {e}")),
         Some(_) => Err(format!(
             "`{key}` is neither RFC 3339 text nor epoch milliseconds"
@@ -351,8 +352,14 @@ mod tests {
     fn times_in_both_contract_forms() {
         let props = json!({"a": "2026-11-28T21:15:30.120+08:00", "b": 1_795_871_730_120_i64, "c": "yesterday", "d": 1.5});
         let props = props.as_object().unwrap();
-        assert_eq!(time_prop(props, "a"), Ok(Some(1_795_871_730_120)));
-        assert_eq!(time_prop(props, "b"), Ok(Some(1_795_871_730_120)));
+        assert_eq!(
+            time_prop(props, "a"),
+            Ok(Some(EventTime::from_ms(1_795_871_730_120)))
+        );
+        assert_eq!(
+            time_prop(props, "b"),
+            Ok(Some(EventTime::from_ms(1_795_871_730_120)))
+        );
         assert!(time_prop(props, "c").is_err());
         assert!(time_prop(props, "d").is_err());
         assert_eq!(time_prop(props, "e"), Ok(None));

@@ -20,6 +20,7 @@ use super::network::RoadNetwork;
 use super::stake::Stake;
 use super::types::{Direction, LineId, LineKind, Structure, ZoneId, ZoneKind};
 use super::zones::Zone;
+use crate::model::EventTime;
 
 /// A point's place on the road network.
 ///
@@ -172,7 +173,7 @@ impl RoadNetwork {
     /// The nearest road position within the network's `max_snap_m` of
     /// (`lon`, `lat`), or `None`. `at_ms` (epoch milliseconds, event time)
     /// decides which work zones are active.
-    pub fn locate(&self, lon: f64, lat: f64, at_ms: i64) -> Option<RoadPosition> {
+    pub fn locate(&self, lon: f64, lat: f64, at_ms: EventTime) -> Option<RoadPosition> {
         self.locate_within(lon, lat, at_ms, self.max_snap_m)
     }
 
@@ -182,7 +183,7 @@ impl RoadNetwork {
         &self,
         lon: f64,
         lat: f64,
-        at_ms: i64,
+        at_ms: EventTime,
         max_m: f64,
     ) -> Option<RoadPosition> {
         let hit = nearest(&self.segment_tree, lon, lat, max_m, |_| true)?;
@@ -195,7 +196,7 @@ impl RoadNetwork {
         &self,
         lon: f64,
         lat: f64,
-        at_ms: i64,
+        at_ms: EventTime,
         max_m: f64,
         accept: impl Fn(&Line) -> bool,
     ) -> Option<RoadPosition> {
@@ -211,7 +212,7 @@ impl RoadNetwork {
         &self,
         line: LineId,
         stake_m: f64,
-        at_ms: i64,
+        at_ms: EventTime,
     ) -> Option<RoadPosition> {
         let l = self.lines.get(line.index())?;
         let along = l.along_at_stake(stake_m)?;
@@ -239,7 +240,7 @@ impl RoadNetwork {
         Some(self.position_from_hit(hit, lon, lat, at_ms))
     }
 
-    fn position_from_hit(&self, hit: Hit, lon: f64, lat: f64, at_ms: i64) -> RoadPosition {
+    fn position_from_hit(&self, hit: Hit, lon: f64, lat: f64, at_ms: EventTime) -> RoadPosition {
         let line = &self.lines[hit.line as usize];
         let stake_m = line.profile.stake_at(hit.along_m);
         // The segment's flag says whether any zone is near enough to matter
@@ -276,7 +277,7 @@ impl RoadNetwork {
         &self,
         point: [f64; 2],
         snapped: [f64; 2],
-        at_ms: i64,
+        at_ms: EventTime,
     ) -> (Option<ZoneId>, Option<Structure>) {
         if self.zones.is_empty() {
             return (None, None);
@@ -318,14 +319,14 @@ impl RoadNetwork {
 
     /// The service area, toll plaza or active work zone containing the point
     /// (the strongest by `zone_priority` when several do; lower id on ties).
-    pub fn zone_at(&self, lon: f64, lat: f64, at_ms: i64) -> Option<&Zone> {
+    pub fn zone_at(&self, lon: f64, lat: f64, at_ms: EventTime) -> Option<&Zone> {
         self.polygons_at([lon, lat], [lon, lat], at_ms)
             .0
             .map(|id| &self.zones[id.index()])
     }
 
     /// Every zone (structures included) containing the point and active at `at_ms`.
-    pub fn zones_at(&self, lon: f64, lat: f64, at_ms: i64) -> Vec<&Zone> {
+    pub fn zones_at(&self, lon: f64, lat: f64, at_ms: EventTime) -> Vec<&Zone> {
         let mut found: Vec<&Zone> = Vec::new();
         let _ = self.zone_tree.locate_in_envelope_intersecting_int(
             &AABB::from_point([lon, lat]),

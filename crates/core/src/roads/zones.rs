@@ -5,6 +5,7 @@ use std::sync::Arc;
 use geo::{Contains, Coord, LineString, MultiPolygon, Polygon};
 
 use super::types::{ZoneId, ZoneKind};
+use crate::model::EventTime;
 
 /// Where a zone sits on a road: the nearest carriageway point to its centre.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +24,8 @@ pub struct Zone {
     /// `[min_lon, min_lat, max_lon, max_lat]`.
     pub(crate) bbox: [f64; 4],
     /// Epoch milliseconds; `None` = open-ended.
-    pub(crate) active_from_ms: Option<i64>,
-    pub(crate) active_to_ms: Option<i64>,
+    pub(crate) active_from_ms: Option<EventTime>,
+    pub(crate) active_to_ms: Option<EventTime>,
     /// A `road_id` property on the zone, which pins it to that road.
     pub(crate) declared_road: Option<Arc<str>>,
     pub(crate) road: Option<ZoneRoad>,
@@ -38,8 +39,8 @@ pub(crate) struct ZoneDraft {
     pub name: Arc<str>,
     /// Polygons as rings of `[lon, lat]`, outer ring first, each closed.
     pub polygons: Vec<Vec<Vec<[f64; 2]>>>,
-    pub active_from_ms: Option<i64>,
-    pub active_to_ms: Option<i64>,
+    pub active_from_ms: Option<EventTime>,
+    pub active_to_ms: Option<EventTime>,
     pub declared_road: Option<Arc<str>>,
     pub feature: usize,
 }
@@ -106,10 +107,10 @@ impl Zone {
     pub fn bbox(&self) -> [f64; 4] {
         self.bbox
     }
-    pub fn active_from_ms(&self) -> Option<i64> {
+    pub fn active_from_ms(&self) -> Option<EventTime> {
         self.active_from_ms
     }
-    pub fn active_to_ms(&self) -> Option<i64> {
+    pub fn active_to_ms(&self) -> Option<EventTime> {
         self.active_to_ms
     }
     /// The road and stake nearest the zone's centre (within 1 km), if any.
@@ -124,7 +125,7 @@ impl Zone {
     /// Active at `at_ms` (epoch milliseconds): from `active_from`
     /// inclusive to `active_to` exclusive, so back-to-back work shifts never
     /// overlap or leave a gap. Zones without bounds are always active.
-    pub fn is_active(&self, at_ms: i64) -> bool {
+    pub fn is_active(&self, at_ms: EventTime) -> bool {
         // `map_or(true, ..)` rather than `is_none_or`: the crate's MSRV is 1.80.
         self.active_from_ms.map_or(true, |from| at_ms >= from)
             && self.active_to_ms.map_or(true, |to| at_ms < to)
@@ -154,6 +155,7 @@ mod tests {
     use super::*;
 
     fn square(kind: ZoneKind, from: Option<i64>, to: Option<i64>) -> Zone {
+        let (from, to) = (from.map(EventTime::from_ms), to.map(EventTime::from_ms));
         ZoneDraft {
             kind,
             name: "z".into(),
@@ -181,11 +183,11 @@ mod tests {
     #[test]
     fn activity_window_is_half_open() {
         let z = square(ZoneKind::WorkZone, Some(1000), Some(2000));
-        assert!(!z.is_active(999));
-        assert!(z.is_active(1000));
-        assert!(z.is_active(1999));
-        assert!(!z.is_active(2000));
-        assert!(square(ZoneKind::WorkZone, None, Some(5)).is_active(i64::MIN));
-        assert!(square(ZoneKind::WorkZone, Some(5), None).is_active(i64::MAX));
+        assert!(!z.is_active(EventTime::from_ms(999)));
+        assert!(z.is_active(EventTime::from_ms(1000)));
+        assert!(z.is_active(EventTime::from_ms(1999)));
+        assert!(!z.is_active(EventTime::from_ms(2000)));
+        assert!(square(ZoneKind::WorkZone, None, Some(5)).is_active(EventTime::MIN));
+        assert!(square(ZoneKind::WorkZone, Some(5), None).is_active(EventTime::MAX));
     }
 }

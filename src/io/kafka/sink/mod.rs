@@ -395,7 +395,7 @@ impl Output {
     fn observe_latency(&self, kind: AlertKind, event_ms: EventTime) {
         let now = self.clock.wall_ms();
         self.metrics
-            .observe_latency(kind, (now - event_ms) as f64 / 1000.0);
+            .observe_latency(kind, (now - event_ms.ms()) as f64 / 1000.0);
     }
 
     fn forget(&mut self, revoked: &[PartitionKey]) {
@@ -432,6 +432,7 @@ pub(crate) fn clock_from_metadata(metadata: &str) -> Option<EventTime> {
         .split(';')
         .find_map(|part| part.strip_prefix("clock="))
         .and_then(|v| v.parse().ok())
+        .map(EventTime::from_ms)
 }
 
 /// The global-stream offsets recorded in a committed offset's metadata; `None` when it

@@ -53,7 +53,7 @@ fn alert(n: u8) -> Produced {
         payload: vec![n],
         content: Content::Alert {
             kind: AlertKind::Pedestrian,
-            event_ms: 1_800_000_000_000,
+            event_ms: EventTime::from_ms(1_800_000_000_000),
         },
     }
 }
@@ -62,7 +62,8 @@ impl Rig {
     /// Camera partition 0's records `offsets` applied, each producing one alert.
     fn work(&mut self, offsets: std::ops::Range<i64>) -> Result<(), SinkError> {
         for o in offsets {
-            self.sink.consumed((Stream::Camera, 0), o, Some(1_000 + o));
+            self.sink
+                .consumed((Stream::Camera, 0), o, Some(EventTime::from_ms(1_000 + o)));
             self.sink.send(&alert(o as u8))?;
         }
         Ok(())
@@ -117,7 +118,8 @@ fn fatal(result: Result<(), SinkError>) -> String {
 fn exactly_once_output_and_offsets_become_visible_together_at_the_commit() {
     let mut r = rig(Guarantee::ExactlyOnce);
     r.work(0..3).unwrap();
-    r.sink.global_applied((Stream::Ack, 2), 40, Some(1_002));
+    r.sink
+        .global_applied((Stream::Ack, 2), 40, Some(EventTime::from_ms(1_002)));
     r.sink.poll(&r.member).unwrap();
     assert!(r.visible().is_empty(), "open transaction visible");
     assert_eq!(r.committed_offset(), None);
@@ -127,7 +129,10 @@ fn exactly_once_output_and_offsets_become_visible_together_at_the_commit() {
     assert_eq!(r.visible(), vec![0, 1, 2]);
     let (offset, metadata) = r.broker.committed(CAMERA, 0).unwrap();
     assert_eq!(offset, 3, "the next offset to read");
-    assert_eq!(clock_from_metadata(&metadata), Some(1_002));
+    assert_eq!(
+        clock_from_metadata(&metadata),
+        Some(EventTime::from_ms(1_002))
+    );
     assert_eq!(
         globals_from_metadata(&metadata),
         Some(HashMap::from([((Stream::Ack, 2), 41)]))
@@ -142,7 +147,8 @@ fn exactly_once_an_alert_is_due_after_a_fifth_of_the_interval_offsets_after_all_
     let mut r = rig(Guarantee::ExactlyOnce);
     assert!(!r.sink.commit_due());
     assert_eq!(r.sink.until_due(), None, "nothing open, nothing due");
-    r.sink.consumed((Stream::Camera, 0), 0, Some(1));
+    r.sink
+        .consumed((Stream::Camera, 0), 0, Some(EventTime::from_ms(1)));
     r.broker.clock.advance(INTERVAL / 5);
     assert!(!r.sink.commit_due(), "offsets alone wait for the interval");
     r.broker.clock.advance(INTERVAL);
@@ -427,12 +433,12 @@ fn the_global_offsets_survive_the_offset_metadata_or_are_left_out_whole() {
     ]
     .into_iter()
     .collect();
-    let m = commit_metadata(Some(7), &globals);
+    let m = commit_metadata(Some(EventTime::from_ms(7)), &globals);
     assert_eq!(
         m,
         "roadwatch;clock=7;g=patrol.0:1234,patrol.11:0,ack.3:98765432101"
     );
-    assert_eq!(clock_from_metadata(&m), Some(7));
+    assert_eq!(clock_from_metadata(&m), Some(EventTime::from_ms(7)));
     assert_eq!(globals_from_metadata(&m), Some(globals));
     assert_eq!(globals_from_metadata("roadwatch;clock=7"), None);
     // Anything malformed is no answer at all, never a partial one.
@@ -446,9 +452,9 @@ fn the_global_offsets_survive_the_offset_metadata_or_are_left_out_whole() {
     let many: HashMap<PartitionKey, i64> = (0..400)
         .map(|p| ((Stream::Patrol, p), 1_000_000_000))
         .collect();
-    let m = commit_metadata(Some(7), &many);
+    let m = commit_metadata(Some(EventTime::from_ms(7)), &many);
     assert!(m.len() <= MAX_METADATA);
-    assert_eq!(clock_from_metadata(&m), Some(7));
+    assert_eq!(clock_from_metadata(&m), Some(EventTime::from_ms(7)));
     assert_eq!(globals_from_metadata(&m), None);
 }
 
