@@ -9,7 +9,7 @@
 //! is `tests/kafka_support/`.
 mod kafka_support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -490,9 +490,7 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
     // The patrol apps: a unit accepts its first dispatch and declines any other while
     // it is on one (two instances may pick the same unit for two incidents at once;
     // the one declined, or taken off its unit by the other's accept, goes elsewhere).
-    let mut answered: BTreeSet<(String, String, i64)> = BTreeSet::new();
-    let mut on: BTreeMap<String, String> = BTreeMap::new();
-    let mut accepted = 0;
+    let mut apps = roadwatch_sim::OneJobAtATime::default();
     let mut last_dispatch = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(90);
     // Quiet for longer than the ack time-out: an alert whose ack went unheard would
@@ -508,18 +506,10 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
             ) else {
                 continue;
             };
-            if !answered.insert((alert_id.to_owned(), unit.to_owned(), attempt)) {
+            let Some(status) = apps.answer(alert_id, unit, attempt) else {
                 continue;
-            }
-            last_dispatch = Instant::now();
-            let status = match on.get(unit) {
-                Some(busy_on) if busy_on != alert_id => "declined",
-                _ => {
-                    on.insert(unit.to_owned(), alert_id.to_owned());
-                    accepted += 1;
-                    "accepted"
-                }
             };
+            last_dispatch = Instant::now();
             let ack =
                 json!({"alert_id": alert_id, "unit_id": unit, "ts": now_ms(), "status": status});
             produce(&p, &t.ack, unit, ack.to_string().as_bytes());
@@ -568,13 +558,13 @@ fn acks_reach_the_instance_that_raised_the_alert_whichever_partition_they_land_o
     );
     assert_eq!(
         count("ack_accepted"),
-        accepted,
+        apps.accepted(),
         "each accept heard once, by the alert's owner"
     );
-    assert_eq!(accepted, 8, "every incident has a unit on its way");
+    assert_eq!(apps.accepted(), 8, "every incident has a unit on its way");
     assert_eq!(
         count("booked_elsewhere"),
-        accepted,
+        apps.accepted(),
         "and each accepting unit booked by the other instance"
     );
     // The scenario means something only if both instances raised some of the alerts.

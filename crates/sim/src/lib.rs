@@ -41,6 +41,7 @@
 mod config;
 mod ndjson;
 mod network;
+mod one_job;
 mod patrol;
 mod people;
 mod plates;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 
 pub use config::{SimConfig, DAY_MS};
 pub use ndjson::{write_replay_line, write_replay_lines, write_truth};
+pub use one_job::OneJobAtATime;
 pub use truth::*;
 
 use network::{CameraSite, SimNetwork};

@@ -7,7 +7,7 @@
 //! moves the clock by its limit and fails as a timeout, as librdkafka's would.
 //! What it models is what the sink relies on; the real-broker tests in
 //! tests/kafka_*.rs keep it honest.
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ struct State {
     inputs: BTreeMap<(String, i32), Vec<InputRecord>>,
     /// Input partitions that deliver nothing (their end is still listed).
     silent: HashSet<(String, i32)>,
+    /// How many of the next resumes are lost (librdkafka can lose one that races an
+    /// assignment or seek, confluentinc/librdkafka#5591).
+    lost_resumes: usize,
     /// Partitions per topic.
     partitions: BTreeMap<String, i32>,
     /// The group's members, in joining order; each generation assigns the partitions
@@ -154,6 +157,11 @@ impl MemoryBroker {
     /// The next `n` deliveries fail (a broker's error for the produce request).
     pub(crate) fn fail_deliveries(&self, n: usize) {
         self.state().failing_deliveries = n;
+    }
+
+    /// The next `n` resumes of any consumer's partitions do nothing.
+    pub(crate) fn lose_resumes(&self, n: usize) {
+        self.state().lost_resumes = n;
     }
 
     /// Holds (or releases) every delivery while the group coordinator still answers.
@@ -600,6 +608,10 @@ struct ReaderState {
     /// The partition whose batch is being handed over, and how much of it is left.
     turn: usize,
     left: usize,
+    /// Each partition's end as of its last fetch: librdkafka's cached high watermark,
+    /// unknown until a first fetch, and stale while the broker is away or the partition
+    /// is paused or silent.
+    ends: HashMap<(String, i32), i64>,
 }
 
 pub(crate) struct MemoryReader {
@@ -620,6 +632,7 @@ impl MemoryReader {
         r.assigned
             .retain(|((t, p), _)| !(t == topic && *p == partition));
         r.paused.remove(&(topic.to_owned(), partition));
+        r.ends.remove(&(topic.to_owned(), partition));
         r.left = 0;
     }
 
@@ -631,6 +644,14 @@ impl MemoryReader {
         let n = r.assigned.len();
         if n == 0 || st.down_until.is_some_and(|t| self.broker.clock.now() < t) {
             return None;
+        }
+        // A fetch answers with each fetched partition's high watermark.
+        for i in 0..n {
+            let key = r.assigned[i].0.clone();
+            if !r.paused.contains(&key) && !st.silent.contains(&key) {
+                let end = st.inputs.get(&key).map_or(0, Vec::len) as i64;
+                r.ends.insert(key, end);
+            }
         }
         for _ in 0..=n {
             if r.left == 0 {
@@ -662,6 +683,8 @@ impl Reader for MemoryReader {
         let mut r = self.inner.lock().expect("reader lock");
         r.assigned = at.iter().map(|&(t, p, o)| ((t.to_owned(), p), o)).collect();
         r.paused.clear();
+        let kept: HashSet<_> = r.assigned.iter().map(|(k, _)| k.clone()).collect();
+        r.ends.retain(|k, _| kept.contains(k));
         // The first poll starts with the first partition.
         r.turn = at.len().saturating_sub(1);
         r.left = 0;
@@ -695,8 +718,14 @@ impl Reader for MemoryReader {
     }
 
     fn resume(&self, topic: &str, partition: i32) -> bool {
+        let mut st = self.broker.state();
         let mut r = self.inner.lock().expect("reader lock");
-        r.paused.remove(&(topic.to_owned(), partition));
+        let key = (topic.to_owned(), partition);
+        if st.lost_resumes > 0 && r.paused.contains(&key) {
+            st.lost_resumes -= 1;
+            return true;
+        }
+        r.paused.remove(&key);
         true
     }
 
@@ -732,12 +761,8 @@ impl Reader for MemoryReader {
 
 impl Consumer for MemoryReader {
     fn cached_end(&self, topic: &str, partition: i32) -> Option<i64> {
-        let st = self.broker.state();
-        Some(
-            st.inputs
-                .get(&(topic.to_owned(), partition))
-                .map_or(0, Vec::len) as i64,
-        )
+        let r = self.inner.lock().expect("reader lock");
+        r.ends.get(&(topic.to_owned(), partition)).copied()
     }
 
     fn hold(&self, partitions: &[(&str, i32)], pause: bool) -> Result<(), BrokerError> {
@@ -783,7 +808,13 @@ impl Consumer for MemoryReader {
         partition: i32,
         _limit: Duration,
     ) -> Result<(i64, i64), BrokerError> {
-        Ok((0, self.cached_end(topic, partition).unwrap_or(0)))
+        // A query to the broker, not the cache.
+        let st = self.broker.state();
+        let end = st
+            .inputs
+            .get(&(topic.to_owned(), partition))
+            .map_or(0, Vec::len);
+        Ok((0, end as i64))
     }
 
     fn partitions_of(&self, topic: &str, _limit: Duration) -> Result<Vec<i32>, BrokerError> {
