@@ -125,18 +125,21 @@ fn network() -> RoadNetwork {
     ])
 }
 
-fn ms(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .unwrap()
-        .timestamp_millis()
+/// Any instant: for what does not depend on time (structures, stakes).
+const T0: EventTime = EventTime::from_ms(0);
+
+fn at(rfc3339: &str) -> EventTime {
+    EventTime::from_ms(
+        chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis(),
+    )
 }
 
 #[test]
 fn a_point_on_the_line_gets_the_interpolated_stake() {
     let net = network();
-    let p = net
-        .locate(105.01, LAT, EventTime::from_ms(0))
-        .expect("on the road");
+    let p = net.locate(105.01, LAT, T0).expect("on the road");
     assert_eq!(&*p.road_id, "G76");
     assert_eq!(&*p.name, "G76 高速");
     assert_eq!(p.direction, Direction::Up);
@@ -153,9 +156,7 @@ fn stakes_decreasing_along_the_geometry() {
     let net = network();
     let down_lat = north(105.0, LAT, 30.0).1;
     // A quarter of the way along the down line's geometry (from 105.02).
-    let p = net
-        .locate(105.015, down_lat, EventTime::from_ms(0))
-        .expect("on the road");
+    let p = net.locate(105.015, down_lat, T0).expect("on the road");
     assert_eq!(p.direction, Direction::Down);
     assert!((p.stake_m - 1_201_500.0).abs() < 1e-6, "{}", p.stake_m);
 }
@@ -172,7 +173,7 @@ fn offsets_and_on_carriageway_beside_the_line() {
     ] {
         let q = north(105.007, LAT, metres);
         let p = net
-            .locate(q.0, q.1, EventTime::from_ms(0))
+            .locate(q.0, q.1, T0)
             .unwrap_or_else(|| panic!("{metres} m south is within the snap"));
         assert_eq!(p.direction, Direction::Up, "{metres}");
         assert!(
@@ -191,11 +192,7 @@ fn far_points_locate_to_nothing() {
     let net = network();
     for metres in [-105.0, -150.0, -1000.0] {
         let q = north(105.007, LAT, metres);
-        assert_eq!(
-            net.locate(q.0, q.1, EventTime::from_ms(0)),
-            None,
-            "{metres} m south"
-        );
+        assert_eq!(net.locate(q.0, q.1, T0), None, "{metres} m south");
     }
     // Beyond the end of the line: 50 m past 105.02 still snaps to the end,
     // 150 m past does not.
@@ -204,17 +201,14 @@ fn far_points_locate_to_nothing() {
         (p.x(), p.y())
     };
     let near_end = net
-        .locate(east(50.0).0, east(50.0).1, EventTime::from_ms(0))
+        .locate(east(50.0).0, east(50.0).1, T0)
         .expect("near the end");
     assert!((near_end.stake_m - 1_202_000.0).abs() < 1e-6);
     assert!((near_end.offset_m - 50.0).abs() < 0.05);
-    assert_eq!(
-        net.locate(east(150.0).0, east(150.0).1, EventTime::from_ms(0)),
-        None
-    );
+    assert_eq!(net.locate(east(150.0).0, east(150.0).1, T0), None);
     // Invalid input is no position, not a panic.
-    assert_eq!(net.locate(f64::NAN, LAT, EventTime::from_ms(0)), None);
-    assert_eq!(net.locate(105.0, 91.0, EventTime::from_ms(0)), None);
+    assert_eq!(net.locate(f64::NAN, LAT, T0), None);
+    assert_eq!(net.locate(105.0, 91.0, T0), None);
 }
 
 #[test]
@@ -222,16 +216,12 @@ fn the_nearer_carriageway_wins() {
     let net = network();
     let near_down = north(105.01, LAT, 20.0);
     assert_eq!(
-        net.locate(near_down.0, near_down.1, EventTime::from_ms(0))
-            .unwrap()
-            .direction,
+        net.locate(near_down.0, near_down.1, T0).unwrap().direction,
         Direction::Down
     );
     let near_up = north(105.01, LAT, 10.0);
     assert_eq!(
-        net.locate(near_up.0, near_up.1, EventTime::from_ms(0))
-            .unwrap()
-            .direction,
+        net.locate(near_up.0, near_up.1, T0).unwrap().direction,
         Direction::Up
     );
 }
@@ -239,36 +229,23 @@ fn the_nearer_carriageway_wins() {
 #[test]
 fn structures_from_line_properties_and_polygons() {
     let net = network();
-    let tunnel = net.locate(105.005, 27.1, EventTime::from_ms(0)).unwrap();
+    let tunnel = net.locate(105.005, 27.1, T0).unwrap();
     assert_eq!(&*tunnel.road_id, "G56");
     assert_eq!(tunnel.structure, Some(Structure::Tunnel));
     // width_m 10: 6 m off is off the carriageway.
     let q = north(105.005, 27.1, 6.0);
-    assert!(
-        !net.locate(q.0, q.1, EventTime::from_ms(0))
-            .unwrap()
-            .on_carriageway
-    );
+    assert!(!net.locate(q.0, q.1, T0).unwrap().on_carriageway);
 
     assert_eq!(
-        net.locate(105.0055, LAT, EventTime::from_ms(0))
-            .unwrap()
-            .structure,
+        net.locate(105.0055, LAT, T0).unwrap().structure,
         Some(Structure::Bridge)
     );
-    assert_eq!(
-        net.locate(105.004, LAT, EventTime::from_ms(0))
-            .unwrap()
-            .structure,
-        None
-    );
+    assert_eq!(net.locate(105.004, LAT, T0).unwrap().structure, None);
     // The bridge polygon is judged at the centre-line point, so a point
     // beside the bridge, outside the polygon, is still "on the bridge".
     let beside = north(105.0055, LAT, -70.0);
     assert_eq!(
-        net.locate(beside.0, beside.1, EventTime::from_ms(0))
-            .unwrap()
-            .structure,
+        net.locate(beside.0, beside.1, T0).unwrap().structure,
         Some(Structure::Bridge)
     );
 }
@@ -276,12 +253,10 @@ fn structures_from_line_properties_and_polygons() {
 #[test]
 fn zones_and_time_bounded_work_zones() {
     let net = network();
-    let noon = ms("2026-11-28T12:00:00+08:00");
-    let evening = ms("2026-11-28T19:00:00+08:00");
+    let noon = at("2026-11-28T12:00:00+08:00");
+    let evening = at("2026-11-28T19:00:00+08:00");
     let (sa_lon, sa_lat) = (105.0125, LAT - 0.0003);
-    let p = net
-        .locate(sa_lon, sa_lat, EventTime::from_ms(noon))
-        .unwrap();
+    let p = net.locate(sa_lon, sa_lat, noon).unwrap();
     assert_eq!(p.zone, Some(ZoneKind::ServiceArea));
     assert_eq!(
         net.zone(p.zone_id.unwrap()).unwrap().name(),
@@ -291,63 +266,39 @@ fn zones_and_time_bounded_work_zones() {
     // Work zone alone: active only in its window, [from, to).
     let (wz_lon, wz_lat) = (105.017, LAT - 0.00005);
     assert_eq!(
-        net.locate(wz_lon, wz_lat, EventTime::from_ms(noon))
-            .unwrap()
-            .zone,
+        net.locate(wz_lon, wz_lat, noon).unwrap().zone,
         Some(ZoneKind::WorkZone)
     );
+    assert_eq!(net.locate(wz_lon, wz_lat, evening).unwrap().zone, None);
     assert_eq!(
-        net.locate(wz_lon, wz_lat, EventTime::from_ms(evening))
+        net.locate(wz_lon, wz_lat, at("2026-11-28T18:00:00+08:00"))
             .unwrap()
             .zone,
         None
     );
     assert_eq!(
-        net.locate(
-            wz_lon,
-            wz_lat,
-            EventTime::from_ms(ms("2026-11-28T18:00:00+08:00"))
-        )
-        .unwrap()
-        .zone,
-        None
-    );
-    assert_eq!(
-        net.locate(
-            wz_lon,
-            wz_lat,
-            EventTime::from_ms(ms("2026-11-28T08:00:00+08:00"))
-        )
-        .unwrap()
-        .zone,
+        net.locate(wz_lon, wz_lat, at("2026-11-28T08:00:00+08:00"))
+            .unwrap()
+            .zone,
         Some(ZoneKind::WorkZone)
     );
 
     // Work zone overlapping the service area wins while active.
     let overlap = (105.0138, LAT - 0.0003);
     assert_eq!(
-        net.locate(overlap.0, overlap.1, EventTime::from_ms(noon))
-            .unwrap()
-            .zone,
+        net.locate(overlap.0, overlap.1, noon).unwrap().zone,
         Some(ZoneKind::WorkZone)
     );
     assert_eq!(
-        net.locate(overlap.0, overlap.1, EventTime::from_ms(evening))
-            .unwrap()
-            .zone,
+        net.locate(overlap.0, overlap.1, evening).unwrap().zone,
         Some(ZoneKind::ServiceArea)
     );
 
     // Outside every polygon.
-    assert_eq!(
-        net.locate(105.002, LAT, EventTime::from_ms(noon))
-            .unwrap()
-            .zone,
-        None
-    );
+    assert_eq!(net.locate(105.002, LAT, noon).unwrap().zone, None);
     // zones_at lists every polygon there, structures included.
     let kinds: Vec<ZoneKind> = net
-        .zones_at(overlap.0, overlap.1, EventTime::from_ms(noon))
+        .zones_at(overlap.0, overlap.1, noon)
         .iter()
         .map(|z| z.kind())
         .collect();
@@ -438,7 +389,7 @@ fn stretch_opposite_and_point_at() {
     let clipped = net.stretch("G76", 1_201_800.0, 500.0);
     assert!(clipped.iter().all(|s| s.stake_to_m == 1_202_000.0));
 
-    let up = net.locate(105.01, LAT, EventTime::from_ms(0)).unwrap().line;
+    let up = net.locate(105.01, LAT, T0).unwrap().line;
     let down = net.opposite(up, 1_201_000.0).expect("a divided road");
     assert_eq!(net.line(down).unwrap().direction(), Direction::Down);
     assert_eq!(net.opposite(down, 1_201_000.0), Some(up));
@@ -454,7 +405,7 @@ fn stretch_opposite_and_point_at() {
     for stake in [1_200_000.0, 1_200_123.4, 1_201_999.0] {
         for line in [up, down] {
             let (lon, lat) = net.point_at(line, stake).unwrap();
-            let p = net.locate(lon, lat, EventTime::from_ms(0)).unwrap();
+            let p = net.locate(lon, lat, T0).unwrap();
             assert!((p.stake_m - stake).abs() < 1e-3, "{stake}");
         }
     }
@@ -484,11 +435,11 @@ fn chain_breaks_from_per_vertex_stakes() {
         1000.0,
         json!({"stakes_m": [null, 300, null]}),
     )]);
-    let mid = net.locate(106.01, LAT, EventTime::from_ms(0)).unwrap();
+    let mid = net.locate(106.01, LAT, T0).unwrap();
     assert!((mid.stake_m - 300.0).abs() < 1e-6);
-    let quarter = net.locate(106.005, LAT, EventTime::from_ms(0)).unwrap();
+    let quarter = net.locate(106.005, LAT, T0).unwrap();
     assert!((quarter.stake_m - 150.0).abs() < 1e-6);
-    let three_quarters = net.locate(106.015, LAT, EventTime::from_ms(0)).unwrap();
+    let three_quarters = net.locate(106.015, LAT, T0).unwrap();
     assert!((three_quarters.stake_m - 650.0).abs() < 1e-6);
 }
 
@@ -503,10 +454,10 @@ fn multilinestring_gaps_are_not_road() {
     let net = load(vec![feature]);
     assert_eq!(net.segment_count(), 2);
     // The gap counts its straight length, so stakes run evenly over 3 thirds.
-    let p = net.locate(106.025, LAT, EventTime::from_ms(0)).unwrap();
+    let p = net.locate(106.025, LAT, T0).unwrap();
     assert!((p.stake_m - 2500.0).abs() < 1e-6, "{}", p.stake_m);
     // The middle of the gap is ~500 m from either part.
-    assert_eq!(net.locate(106.015, LAT, EventTime::from_ms(0)), None);
+    assert_eq!(net.locate(106.015, LAT, T0), None);
     let line = net.lines()[0].id();
     // Inside the gap there is no road to place a vehicle on, but point_at
     // interpolates across it like the stakes do.
@@ -668,7 +619,7 @@ fn whole_file_failures() {
     // An empty collection loads (and says so) unless strict.
     let empty =
         RoadNetwork::from_geojson(br#"{"type":"FeatureCollection","features":[]}"#, &opts).unwrap();
-    assert_eq!(empty.locate(105.0, 27.0, EventTime::from_ms(0)), None);
+    assert_eq!(empty.locate(105.0, 27.0, T0), None);
     assert!(!empty.issues().is_empty());
     let strict = LoadOptions {
         strict: true,
@@ -684,7 +635,7 @@ fn whole_file_failures() {
 fn position_json_has_exactly_the_contract_fields() {
     let net = network();
     let q = north(105.0055, LAT, -3.0);
-    let p = net.locate(q.0, q.1, EventTime::from_ms(0)).unwrap();
+    let p = net.locate(q.0, q.1, T0).unwrap();
     let v = serde_json::to_value(&p).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     let mut expected = vec![
@@ -724,7 +675,7 @@ fn network_is_shareable_across_threads() {
         .map(|i| {
             let net = net.clone();
             std::thread::spawn(move || {
-                net.locate(105.005 + 0.001 * f64::from(i), LAT, EventTime::from_ms(0))
+                net.locate(105.005 + 0.001 * f64::from(i), LAT, T0)
                     .map(|p| p.stake_m)
             })
         })
