@@ -461,6 +461,10 @@ pub struct WeatherDetector {
     settings: WeatherSettings,
     output: OutputSettings,
     stations: BTreeMap<String, StationState>,
+    /// [`Self::next_deadline`], kept up to date: the engine asks for it before every
+    /// record (timers fire at their deadlines), and stations change only when they
+    /// report or fall silent, a few times a minute against thousands of records.
+    next_due: Option<EventTime>,
 }
 
 impl WeatherDetector {
@@ -469,6 +473,7 @@ impl WeatherDetector {
             settings,
             output,
             stations: BTreeMap::new(),
+            next_due: None,
         }
     }
 
@@ -489,6 +494,7 @@ impl WeatherDetector {
             settings,
             output,
             stations,
+            ..
         } = self;
         let state = stations.entry(obs.station_id.clone()).or_default();
         if let Some(v) = finite(obs.visibility_m) {
@@ -543,6 +549,7 @@ impl WeatherDetector {
                 _ => None,
             };
         }
+        self.next_due = self.scan_next_due();
     }
 
     /// Highest visibility (fog) level currently active over `stake_m` of `road_id`
@@ -568,6 +575,10 @@ impl WeatherDetector {
 
     /// The earliest time a reporting station falls silent.
     pub fn next_deadline(&self) -> Option<EventTime> {
+        self.next_due
+    }
+
+    fn scan_next_due(&self) -> Option<EventTime> {
         self.stations
             .values()
             .filter(|s| !s.silent)
@@ -585,6 +596,9 @@ impl WeatherDetector {
     /// its open alerts `observed: false` (`details.reason: "station_silent"`); they stay
     /// open until it reports again or an operator closes them.
     pub fn on_time(&mut self, now: EventTime, out: &mut Vec<AlertDraft>) {
+        if self.next_due.map_or(true, |due| due > now) {
+            return;
+        }
         let after = self.settings.silent_after_ms;
         let locale = self.output.locale;
         let mut due: Vec<(EventTime, AlertDraft)> = Vec::new();
@@ -609,6 +623,7 @@ impl WeatherDetector {
                 due.push((last + after, d));
             }
         }
+        self.next_due = self.scan_next_due();
         // In deadline order, as a finer clock would have fired them (stable: station order).
         due.sort_by_key(|(at, _)| *at);
         out.extend(due.into_iter().map(|(_, d)| d));

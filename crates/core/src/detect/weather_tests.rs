@@ -911,3 +911,29 @@ fn a_station_reporting_again_drops_the_silent_note_from_the_summary() {
         assert_eq!(back[0].summary, observed_summary, "{locale:?}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The next deadline the detector keeps is the one a scan of every station finds,
+    /// after every observation and every step of the clock, silences included (gaps of
+    /// up to 40 min against `silent_after` 30 min).
+    #[test]
+    fn the_kept_next_deadline_is_the_scanned_one(
+        gens in prop::collection::vec((0u8..4, -3i64..40, 0i64..40), 0..80)
+    ) {
+        let stations = ["wx-01", "wx-end", "wx-far", "wx-new"];
+        let mut det = WeatherDetector::new(settings(), output(Locale::ZhCn));
+        let mut out = Vec::new();
+        let mut minute = 0;
+        for (st, dt, idle) in gens {
+            minute += dt;
+            let mut o = blank(stations[usize::from(st)], minute);
+            o.visibility_m = Some(150.0);
+            det.on_observation(&o, network(), &mut out);
+            prop_assert_eq!(det.next_deadline(), det.scan_next_due());
+            det.on_time(o.ts + idle * MIN, &mut out);
+            prop_assert_eq!(det.next_deadline(), det.scan_next_due());
+        }
+    }
+}

@@ -700,6 +700,51 @@ fn late_records_29_s_applied_31_s_dropped() {
     assert_eq!(e.stats().late_dropped, 1);
 }
 
+/// A camera event with nothing in it: it only moves the clock, and no part holds state
+/// about it.
+fn empty(id: &str, ts: EventTime) -> Record {
+    cam(id, ts, &[])
+}
+
+/// Timers fire at their deadlines, in deadline order, however dense the stream
+/// (docs/SCALING.md, "Exactness"). Here P-2's ack time-out (120 s) and the incident's
+/// latch (120.3 s, 120 s after its last detection) fall between two records 500 ms
+/// apart. Reached in one jump or in steps of 300 ms, the time-out fires first and the
+/// latch second. (Steps under 1 s used to fire every part once at the record that
+/// crossed them, the pedestrian detector first, so the answer depended on how many
+/// unrelated records there were: under keyed instances, on how records fell on
+/// partitions.)
+#[test]
+fn timers_fire_at_their_deadlines_however_dense_the_stream() {
+    let start = [
+        unit_at("P-1", 105.02, T0 - 5_000),
+        unit_at("P-2", 105.01, T0 - 5_000),
+        ped("a1", T0, 0.9, 105.03),
+        ped("a2", T0 + 300, 0.9, 105.03),
+    ];
+    let end = empty("t9", T0 + 120_400);
+    let sparse: Vec<Record> = start.iter().cloned().chain([end.clone()]).collect();
+    let dense: Vec<Record> = start
+        .iter()
+        .cloned()
+        .chain((0..4).map(|k| empty("t1", T0 + 119_000 + 300 * k)))
+        .chain([end])
+        .collect();
+    let a = run(&mut engine(), &sparse);
+    let b = run(&mut engine(), &dense);
+    assert_eq!(a, b);
+    let times: Vec<String> = a.iter().map(|d| d.event_ts.to_string()).collect();
+    assert_eq!(
+        &times[times.len() - 2..],
+        [
+            "2026-11-28T12:02:00.000+08:00",
+            "2026-11-28T12:02:00.300+08:00"
+        ],
+        "the time-out, then the latch: {a:#?}"
+    );
+    assert_eq!(a.last().unwrap().observed, Some(false));
+}
+
 #[test]
 fn ids_are_deterministic_and_shared_by_changes() {
     let input = [ped("a1", T0, 0.9, 105.03), tick(T0 + 500_000)];
