@@ -11,20 +11,22 @@
 //! state expiry), so the order of outputs depends only on the input order. Records more
 //! than `allowed_lateness` behind the clock are counted and dropped.
 mod clock;
+mod decision;
+mod detection;
 mod stats;
 
 use std::sync::Arc;
 
 pub use clock::EventClock;
+pub use decision::Decision;
+pub use detection::Detection;
 pub use stats::EngineStats;
 
 use super::alert::AlertDraft;
-use super::detect::pedestrian::PedestrianDetector;
-use super::detect::ride_hailing::{PlateList, RideHailingDetector};
-use super::detect::weather::WeatherDetector;
-use super::dispatch::{DispatchStats, Dispatcher};
-use super::lifecycle::{ActionResult, Book, LifecycleEvent, Step};
-use super::model::{AckStatus, Action, Alert, ClosedBy, EventTime, OperatorAction, Record};
+use super::detect::ride_hailing::PlateList;
+use super::dispatch::DispatchStats;
+use super::lifecycle::LifecycleEvent;
+use super::model::{Alert, EventTime, Record};
 use super::roads::RoadNetwork;
 use super::settings::EngineSettings;
 
@@ -38,38 +40,28 @@ pub enum Applied {
     Late,
 }
 
+/// The two halves of the state, composed in one process on one clock: [`Detection`]
+/// (keyed by road, station, plate) hands built alerts to [`Decision`] (dispatch and the
+/// book, about every unit), which answers detection's one question, whether a unit has
+/// accepted an alert, and tells it which alerts ended (docs/SCALING.md).
 pub struct Engine {
     settings: EngineSettings,
     roads: Arc<RoadNetwork>,
     clock: EventClock,
-    pedestrian: PedestrianDetector,
-    weather: WeatherDetector,
-    ride_hailing: RideHailingDetector,
-    dispatcher: Dispatcher,
-    book: Book,
+    detection: Detection,
+    decision: Decision,
     /// Reused between calls so the hot path does not allocate a buffer per record.
     drafts: Vec<AlertDraft>,
-    /// Documents decided, on their way through the book to the caller.
-    sent: Vec<Alert>,
     stats: EngineStats,
 }
 
 impl Engine {
     pub fn new(settings: EngineSettings, roads: Arc<RoadNetwork>) -> Self {
-        let output = settings.output.clone();
         Engine {
-            pedestrian: PedestrianDetector::new(settings.pedestrian.clone(), output.clone()),
-            weather: WeatherDetector::new(settings.weather.clone(), output.clone()),
-            ride_hailing: RideHailingDetector::new(settings.ride_hailing.clone(), output.clone()),
-            book: Book::new(
-                output.utc_offset,
-                settings.lifecycle.unattended_close_ms,
-                settings.dispatch.busy_after_arrived_ms,
-            ),
-            dispatcher: Dispatcher::new(settings.dispatch.clone(), output, &roads),
+            detection: Detection::new(&settings),
+            decision: Decision::new(&settings, &roads),
             clock: EventClock::default(),
             drafts: Vec::new(),
-            sent: Vec::new(),
             stats: EngineStats::default(),
             settings,
             roads,
@@ -91,29 +83,29 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats.clone();
-        s.open_incidents = self.pedestrian.open_incidents();
-        s.weather_stations = self.weather.stations();
-        s.tracked_plates = self.ride_hailing.tracked_plates();
-        s.evicted_plates = self.ride_hailing.evicted_plates();
-        s.units = self.dispatcher.units();
-        s.open_assignments = self.dispatcher.open_assignments();
-        s.silent_weather_stations = self.weather.silent_stations();
-        s.escalated_unacknowledged = self.book.escalated_unacknowledged();
+        s.open_incidents = self.detection.open_incidents();
+        s.weather_stations = self.detection.weather_stations();
+        s.tracked_plates = self.detection.tracked_plates();
+        s.evicted_plates = self.detection.evicted_plates();
+        s.units = self.decision.units();
+        s.open_assignments = self.decision.open_assignments();
+        s.silent_weather_stations = self.detection.silent_weather_stations();
+        s.escalated_unacknowledged = self.decision.escalated_unacknowledged();
         s
     }
 
     /// What the lifecycle did since the last call, for the adapter's metrics.
     pub fn take_lifecycle_events(&mut self) -> Vec<LifecycleEvent> {
-        self.book.take_events()
+        self.decision.take_lifecycle_events()
     }
 
     pub fn dispatch_stats(&self) -> &DispatchStats {
-        self.dispatcher.stats()
+        self.decision.dispatch_stats()
     }
 
     /// Replaces the watchlist and whitelist (the adapter re-reads changed files).
     pub fn set_plate_lists(&mut self, watchlist: PlateList, whitelist: PlateList) {
-        self.ride_hailing.set_lists(watchlist, whitelist);
+        self.detection.set_plate_lists(watchlist, whitelist);
     }
 
     /// Applies one validated record; appends every alert it (and the timers due before
@@ -128,112 +120,24 @@ impl Engine {
         }
         self.advance_to(ts, out);
         let roads = &*self.roads;
-        match record {
-            Record::Camera(ev) => {
-                let weather = &self.weather;
-                self.pedestrian.on_camera(
-                    ev,
-                    roads,
-                    |road, stake| weather.fog_level_at(road, stake),
-                    &mut self.drafts,
-                );
-            }
-            Record::Weather(obs) => self.weather.on_observation(obs, roads, &mut self.drafts),
-            Record::Plate(read) => self
-                .ride_hailing
-                .on_plate_read(read, roads, &mut self.drafts),
-            Record::Patrol(p) => self.dispatcher.on_position(p, roads),
-            Record::Ack(ack) => {
-                let now = ts.max(self.clock.now().unwrap_or(ts));
-                let applied = self.dispatcher.on_ack(ack, now, roads, &mut self.sent);
-                let id = &ack.alert_id;
-                match applied {
-                    Some(AckStatus::Accepted) => self.book.step(id, Step::Accepted, ack.ts),
-                    Some(AckStatus::Arrived) => {
-                        self.book.step(id, Step::Accepted, ack.ts);
-                        self.book.step(id, Step::Arrived, ack.ts);
-                    }
-                    Some(AckStatus::Resolved) => {
-                        if let Some(doc) = self.book.resolved(id, &ack.unit_id, ack.outcome, now) {
-                            self.close_detectors(id);
-                            self.sent.push(doc);
-                        }
-                    }
-                    Some(AckStatus::Declined) | None => {}
+        if !self.detection.on_record(record, roads, &mut self.drafts) {
+            // Acks and actions count from the clock when they arrive late.
+            let now = ts.max(self.clock.now().unwrap_or(ts));
+            let ended = match record {
+                Record::Patrol(p) => {
+                    self.decision.on_position(p, roads);
+                    None
                 }
-            }
-            Record::Operator(action) => {
-                let now = ts.max(self.clock.now().unwrap_or(ts));
-                self.on_action(action, now);
+                Record::Ack(ack) => self.decision.on_ack(ack, now, roads),
+                Record::Operator(action) => self.decision.on_action(action, now, roads),
+                Record::Camera(_) | Record::Weather(_) | Record::Plate(_) => None,
+            };
+            if let Some(id) = ended {
+                self.detection.close(id);
             }
         }
         self.flush(out);
         Applied::Accepted
-    }
-
-    /// An operator's action on an alert open here (others are counted and ignored: with
-    /// several instances the one holding the alert applies it).
-    fn on_action(&mut self, a: &OperatorAction, now: EventTime) {
-        let kind = a.action.kind();
-        if self.book.open(&a.alert_id).is_none() {
-            self.book.action(kind, ActionResult::NotOpen);
-            return;
-        }
-        let result = match &a.action {
-            Action::Acknowledge => {
-                if let Some(doc) = self.book.acknowledge(&a.alert_id, &a.operator_id, now) {
-                    self.sent.push(doc);
-                }
-                ActionResult::Applied
-            }
-            Action::Note { text } => {
-                self.book.note(&a.alert_id, &a.operator_id, text, now);
-                ActionResult::Applied
-            }
-            Action::Close { outcome } => {
-                let by = ClosedBy::Operator {
-                    operator_id: a.operator_id.clone(),
-                    ts: crate::model::EventTimestamp::new(now, self.settings.output.utc_offset),
-                };
-                match self.book.closing(&a.alert_id, *outcome, by, now) {
-                    Some(doc) => {
-                        self.dispatcher.close(&a.alert_id);
-                        self.close_detectors(&a.alert_id);
-                        self.sent.push(doc);
-                        ActionResult::Applied
-                    }
-                    None => ActionResult::NotOpen,
-                }
-            }
-            Action::Assign { unit_id } => {
-                let last = self
-                    .book
-                    .open(&a.alert_id)
-                    .cloned()
-                    .expect("open: checked above");
-                let roads = &*self.roads;
-                if self.dispatcher.assign_to(
-                    last,
-                    unit_id,
-                    &a.operator_id,
-                    now,
-                    roads,
-                    &mut self.sent,
-                ) {
-                    ActionResult::Applied
-                } else {
-                    ActionResult::Refused
-                }
-            }
-        };
-        self.book.action(kind, result);
-    }
-
-    /// An alert ended by a unit or an operator: its detector forgets the condition, so
-    /// that more of it is a new alert, not a change to a closed one.
-    fn close_detectors(&mut self, alert_id: &str) {
-        self.pedestrian.close(alert_id);
-        self.weather.close(alert_id);
     }
 
     /// Moves the clock forward to `now` (never back) and fires every timer due by then.
@@ -265,34 +169,23 @@ impl Engine {
 
     fn next_deadline(&self) -> Option<EventTime> {
         [
-            self.pedestrian.next_deadline(),
-            self.weather.next_deadline(),
-            self.dispatcher.next_deadline(),
-            self.book.next_deadline(),
+            self.detection.next_deadline(),
+            self.decision.next_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Every timer due by `now` (the clock is already there or past it).
+    /// Every timer due by `now` (the clock is already there or past it): detection's
+    /// first, their drafts decided, then dispatch's and the book's.
     fn fire_timers(&mut self, now: EventTime, out: &mut Vec<Alert>) {
-        let dispatcher = &self.dispatcher;
-        self.pedestrian.on_time(
-            now,
-            self.settings.time.allowed_lateness_ms,
-            &|id| dispatcher.accepted(id),
-            &mut self.drafts,
-        );
-        self.weather.on_time(now, &mut self.drafts);
-        self.ride_hailing.on_time(now);
+        let decision = &self.decision;
+        self.detection
+            .on_time(now, &|id| decision.accepted(id), &mut self.drafts);
         self.flush_at(now, out);
-        self.dispatcher.on_time(now, &self.roads, &mut self.sent);
-        let dispatcher = &self.dispatcher;
-        for doc in self.book.on_time(now, &|id| dispatcher.holds(id)) {
-            self.sent.push(doc);
-        }
-        self.emit_at(now, out);
+        self.decision.on_time(now, &self.roads);
+        self.decision.emit(now, out);
     }
 
     fn flush(&mut self, out: &mut Vec<Alert>) {
@@ -306,18 +199,9 @@ impl Engine {
         for draft in self.drafts.drain(..) {
             self.stats.alerts += 1;
             let alert = draft.build(&self.settings.output);
-            self.dispatcher
-                .on_alert(alert, now, &self.roads, &mut self.sent);
+            self.decision.on_alert(alert, now, &self.roads);
         }
-        self.emit_at(now, out);
-    }
-
-    /// Every decided document through the book (handling fields, outcome) to the caller.
-    fn emit_at(&mut self, now: EventTime, out: &mut Vec<Alert>) {
-        for mut alert in self.sent.drain(..) {
-            self.book.stamp(&mut alert, now);
-            out.push(alert);
-        }
+        self.decision.emit(now, out);
     }
 }
 
