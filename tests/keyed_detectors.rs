@@ -15,8 +15,10 @@ use roadwatch::core::alert::AlertDraft;
 use roadwatch::core::detect::pedestrian::PedestrianDetector;
 use roadwatch::core::detect::ride_hailing::RideHailingDetector;
 use roadwatch::core::detect::weather::WeatherDetector;
+use roadwatch::core::engine::{Decision, Detection, Engine};
 use roadwatch::core::model::{
-    decode_record, CameraEvent, DecodeContext, Detection, DetectionClass, EventTime, Record,
+    decode_record, Alert, CameraEvent, DecodeContext, Detection as Sighting, DetectionClass,
+    EventTime, Record,
 };
 use roadwatch::core::pseudonym::PseudonymKey;
 use roadwatch::core::roads::{LoadOptions, RoadNetwork};
@@ -300,7 +302,7 @@ fn two_weak_detections_on_two_roads_within_100_m_pair_only_without_keys() {
     let net = network();
     let t0 = EventTime::from_ms(1_795_838_400_000);
     let (a, b) = find_pair(&net, t0).expect("the two points locate on G56 and G76");
-    let det = |lon, lat| Detection {
+    let det = |lon, lat| Sighting {
         class: DetectionClass::Pedestrian,
         confidence: 0.6,
         lon,
@@ -349,4 +351,207 @@ fn find_pair(net: &RoadNetwork, t: EventTime) -> Option<((f64, f64), (f64, f64))
     };
     assert!(roadwatch::core::roads::distance_m([a.0, a.1], [b.0, b.1]) < 100.0);
     (on(a, "G56") && on(b, "G76")).then_some((a, b))
+}
+
+/// The whole engine keyed (docs/SCALING.md, steps 2 and 4 in one process): six
+/// partitions' [`Detection`]s and one [`Decision`], wired as the topology will wire them.
+/// Camera detections go to their road's partition, plate reads to their plate's, weather
+/// to every partition (the fog replica) with only the station's owner emitting its
+/// drafts; an alert that ends is forgotten by every partition. All timers step in
+/// deadline order across the parts, as in [`Engine::advance_to`].
+struct KeyedEngine {
+    settings: EngineSettings,
+    roads: Arc<RoadNetwork>,
+    clock: Option<EventTime>,
+    parts: Vec<Detection>,
+    decision: Decision,
+    drafts: Vec<AlertDraft>,
+    scratch: Vec<AlertDraft>,
+}
+
+impl KeyedEngine {
+    fn new(settings: EngineSettings, roads: Arc<RoadNetwork>) -> Self {
+        KeyedEngine {
+            parts: (0..PARTITIONS).map(|_| Detection::new(&settings)).collect(),
+            decision: Decision::new(&settings, &roads),
+            clock: None,
+            drafts: Vec::new(),
+            scratch: Vec::new(),
+            settings,
+            roads,
+        }
+    }
+
+    fn on_record(&mut self, record: &Record, out: &mut Vec<Alert>) {
+        let ts = record.ts();
+        if self
+            .clock
+            .is_some_and(|c| ts < c - self.settings.time.allowed_lateness_ms)
+        {
+            return;
+        }
+        self.advance_to(ts, out);
+        let roads = self.roads.clone();
+        match record {
+            Record::Camera(ev) => {
+                for (road, part) in split_by_road(ev, &roads) {
+                    self.parts[partition(&road)].on_record(
+                        &Record::Camera(part),
+                        &roads,
+                        &mut self.drafts,
+                    );
+                }
+            }
+            Record::Weather(obs) => {
+                let owner = partition(&obs.station_id);
+                for (p, d) in self.parts.iter_mut().enumerate() {
+                    d.on_record(record, &roads, &mut self.scratch);
+                    if p == owner {
+                        self.drafts.append(&mut self.scratch);
+                    }
+                    self.scratch.clear();
+                }
+            }
+            Record::Plate(read) => {
+                self.parts[partition(&read.plate)].on_record(record, &roads, &mut self.drafts);
+            }
+            Record::Patrol(p) => self.decision.on_position(p, &roads),
+            Record::Ack(_) | Record::Operator(_) => {
+                let now = ts.max(self.clock.unwrap_or(ts));
+                let ended = match record {
+                    Record::Ack(ack) => self.decision.on_ack(ack, now, &roads),
+                    Record::Operator(a) => self.decision.on_action(a, now, &roads),
+                    _ => unreachable!(),
+                };
+                if let Some(id) = ended {
+                    for d in self.parts.iter_mut() {
+                        d.close(id);
+                    }
+                }
+            }
+        }
+        let now = self.clock.unwrap_or(ts);
+        self.flush_at(now, out);
+    }
+
+    fn advance_to(&mut self, now: EventTime, out: &mut Vec<Alert>) {
+        if self.clock.is_some_and(|c| c >= now) {
+            return;
+        }
+        let stepped = self.clock.is_some();
+        self.clock = Some(now);
+        if stepped {
+            loop {
+                let due = self
+                    .parts
+                    .iter()
+                    .filter_map(|d| d.next_deadline())
+                    .chain(self.decision.next_deadline())
+                    .min()
+                    .filter(|t| *t < now);
+                let Some(due) = due else { break };
+                self.fire_timers(due, out);
+            }
+        }
+        self.fire_timers(now, out);
+    }
+
+    fn fire_timers(&mut self, now: EventTime, out: &mut Vec<Alert>) {
+        let decision = &self.decision;
+        for (p, d) in self.parts.iter_mut().enumerate() {
+            d.on_time(now, &|id| decision.accepted(id), &mut self.scratch);
+            // The weather replica's drafts are its station owner's to send.
+            for draft in self.scratch.drain(..) {
+                let station = draft.details.get("station_id").and_then(|s| s.as_str());
+                if station.map_or(true, |s| partition(s) == p) {
+                    self.drafts.push(draft);
+                }
+            }
+        }
+        self.flush_at(now, out);
+        self.decision.on_time(now, &self.roads);
+        self.decision.emit(now, out);
+    }
+
+    fn flush_at(&mut self, now: EventTime, out: &mut Vec<Alert>) {
+        for draft in self.drafts.drain(..) {
+            let alert = draft.build(&self.settings.output);
+            self.decision.on_alert(alert, now, &self.roads);
+        }
+        self.decision.emit(now, out);
+    }
+}
+
+/// The simulated day with the patrol units' apps answering the single engine's
+/// dispatches (accepts, declines, silences, arrivals, outcomes): the input of both runs,
+/// acks included, as a live deployment would have recorded it.
+fn closed_loop_day(net: &Arc<RoadNetwork>) -> Vec<Record> {
+    let cfg = SimConfig {
+        seed: 23,
+        duration_ms: 86_400_000,
+        traffic_scale: 0.1,
+        private_commuters: 200,
+        pedestrian_incidents_per_day: 60.0,
+        fog_episodes_per_day: 4.0,
+        ice_episodes_per_day: 2.0,
+        ..SimConfig::default()
+    };
+    let ctx = DecodeContext::without_clock();
+    let mut sim = Simulator::new(cfg, net.clone());
+    let mut engine = Engine::new(settings(), net.clone());
+    let (mut batch, mut out, mut input) = (Vec::new(), Vec::new(), Vec::new());
+    while sim.next_batch(&mut batch) {
+        for r in batch.drain(..) {
+            if let Ok(rec) = decode_record(r.stream, &r.value, &ctx) {
+                engine.on_record(&rec, &mut out);
+                input.push(rec);
+            }
+        }
+        for a in out.drain(..) {
+            sim.on_alert(&a);
+        }
+    }
+    input
+}
+
+#[test]
+fn the_keyed_engine_gives_the_single_engines_documents_on_a_day_with_answers() {
+    let net = network();
+    let input = closed_loop_day(&net);
+    let acks = input.iter().filter(|r| matches!(r, Record::Ack(_))).count();
+    assert!(acks >= 50, "the units must answer: {acks} acks");
+
+    let mut single = Engine::new(settings(), net.clone());
+    let mut keyed = KeyedEngine::new(settings(), net.clone());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for r in &input {
+        single.on_record(r, &mut a);
+        keyed.on_record(r, &mut b);
+    }
+    let group = |docs: Vec<Alert>| {
+        let mut m: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
+        for d in docs {
+            m.entry(d.alert_id.clone()).or_default().push(d);
+        }
+        m
+    };
+    let (n, k) = (a.len(), b.len());
+    let (a, b) = (group(a), group(b));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the same alert ids"
+    );
+    for (id, docs) in &a {
+        assert_eq!(docs, &b[id], "the documents of {id}");
+    }
+    assert_eq!(n, k);
+    let dispatched = a
+        .values()
+        .filter(|d| d.iter().any(|x| x.dispatch.is_some()))
+        .count();
+    println!(
+        "{n} documents of {} alerts ({dispatched} dispatched, {acks} acks), equal",
+        a.len()
+    );
 }
