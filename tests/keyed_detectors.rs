@@ -16,6 +16,7 @@ use roadwatch::core::detect::pedestrian::PedestrianDetector;
 use roadwatch::core::detect::ride_hailing::RideHailingDetector;
 use roadwatch::core::detect::weather::WeatherDetector;
 use roadwatch::core::engine::{Decision, Detection, Engine};
+use roadwatch::core::keys;
 use roadwatch::core::model::{
     decode_record, Alert, CameraEvent, DecodeContext, Detection as Sighting, DetectionClass,
     EventTime, Record,
@@ -41,58 +42,9 @@ fn settings() -> EngineSettings {
     EngineSettings::documented_defaults(PseudonymKey::from_bytes(b"keyed detectors test"))
 }
 
-/// Kafka's default partitioner (the Java client's, and librdkafka's `murmur2_random` that
-/// the repartition producer will set): the positive murmur2 hash of the key, modulo the
-/// partition count. On the shipped roads G56, G76 and S82 fall on partitions 3, 5 and 2.
+/// The partition of a key among six, by Kafka's partitioner (`core::keys`).
 fn partition(key: &str) -> usize {
-    (murmur2(key.as_bytes()) & 0x7fff_ffff) as usize % PARTITIONS
-}
-
-fn murmur2(data: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() == 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^ (h >> 15)
-}
-
-#[test]
-fn the_partitioner_is_kafkas() {
-    // The vectors of Apache Kafka's `UtilsTest.testMurmur2` (signed, as Java returns them).
-    for (key, hash) in [
-        ("21", -973_932_308),
-        ("foobar", -790_332_482),
-        ("a-little-bit-long-string", -985_981_536),
-        ("a-little-bit-longer-string", -1_486_304_829),
-        (
-            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-            -58_897_971,
-        ),
-        ("abc", 479_470_107),
-    ] {
-        assert_eq!(murmur2(key.as_bytes()) as i32, hash, "{key}");
-    }
-    let got: Vec<usize> = ["G56", "G76", "S82"].iter().map(|k| partition(k)).collect();
-    assert_eq!(got, [3, 5, 2]);
+    keys::partition(key.as_bytes(), PARTITIONS as u32) as usize
 }
 
 /// Two simulated days after a day of warm-up (ride-hailing needs days of trips), at a
@@ -160,24 +112,9 @@ impl Fog {
     }
 }
 
-/// One camera event split by the road each detection locates on (detections that locate
-/// nowhere cannot qualify; they go with the first road, or the camera, to keep them).
-fn split_by_road(ev: &CameraEvent, net: &RoadNetwork) -> BTreeMap<String, CameraEvent> {
-    let mut parts: BTreeMap<String, CameraEvent> = BTreeMap::new();
-    for d in &ev.detections {
-        let key = net
-            .locate(d.lon, d.lat, ev.ts)
-            .map_or_else(|| ev.camera_id.clone(), |p| p.road_id.to_string());
-        parts
-            .entry(key)
-            .or_insert_with(|| CameraEvent {
-                detections: Vec::new(),
-                ..ev.clone()
-            })
-            .detections
-            .push(d.clone());
-    }
-    parts
+/// One camera event split by road, as the locate stage will split it (`core::keys`).
+fn split_by_road(ev: &CameraEvent, net: &RoadNetwork) -> Vec<(Arc<str>, CameraEvent)> {
+    keys::camera_by_road(ev, net, &settings().pedestrian)
 }
 
 fn run_pedestrian(records: &[Record], net: &Arc<RoadNetwork>, keyed: bool) -> Vec<AlertDraft> {
@@ -278,7 +215,11 @@ fn pedestrian_by_road_weather_by_station_ride_hailing_by_plate_equal_one_detecto
                 }
             }
             if let Record::Plate(read) = r {
-                let p = if keyed { partition(&read.plate) } else { 0 };
+                let p = if keyed {
+                    partition(&keys::plate_key(&read.plate, &s.ride_hailing.plate_key))
+                } else {
+                    0
+                };
                 dets[p].on_plate_read(read, &net, &mut out);
             }
         }
@@ -413,7 +354,8 @@ impl KeyedEngine {
                 }
             }
             Record::Plate(read) => {
-                self.parts[partition(&read.plate)].on_record(record, &roads, &mut self.drafts);
+                let key = keys::plate_key(&read.plate, &self.settings.ride_hailing.plate_key);
+                self.parts[partition(&key)].on_record(record, &roads, &mut self.drafts);
             }
             Record::Patrol(p) => self.decision.on_position(p, &roads),
             Record::Ack(_) | Record::Operator(_) => {

@@ -5,6 +5,7 @@ pub mod alert;
 pub mod detect;
 pub mod dispatch;
 pub mod engine;
+pub mod keys;
 pub mod lifecycle;
 pub mod model;
 pub mod pseudonym;
