@@ -156,6 +156,33 @@ fn advances(clock: Option<EventTime>, ts: EventTime) -> bool {
     clock.map_or(true, |c| c < ts)
 }
 
+/// One detector, or one per partition (`keyed`), over the records: every copy advanced
+/// to every record's time (the broadcast watermark), then the record applied where
+/// `apply` sends it.
+fn drive<D>(
+    records: &[Record],
+    keyed: bool,
+    make: impl Fn() -> D,
+    tick: impl Fn(&mut D, EventTime, &mut Vec<AlertDraft>),
+    apply: impl Fn(&mut [D], &Record, &mut Vec<AlertDraft>),
+) -> Vec<AlertDraft> {
+    let mut dets: Vec<D> = (0..if keyed { PARTITIONS } else { 1 })
+        .map(|_| make())
+        .collect();
+    let mut out = Vec::new();
+    let mut clock: Option<EventTime> = None;
+    for r in records {
+        if advances(clock, r.ts()) {
+            clock = Some(r.ts());
+            for d in dets.iter_mut() {
+                tick(d, r.ts(), &mut out);
+            }
+        }
+        apply(&mut dets, r, &mut out);
+    }
+    out
+}
+
 #[test]
 fn pedestrian_by_road_weather_by_station_ride_hailing_by_plate_equal_one_detector() {
     let net = network();
@@ -172,25 +199,18 @@ fn pedestrian_by_road_weather_by_station_ride_hailing_by_plate_equal_one_detecto
     assert_same(single, keyed, "pedestrian by road");
 
     let weather = |keyed: bool| {
-        let n = if keyed { PARTITIONS } else { 1 };
-        let mut dets: Vec<WeatherDetector> = (0..n)
-            .map(|_| WeatherDetector::new(s.weather.clone(), s.output.clone()))
-            .collect();
-        let mut out = Vec::new();
-        let mut clock: Option<EventTime> = None;
-        for r in &records {
-            if advances(clock, r.ts()) {
-                clock = Some(r.ts());
-                for d in dets.iter_mut() {
-                    d.on_time(r.ts(), &mut out);
+        drive(
+            &records,
+            keyed,
+            || WeatherDetector::new(s.weather.clone(), s.output.clone()),
+            |d, now, out| d.on_time(now, out),
+            |dets, r, out| {
+                if let Record::Weather(obs) = r {
+                    let p = if keyed { partition(&obs.station_id) } else { 0 };
+                    dets[p].on_observation(obs, &net, out);
                 }
-            }
-            if let Record::Weather(obs) = r {
-                let p = if keyed { partition(&obs.station_id) } else { 0 };
-                dets[p].on_observation(obs, &net, &mut out);
-            }
-        }
-        out
+            },
+        )
     };
     let single = weather(false);
     assert!(
@@ -201,29 +221,19 @@ fn pedestrian_by_road_weather_by_station_ride_hailing_by_plate_equal_one_detecto
     assert_same(single, weather(true), "weather by station");
 
     let plates = |keyed: bool| {
-        let n = if keyed { PARTITIONS } else { 1 };
-        let mut dets: Vec<RideHailingDetector> = (0..n)
-            .map(|_| RideHailingDetector::new(s.ride_hailing.clone(), s.output.clone()))
-            .collect();
-        let mut out = Vec::new();
-        let mut clock: Option<EventTime> = None;
-        for r in &records {
-            if advances(clock, r.ts()) {
-                clock = Some(r.ts());
-                for d in dets.iter_mut() {
-                    d.on_time(r.ts());
+        drive(
+            &records,
+            keyed,
+            || RideHailingDetector::new(s.ride_hailing.clone(), s.output.clone()),
+            |d, now, _| d.on_time(now),
+            |dets, r, out| {
+                if let Record::Plate(read) = r {
+                    let key = keys::plate_key(&read.plate, &s.ride_hailing.plate_key);
+                    let p = if keyed { partition(&key) } else { 0 };
+                    dets[p].on_plate_read(read, &net, out);
                 }
-            }
-            if let Record::Plate(read) = r {
-                let p = if keyed {
-                    partition(&keys::plate_key(&read.plate, &s.ride_hailing.plate_key))
-                } else {
-                    0
-                };
-                dets[p].on_plate_read(read, &net, &mut out);
-            }
-        }
-        out
+            },
+        )
     };
     let single = plates(false);
     assert!(
