@@ -293,31 +293,6 @@ fn missing_topics_stop_start_up_with_their_names_unless_created() {
     drop(stage);
 }
 
-/// Points on carriageways of the shipped network, at least `spacing_m` apart: each is
-/// a separate pedestrian incident (the incident radius is 500 m).
-fn incident_points(n: usize, spacing_m: f64) -> Vec<(f64, f64)> {
-    let doc: Value = serde_json::from_slice(&std::fs::read(ROADS).unwrap()).unwrap();
-    let mut picked: Vec<(f64, f64)> = Vec::new();
-    for f in doc["features"].as_array().unwrap() {
-        if f["properties"]["kind"] != "carriageway" {
-            continue;
-        }
-        for c in f["geometry"]["coordinates"].as_array().unwrap() {
-            let p = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
-            if picked
-                .iter()
-                .all(|q| roadwatch::core::roads::distance_m([p.0, p.1], [q.0, q.1]) >= spacing_m)
-            {
-                picked.push(p);
-                if picked.len() == n {
-                    return picked;
-                }
-            }
-        }
-    }
-    picked
-}
-
 /// Produces `rounds` detections of each point, round-robin, one record every `pace`,
 /// keyed by camera (so each incident stays on one partition, in order). The cameras are
 /// `cam-<first_camera>`, `cam-<first_camera + 1>`, … (one per point).

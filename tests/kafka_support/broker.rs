@@ -239,7 +239,7 @@ impl Drop for PrivateBroker {
 /// connection is given one of them while the broker is down. Ports handed out before in
 /// this process are skipped: tests running at the same time would otherwise both find
 /// the same ports free before either broker binds them.
-fn free_ports<const N: usize>() -> [u16; N] {
+pub(super) fn free_ports<const N: usize>() -> [u16; N] {
     static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());

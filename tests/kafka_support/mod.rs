@@ -5,6 +5,9 @@
 mod broker;
 #[allow(unused_imports)]
 pub use broker::*;
+mod cluster;
+#[allow(unused_imports)]
+pub use cluster::*;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
@@ -210,6 +213,45 @@ impl Stage {
         guarantee: Guarantee,
         security: KafkaSecurity,
     ) -> Stage {
+        Stage::create(
+            bootstrap,
+            test,
+            camera_partitions,
+            ack_partitions,
+            guarantee,
+            security,
+            1,
+        )
+    }
+
+    /// Every topic with `replication` replicas (a cluster's test: 3).
+    pub fn replicated(
+        bootstrap: &str,
+        test: &str,
+        camera_partitions: i32,
+        guarantee: Guarantee,
+        replication: i32,
+    ) -> Stage {
+        Stage::create(
+            bootstrap,
+            test,
+            camera_partitions,
+            1,
+            guarantee,
+            KafkaSecurity::default(),
+            replication,
+        )
+    }
+
+    fn create(
+        bootstrap: &str,
+        test: &str,
+        camera_partitions: i32,
+        ack_partitions: i32,
+        guarantee: Guarantee,
+        security: KafkaSecurity,
+        replication: i32,
+    ) -> Stage {
         let prefix = format!("rw-{test}-{}", nonce());
         let mut s = named(bootstrap, &prefix);
         s.kafka.security = security;
@@ -224,25 +266,25 @@ impl Stage {
             TopicSpec {
                 name: t.camera.clone(),
                 partitions: camera_partitions,
-                replication: 1,
+                replication,
             },
             TopicSpec {
                 name: t.ack.clone(),
                 partitions: ack_partitions,
-                replication: 1,
+                replication,
             },
             // Keyed by alert_id, actions fall on any partition: as many as the acks'.
             TopicSpec {
                 name: t.operator.clone(),
                 partitions: ack_partitions,
-                replication: 1,
+                replication,
             },
         ];
         for name in [&t.plate, &t.weather, &t.patrol, &t.alerts, &t.dlq] {
             specs.push(TopicSpec {
                 name: name.clone(),
                 partitions: 1,
-                replication: 1,
+                replication,
             });
         }
         tokio()
@@ -347,6 +389,31 @@ impl Drop for Stage {
 }
 
 // ---------------------------------------------------------------- input
+
+/// Points on carriageways of the shipped network, at least `spacing_m` apart: each is
+/// a separate pedestrian incident (the incident radius is 500 m).
+pub fn incident_points(n: usize, spacing_m: f64) -> Vec<(f64, f64)> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(ROADS).unwrap()).unwrap();
+    let mut picked: Vec<(f64, f64)> = Vec::new();
+    for f in doc["features"].as_array().unwrap() {
+        if f["properties"]["kind"] != "carriageway" {
+            continue;
+        }
+        for c in f["geometry"]["coordinates"].as_array().unwrap() {
+            let p = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
+            if picked
+                .iter()
+                .all(|q| roadwatch::core::roads::distance_m([p.0, p.1], [q.0, q.1]) >= spacing_m)
+            {
+                picked.push(p);
+                if picked.len() == n {
+                    return picked;
+                }
+            }
+        }
+    }
+    picked
+}
 
 pub fn producer(stage: &Stage) -> FutureProducer {
     kafka::producer(&stage.settings.kafka).unwrap()
