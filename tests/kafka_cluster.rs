@@ -47,18 +47,6 @@ const DOWN_FOR_S: u64 = 35;
 /// The stream goes on this long after the node is back.
 const AFTER_RESTART: Duration = Duration::from_secs(10);
 
-/// A progress line with the wall-clock time, to line up with the roadwatch and broker logs.
-fn progress(what: &str) {
-    let ms = now_ms();
-    eprintln!(
-        "[{:02}:{:02}:{:02}.{:03} UTC] {what}",
-        ms / 3_600_000 % 24,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    );
-}
-
 /// A record of the stream and when it was handed to the producer.
 type Produced = (Sent, Instant);
 

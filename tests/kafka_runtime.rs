@@ -937,18 +937,6 @@ fn a_failed_transaction_is_aborted_rewound_and_its_output_later_appears_exactly_
 
 // ---------------------------------------------------------------- broker outage
 
-/// A progress line with the wall-clock time, to line up with the roadwatch and broker logs.
-fn progress(what: &str) {
-    let ms = now_ms();
-    eprintln!(
-        "[{:02}:{:02}:{:02}.{:03} UTC] {what}",
-        ms / 3_600_000 % 24,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    );
-}
-
 /// The thread's result, or a failure naming `what` after `limit`.
 fn join_within<T>(handle: JoinHandle<T>, limit: Duration, what: &str) -> T {
     let started = Instant::now();

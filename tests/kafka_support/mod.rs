@@ -946,3 +946,15 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A progress line with the wall-clock time, to line up with the roadwatch and broker logs.
+pub fn progress(what: &str) {
+    let ms = now_ms();
+    eprintln!(
+        "[{:02}:{:02}:{:02}.{:03} UTC] {what}",
+        ms / 3_600_000 % 24,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    );
+}
