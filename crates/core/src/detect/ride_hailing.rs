@@ -34,8 +34,8 @@ use serde_json::{json, Map, Value};
 
 use crate::alert::{alert_id, describe_place, location, stake_text, AlertDraft};
 use crate::model::{
-    format_rfc3339, is_valid_plate, AlertKind, AlertStatus, EventTime, Intercept, PlateColor,
-    PlateRead, Severity, UtcOffset, VehicleClass,
+    format_rfc3339, is_valid_plate, AlertKind, AlertStatus, EventTime, Intercept, PlateCode,
+    PlateColor, PlateRead, Severity, UtcOffset, VehicleClass,
 };
 use crate::roads::{
     distance_m, Direction, RoadNetwork, RoadPosition, Zone, ZoneKind, ZONE_ROAD_SNAP_M,
@@ -94,8 +94,14 @@ const SWEEP_INTERVAL_MS: i64 = 5 * MINUTE_MS;
 const MAX_WINDOW_DAYS: i64 = 127;
 
 const NO_ROAD: u16 = u16::MAX;
-/// Place key 0 = unknown (off the network, or a road without interchanges/service areas).
-const NO_PLACE: u32 = 0;
+/// Place index 0 = unknown (off the network, or a road without interchanges/service
+/// areas); known places are 1.. in the order of their keys ([`Places`]).
+const NO_PLACE: u16 = 0;
+/// The key of no place: [`place_key`] never returns it.
+const NO_PLACE_KEY: u32 = 0;
+/// A trip record's start minute has 26 bits (up to 2097-08); its stop count the other 6.
+const START_MIN_BITS: u32 = 26;
+const MAX_TRIP_STOPS: u8 = (1 << (32 - START_MIN_BITS)) - 1;
 const NEVER: EventTime = EventTime::MIN;
 
 // ---------------------------------------------------------------------------------------
@@ -192,10 +198,11 @@ struct LastRead {
     /// `f32` degrees are ~1 m here: plenty for a straight-line fallback distance.
     lon: f32,
     lat: f32,
-    /// Place key of the nearest interchange / service area ([`NO_PLACE`] if unknown).
-    place: u32,
-    /// Id + 1 of the service area or toll plaza the read lies in; 0 = none.
-    stop_zone: u32,
+    /// The nearest interchange / service area ([`Places`]; [`NO_PLACE`] if unknown).
+    place: u16,
+    /// Id + 1 of the service area or toll plaza the read lies in; 0 = none (also for a
+    /// zone id beyond `u16`, as roads beyond `u16` are [`NO_ROAD`]).
+    stop_zone: u16,
     /// Index into `RoadNetwork::roads()`; [`NO_ROAD`] off the network.
     road: u16,
     direction: Direction,
@@ -205,17 +212,17 @@ struct LastRead {
 #[derive(Debug, Clone, Copy)]
 struct OpenTrip {
     start_ms: EventTime,
-    from: u32,
-    to: u32,
+    from: u16,
+    to: u16,
     distance_m: f64,
     reads: u16,
     stops: u8,
     /// The stop zone counted last, so that exit and re-entry at one plaza count once.
-    last_stop_zone: u32,
+    last_stop_zone: u16,
 }
 
 impl OpenTrip {
-    fn start(ms: EventTime, place: u32) -> OpenTrip {
+    fn start(ms: EventTime, place: u16) -> OpenTrip {
         OpenTrip {
             start_ms: ms,
             from: place,
@@ -231,8 +238,10 @@ impl OpenTrip {
         let minutes = |t: EventTime| t.ms().div_euclid(MINUTE_MS);
         let start_min = minutes(self.start_ms);
         let duration_min = (minutes(end_ms) - start_min).max(0);
+        let start_min = start_min.clamp(0, (1 << START_MIN_BITS) - 1) as u32;
         TripRec {
-            start_min: start_min.clamp(0, i64::from(u32::MAX)) as u32,
+            start_and_stops: start_min << (32 - START_MIN_BITS)
+                | u32::from(self.stops.min(MAX_TRIP_STOPS)),
             from: self.from,
             to: self.to,
             duration_min: duration_min.min(i64::from(u16::MAX)) as u16,
@@ -240,26 +249,29 @@ impl OpenTrip {
             distance_hm: (self.distance_m / 100.0)
                 .round()
                 .clamp(0.0, f64::from(u16::MAX)) as u16,
-            stops: self.stops,
         }
     }
 }
 
-/// A closed trip, compact: 20 bytes.
+/// A closed trip, compact: 12 bytes (a week of a commuter's trips is most of a plate's
+/// memory, docs/DETECTION.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TripRec {
-    /// Minutes since the epoch (u32 minutes reach year 10136).
-    start_min: u32,
-    from: u32,
-    to: u32,
+    /// Minutes since the epoch in the top 26 bits (to 2097-08; later clamps), short stops
+    /// in the low 6 (at most 63 per trip; a trip with more still counts 63).
+    start_and_stops: u32,
+    from: u16,
+    to: u16,
     duration_min: u16,
     distance_hm: u16,
-    stops: u8,
 }
 
 impl TripRec {
     fn start_ms(&self) -> EventTime {
-        EventTime::from_ms(i64::from(self.start_min) * MINUTE_MS)
+        EventTime::from_ms(i64::from(self.start_and_stops >> (32 - START_MIN_BITS)) * MINUTE_MS)
+    }
+    fn stops(&self) -> u8 {
+        (self.start_and_stops & u32::from(MAX_TRIP_STOPS)) as u8
     }
     fn end_ms(&self) -> EventTime {
         self.start_ms() + i64::from(self.duration_min) * MINUTE_MS
@@ -271,31 +283,32 @@ impl TripRec {
 
 #[derive(Debug, Clone)]
 struct PlateState {
-    /// Largest `ts` seen: expiry and eviction order.
-    last_seen_ms: EventTime,
     pattern_alert_ms: EventTime,
     /// Bit `i` set = a read on operating day `active_top - i`. Two words rather than a
     /// `u128`, whose 16-byte alignment would pad the struct.
     active_lo: u64,
     active_hi: u64,
     active_top: i32,
+    /// The last read, also the largest `ts` seen (an older read changes no trip): expiry
+    /// and eviction order.
     last: LastRead,
     open: OpenTrip,
-    /// Closed trips, oldest first.
-    trips: Vec<TripRec>,
+    /// Closed trips, oldest first. A boxed slice, not a `Vec`: no spare capacity and
+    /// 8 bytes less per plate; a trip closes at most every `trip_gap`, so the
+    /// reallocation per close costs nothing measurable.
+    trips: Box<[TripRec]>,
 }
 
 impl PlateState {
     fn new(read: LastRead, day: i64) -> PlateState {
         PlateState {
-            last_seen_ms: read.ms,
             pattern_alert_ms: NEVER,
             active_lo: 1,
             active_hi: 0,
             active_top: clamp_day(day),
             last: read,
             open: OpenTrip::start(read.ms, read.place),
-            trips: Vec::new(),
+            trips: Box::default(),
         }
     }
 
@@ -341,18 +354,22 @@ impl PlateState {
     }
 
     fn close_open_trip(&mut self) {
-        self.trips.push(self.open.record(self.last.ms));
-        if self.trips.len() > MAX_TRIPS_PER_PLATE {
-            self.trips.remove(0);
+        let mut trips = std::mem::take(&mut self.trips).into_vec();
+        if trips.len() >= MAX_TRIPS_PER_PLATE {
+            trips.remove(0);
+        } else {
+            trips.reserve_exact(1);
         }
+        trips.push(self.open.record(self.last.ms));
+        self.trips = trips.into_boxed_slice();
     }
 
     /// Bytes this plate costs: its map entry (key, value, control byte) at hashbrown's
-    /// maximum load of 7/8, plus the key's and the trips' heap.
+    /// maximum load of 7/8, plus the trips' heap (the key has none).
     #[cfg(test)]
-    fn bytes(&self, key: &str) -> usize {
-        let entry = std::mem::size_of::<(Box<str>, PlateState)>() + 1;
-        entry * 8 / 7 + key.len() + self.trips.capacity() * std::mem::size_of::<TripRec>()
+    fn bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(PlateCode, PlateState)>() + 1;
+        entry * 8 / 7 + self.trips.len() * std::mem::size_of::<TripRec>()
     }
 }
 
@@ -406,9 +423,9 @@ struct Evidence {
     active_days: u32,
     trips: u32,
     km_per_day: f64,
-    /// The most frequent pair of trip ends (place keys, as its first trip went) and its
+    /// The most frequent pair of trip ends (places, as its first trip went) and its
     /// trip count.
-    main_pair: Option<(u32, u32, u32)>,
+    main_pair: Option<(u16, u16, u32)>,
     features: [Feature; 6],
     score: f64,
 }
@@ -428,7 +445,10 @@ pub struct RideHailingDetector {
     whitelist: PlateList,
     /// Plate → time of its last watchlist alert (only listed plates; pruned by time).
     watch_alerted: HashMap<Box<str>, EventTime>,
-    plates: HashMap<Box<str>, PlateState>,
+    plates: HashMap<PlateCode, PlateState>,
+    /// The network's trip-end places, built on the first read (a detector serves one
+    /// network, as its road indices already assume).
+    places: Option<Places>,
     /// Plates dropped to stay within `max_tracked_plates` (a flood of new plates).
     evicted: u64,
     next_sweep_ms: EventTime,
@@ -449,6 +469,7 @@ impl RideHailingDetector {
             whitelist: PlateList::empty(),
             watch_alerted: HashMap::new(),
             plates: HashMap::new(),
+            places: None,
             evicted: 0,
             next_sweep_ms: NEVER,
         }
@@ -458,7 +479,9 @@ impl RideHailingDetector {
     /// Plates now on the whitelist lose their state at once.
     pub fn set_lists(&mut self, watchlist: PlateList, whitelist: PlateList) {
         for plate in &whitelist.plates {
-            self.plates.remove(plate);
+            if let Some(code) = PlateCode::new(plate) {
+                self.plates.remove(&code);
+            }
         }
         self.watchlist = watchlist;
         self.whitelist = whitelist;
@@ -498,14 +521,14 @@ impl RideHailingDetector {
         let first_day = self.day_of(now_ms) - self.window_days + 1;
         let offset_ms = self.offset_ms;
         self.plates.retain(|_, st| {
-            if st.last_seen_ms <= unseen_since {
+            if st.last.ms <= unseen_since {
                 return false;
             }
-            st.trips
-                .retain(|t| operating_day(t.start_ms(), offset_ms) >= first_day);
-            // A plate that was busy and went quiet should not keep its peak capacity.
-            if st.trips.capacity() > 2 * st.trips.len() + 8 {
-                st.trips.shrink_to_fit();
+            let keep = |t: &TripRec| operating_day(t.start_ms(), offset_ms) >= first_day;
+            if !st.trips.iter().all(keep) {
+                let mut trips = std::mem::take(&mut st.trips).into_vec();
+                trips.retain(keep);
+                st.trips = trips.into_boxed_slice();
             }
             true
         });
@@ -526,11 +549,11 @@ impl RideHailingDetector {
     /// Estimated bytes of all per-plate state (map table included), for metrics and the
     /// memory budget in docs/DETECTION.md. Walks every plate: call it rarely (a scrape).
     pub fn approx_state_bytes(&self) -> usize {
-        let table = self.plates.capacity() * (std::mem::size_of::<(Box<str>, PlateState)>() + 1);
+        let table = self.plates.capacity() * (std::mem::size_of::<(PlateCode, PlateState)>() + 1);
         let heap: usize = self
             .plates
-            .iter()
-            .map(|(k, st)| k.len() + st.trips.capacity() * std::mem::size_of::<TripRec>())
+            .values()
+            .map(|st| st.trips.len() * std::mem::size_of::<TripRec>())
             .sum();
         table + heap
     }
@@ -630,26 +653,26 @@ impl RideHailingDetector {
         pos: Option<&RoadPosition>,
         roads: &RoadNetwork,
     ) -> Option<Evidence> {
+        // Decoding validated the plate; a plate that is not valid has no state.
+        let code = PlateCode::new(&read.plate)?;
+        let places = self.places.get_or_insert_with(|| Places::of(roads));
         let now = LastRead {
             ms: read.ts,
             stake_m: pos.map_or(0.0, |p| p.stake_m),
             lon: read.lon as f32,
             lat: read.lat as f32,
-            place: pos.map_or(NO_PLACE, |p| place_of(roads, p)),
+            place: pos.map_or(NO_PLACE, |p| places.index(place_of(roads, p))),
             stop_zone: pos.map_or(0, stop_zone_of),
             road: pos.map_or(NO_ROAD, |p| road_index(roads, &p.road_id)),
             direction: pos.map_or(Direction::Both, |p| p.direction),
         };
         let today = self.day_of(read.ts);
-        let Some(st) = self.plates.get_mut(read.plate.as_str()) else {
+        let Some(st) = self.plates.get_mut(&code) else {
             self.make_room();
-            self.plates.insert(
-                read.plate.clone().into_boxed_str(),
-                PlateState::new(now, today),
-            );
+            self.plates.insert(code, PlateState::new(now, today));
             return None;
         };
-        if read.ts.since(st.last_seen_ms) >= self.settings.window_ms {
+        if read.ts.since(st.last.ms) >= self.settings.window_ms {
             // Unseen for a whole window: what the sweep would have removed. Starting afresh
             // here keeps the outcome independent of when the last sweep ran.
             *st = PlateState::new(now, today);
@@ -691,7 +714,6 @@ impl RideHailingDetector {
             }
         }
         st.last = now;
-        st.last_seen_ms = read.ts;
 
         let cooldown_over = st.pattern_alert_ms == NEVER
             || read.ts.since(st.pattern_alert_ms) >= self.settings.pattern_cooldown_ms;
@@ -717,19 +739,16 @@ impl RideHailingDetector {
             return;
         }
         let batch = (self.plates.len() + 1 - max).max(max / 100).max(1);
-        let mut order: Vec<(EventTime, &str)> = self
-            .plates
-            .iter()
-            .map(|(k, st)| (st.last_seen_ms, &**k))
-            .collect();
+        // PlateCode orders as the plates' strings do.
+        let mut order: Vec<(EventTime, PlateCode)> =
+            self.plates.iter().map(|(k, st)| (st.last.ms, *k)).collect();
         let batch = batch.min(order.len());
         if batch < order.len() {
             order.select_nth_unstable(batch - 1);
         }
-        let victims: Vec<Box<str>> = order[..batch].iter().map(|(_, k)| Box::from(*k)).collect();
-        self.evicted += victims.len() as u64;
-        for k in victims {
-            self.plates.remove(&k);
+        self.evicted += batch as u64;
+        for (_, k) in &order[..batch] {
+            self.plates.remove(k);
         }
     }
 
@@ -745,13 +764,14 @@ impl RideHailingDetector {
         let place = describe_place(&loc, locale);
         let ahead = pos.map(|p| Ahead::find(roads, p)).unwrap_or_default();
         let plate = read.plate.as_str();
-        let route = ev.main_pair.map(|(a, b, n)| {
-            (
-                place_name(roads, a).unwrap_or_else(|| "?".into()),
-                place_name(roads, b).unwrap_or_else(|| "?".into()),
-                n,
-            )
-        });
+        let name = |place: u16| {
+            self.places
+                .as_ref()
+                .and_then(|p| p.key(place))
+                .and_then(|key| place_name(roads, key))
+                .unwrap_or_else(|| "?".into())
+        };
+        let route = ev.main_pair.map(|(a, b, n)| (name(a), name(b), n));
         let summary = match locale {
             Locale::ZhCn => {
                 let mut s = format!(
@@ -867,9 +887,11 @@ fn road_index(roads: &RoadNetwork, road_id: &str) -> u16 {
         .unwrap_or(NO_ROAD)
 }
 
-fn stop_zone_of(pos: &RoadPosition) -> u32 {
+fn stop_zone_of(pos: &RoadPosition) -> u16 {
     match (pos.zone, pos.zone_id) {
-        (Some(ZoneKind::ServiceArea | ZoneKind::TollPlaza), Some(id)) => id.0.saturating_add(1),
+        (Some(ZoneKind::ServiceArea | ZoneKind::TollPlaza), Some(id)) => {
+            u16::try_from(id.0.saturating_add(1)).unwrap_or(0)
+        }
         _ => 0,
     }
 }
@@ -948,13 +970,14 @@ fn evidence(
     let km_per_day = total_m / 1000.0 / per_day;
 
     // Trips between the same two (different, known) ends, either way round.
-    let mut pairs: Vec<(u32, u32)> = trips
+    // Place indices order as their keys do (Places), so ties go as they did by key.
+    let mut pairs: Vec<(u16, u16)> = trips
         .iter()
         .filter(|t| t.from != NO_PLACE && t.to != NO_PLACE && t.from != t.to)
         .map(|t| (t.from.min(t.to), t.from.max(t.to)))
         .collect();
     pairs.sort_unstable();
-    let mut busiest: Option<((u32, u32), u32)> = None;
+    let mut busiest: Option<((u16, u16), u32)> = None;
     let mut i = 0;
     while i < pairs.len() {
         let run = pairs[i..].iter().take_while(|p| **p == pairs[i]).count();
@@ -989,7 +1012,7 @@ fn evidence(
         .iter()
         .filter(|t| t.from != NO_PLACE && t.from == t.to && t.distance_m() >= LOOP_MIN_M)
         .count();
-    let stops: u32 = trips.iter().map(|t| u32::from(t.stops)).sum();
+    let stops: u32 = trips.iter().map(|t| u32::from(t.stops())).sum();
     let road_minutes: u32 = trips.iter().map(|t| u32::from(t.duration_min)).sum();
 
     let line_km = settings.daily_distance_km;
@@ -1081,7 +1104,7 @@ fn place_key(kind: u8, road_id: &str, name: &str, stake_m: f64) -> u32 {
         eat(&[0]);
         eat(&((stake_m / 1000.0).round() as i64).to_le_bytes());
     }
-    if h == NO_PLACE {
+    if h == NO_PLACE_KEY {
         1
     } else {
         h
@@ -1122,7 +1145,50 @@ fn place_of(roads: &RoadNetwork, pos: &RoadPosition) -> u32 {
             }
         }
     }
-    best.map_or(NO_PLACE, |(_, _, key)| key)
+    best.map_or(NO_PLACE_KEY, |(_, _, key)| key)
+}
+
+/// The network's trip-end places (interchanges and service areas) by key, so that a
+/// plate's state holds a 2-byte index instead of the 4-byte key. Index `i + 1` is the
+/// `i`-th smallest key: comparing indices compares keys, and paired places that share
+/// a key share an index.
+#[derive(Debug)]
+struct Places {
+    keys: Vec<u32>,
+}
+
+impl Places {
+    fn of(roads: &RoadNetwork) -> Places {
+        let mut keys: Vec<u32> = roads
+            .interchanges()
+            .iter()
+            .map(interchange_key)
+            .chain(
+                roads
+                    .zones()
+                    .iter()
+                    .filter(|z| z.kind() == ZoneKind::ServiceArea)
+                    .map(service_area_key),
+            )
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // Beyond 65,534 places the rest are unknown (NO_PLACE), as roads beyond u16 are.
+        keys.truncate(usize::from(u16::MAX - 1));
+        Places { keys }
+    }
+
+    fn index(&self, key: u32) -> u16 {
+        match self.keys.binary_search(&key) {
+            Ok(i) => (i + 1) as u16,
+            Err(_) => NO_PLACE,
+        }
+    }
+
+    fn key(&self, place: u16) -> Option<u32> {
+        let i = usize::from(place).checked_sub(1)?;
+        self.keys.get(i).copied()
+    }
 }
 
 /// A place's name from its key (a scan of the network: only when an alert is built).

@@ -185,7 +185,8 @@ impl Sim {
     }
 
     fn state(&self, plate: &str) -> &PlateState {
-        self.det.plates.get(plate).expect("plate tracked")
+        let code = PlateCode::new(plate).expect("a valid plate");
+        self.det.plates.get(&code).expect("plate tracked")
     }
 }
 
@@ -376,9 +377,14 @@ fn trips_split_at_gaps_longer_than_trip_gap() {
     assert_eq!(sim.state(p).open.reads, 2);
 }
 
-fn place_of_stake(roads: &RoadNetwork, stake: f64) -> u32 {
+fn place_of_stake(roads: &RoadNetwork, stake: f64) -> u16 {
     let pos = roads.locate(lon_at(stake), UP_LAT, T0).unwrap();
-    place_of(roads, &pos)
+    let place = Places::of(roads).index(place_of(roads, &pos));
+    assert_ne!(
+        place, NO_PLACE,
+        "every key place_of gives is a place of the network"
+    );
+    place
 }
 
 #[test]
@@ -566,7 +572,7 @@ fn state_expires_by_event_time() {
     let mut sim = Sim::new(detector());
     sim.det.set_lists(list("贵F12345\n"), PlateList::empty());
     sim.drive("贵F12345", T0 + 8 * HOUR, 10_000.0, 30_000.0, false);
-    let last = sim.state("贵F12345").last_seen_ms;
+    let last = sim.state("贵F12345").last.ms;
     sim.drive("川B12345", T0 + 6 * DAY, 10_000.0, 30_000.0, false);
     sim.det.on_time(last + 7 * DAY - MIN);
     assert_eq!(sim.det.tracked_plates(), 2);
@@ -611,7 +617,7 @@ fn tracked_plates_are_bounded_and_the_least_recently_seen_go() {
     sim.read(&read_at(plates[3], T0 + 11 * MIN, 30_000.0, true));
     sim.read(&read_at(plates[4], T0 + 12 * MIN, 30_000.0, true));
     assert_eq!(sim.det.tracked_plates(), 3);
-    let mut kept: Vec<&str> = sim.det.plates.keys().map(|k| &**k).collect();
+    let mut kept: Vec<String> = sim.det.plates.keys().map(|k| k.to_plate()).collect();
     kept.sort_unstable();
     assert_eq!(kept, vec!["贵A00001", "贵A00004", "贵A00005"]);
 }
@@ -635,8 +641,8 @@ fn bytes_per_plate_stay_small() {
     }
     let c = sim.state(commuter);
     let o = sim.state(operator);
-    let commuter_bytes = c.bytes(commuter);
-    let operator_bytes = o.bytes(operator);
+    let commuter_bytes = c.bytes();
+    let operator_bytes = o.bytes();
     eprintln!(
         "PlateState {} B, TripRec {} B; commuter: {} trips, {} B; operator: {} trips, {} B",
         std::mem::size_of::<PlateState>(),
@@ -646,9 +652,12 @@ fn bytes_per_plate_stay_small() {
         o.trips.len(),
         operator_bytes
     );
-    assert_eq!(std::mem::size_of::<TripRec>(), 20);
-    assert!(commuter_bytes <= 1024, "{commuter_bytes}");
-    assert!(operator_bytes <= 2048, "{operator_bytes}");
+    assert_eq!(std::mem::size_of::<TripRec>(), 12);
+    assert_eq!(std::mem::size_of::<PlateCode>(), 8);
+    assert!(std::mem::size_of::<PlateState>() <= 112);
+    // Issue #18: at most 300 bytes for a week of a commuter's plate.
+    assert!(commuter_bytes <= 300, "{commuter_bytes}");
+    assert!(operator_bytes <= 700, "{operator_bytes}");
     assert!(sim.det.approx_state_bytes() >= commuter_bytes);
 }
 

@@ -11,7 +11,7 @@ mod reject;
 mod time;
 
 pub use decode::{decode_record, DecodeContext};
-pub use ident::{is_valid_identifier, is_valid_plate, PlateKind};
+pub use ident::{is_valid_identifier, is_valid_plate, PlateCode, PlateKind};
 pub use input::{
     AckStatus, Action, ActionKind, CameraEvent, Detection, DetectionClass, DispatchAck,
     OperatorAction, Outcome, PatrolPosition, PlateColor, PlateRead, Record, RoadSurfaceState,
