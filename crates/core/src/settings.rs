@@ -186,7 +186,7 @@ impl EngineSettings {
                 daily_distance_km: 85.8,
                 score_threshold: 0.7,
                 pattern_cooldown_ms: 24 * 60 * MINUTE,
-                max_tracked_plates: 500_000,
+                max_tracked_plates: 2_000_000,
                 plate_key,
             },
             dispatch: DispatchSettings {
