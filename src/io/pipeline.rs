@@ -11,6 +11,7 @@ use crate::core::model::{
     decode_record, format_rfc3339, Alert, AlertKind, DecodeContext, DlqRecord, DlqSource,
     EventTime, Record, Reject, RejectReason, Stream, UtcOffset,
 };
+use crate::core::settings::InputLimits;
 use crate::io::metrics::{Metrics, Stage};
 
 /// One record to produce.
@@ -63,6 +64,41 @@ impl Decoded {
             Decoded::Record(r) => Some(r.ts()),
             Decoded::Refused { .. } => None,
         }
+    }
+}
+
+/// Decoding alone, without the engine: a copy can decode on another thread while the
+/// pipeline applies in order (`roadwatch replay` does).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordDecoder {
+    skew_ms: i64,
+    limits: InputLimits,
+}
+
+impl RecordDecoder {
+    /// [`Pipeline::decode`] without the stage timing.
+    pub fn decode(&self, stream: Stream, value: &[u8], now_ms: Option<i64>) -> Decoded {
+        match self.decode_record(stream, value, now_ms) {
+            Ok(record) => Decoded::Record(record),
+            Err(reject) => Decoded::Refused {
+                reject,
+                value: value.to_vec(),
+            },
+        }
+    }
+
+    fn decode_record(
+        &self,
+        stream: Stream,
+        value: &[u8],
+        now_ms: Option<i64>,
+    ) -> Result<Record, Reject> {
+        let ctx = DecodeContext {
+            now_ms,
+            max_future_skew_ms: self.skew_ms,
+            limits: self.limits,
+        };
+        decode_record(stream, value, &ctx)
     }
 }
 
@@ -123,6 +159,14 @@ impl Pipeline {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// A decoder with this pipeline's limits, for decoding on another thread.
+    pub fn decoder(&self) -> RecordDecoder {
+        RecordDecoder {
+            skew_ms: self.skew_ms,
+            limits: self.engine.settings().input,
+        }
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
@@ -189,12 +233,7 @@ impl Pipeline {
     ) -> Result<Record, Reject> {
         self.seen += 1;
         let started = self.timed().then(Instant::now);
-        let ctx = DecodeContext {
-            now_ms,
-            max_future_skew_ms: self.skew_ms,
-            limits: self.engine.settings().input,
-        };
-        let decoded = decode_record(stream, value, &ctx);
+        let decoded = self.decoder().decode_record(stream, value, now_ms);
         if let (Some(m), Some(t)) = (&self.metrics, started) {
             m.observe_stage(Stage::Decode, t.elapsed().as_secs_f64());
         }
