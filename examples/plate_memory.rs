@@ -158,7 +158,8 @@ fn main() {
     let max_plates = settings.ride_hailing.max_tracked_plates;
     let mut det = RideHailingDetector::new(settings.ride_hailing.clone(), settings.output.clone());
 
-    let per_day = cli.commuters as usize * 8 + cli.operators as usize * 24 + cli.occasional as usize * 2;
+    let per_day =
+        cli.commuters as usize * 8 + cli.operators as usize * 24 + cli.occasional as usize * 2;
     let mut day_reads: Vec<(i64, u32, u32, u32)> = Vec::with_capacity(per_day);
     // Touch the buffer once so that its pages count in the baseline, not in day 1.
     day_reads.resize(per_day, (0, 0, 0, 0));
