@@ -77,6 +77,7 @@ fn instance_with(
         sink,
         group: Box::new(broker.group_member()),
         side: Box::new(broker.reader()),
+        ends: Box::new(broker.reader()),
         rebuild_reader: Box::new(move || Ok(Box::new(reader_broker.reader()))),
         camera_partitions: CAMERA_PARTITIONS,
     };
