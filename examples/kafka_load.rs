@@ -425,12 +425,18 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
     let consumer = alerts_reader(k, prefix, &format!("{prefix}-latency-{}", now_ms()))?;
     let started = Instant::now();
     let mut samples: Vec<i64> = Vec::new();
+    // The alert record's CreateTime is when roadwatch handed it to librdkafka: it splits
+    // each sample into the way in (the generator's producer, the broker, roadwatch's
+    // fetch, merge and engine) and the way out (roadwatch's producer, the commit under
+    // exactly-once, the broker, this consumer's fetch).
+    let (mut way_in, mut way_out): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
         let seen = now_ms();
+        let created = m.timestamp().to_millis();
         let Some(payload) = m.payload() else { continue };
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
             continue;
@@ -450,9 +456,21 @@ fn latency(k: &KafkaSettings, prefix: &str, seconds: u64, warmup: u64) -> anyhow
             .entry(v["kind"].as_str().unwrap_or("?").to_owned())
             .or_default() += 1;
         samples.push(seen - event_ms);
+        if let Some(created) = created {
+            way_in.push(created - event_ms);
+            way_out.push(seen - created);
+        }
     }
     consumer.unsubscribe();
     drop(consumer);
+    report("  event→produce call over", "alerts", way_in, &by_kind, "");
+    report(
+        "  produce call→receipt over",
+        "alerts",
+        way_out,
+        &by_kind,
+        "",
+    );
     report(
         "event→alert (read_committed) over",
         "alerts",

@@ -265,6 +265,7 @@ fn missing_topics_stop_start_up_with_their_names_unless_created() {
         Arc::new(Metrics::new()),
         Arc::new(Readiness::default()),
         Shutdown::new(),
+        roadwatch::io::liveness::Liveness::new(std::time::Duration::from_secs(120)),
     )
     .expect_err("start-up must fail");
     let msg = format!("{err:#}");

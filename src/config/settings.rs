@@ -111,6 +111,9 @@ pub struct ProcessingSettings {
     pub merge_lane_records: usize,
     /// Longest time an empty partition that is behind holds the merge up.
     pub merge_wait_ms: u64,
+    /// The Kafka loop not turning for this long is a stall: /healthz fails and the
+    /// process exits ([`crate::io::liveness`]).
+    pub stall_limit_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -420,6 +423,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         ready_max_lag_records: r.int("processing.ready_max_lag_records", 1, i64::MAX) as u64,
         merge_lane_records: r.int("processing.merge_lane_records", 1, 10_000_000) as usize,
         merge_wait_ms: r.int("processing.merge_wait_ms", 0, 600_000) as u64,
+        stall_limit_ms: r.int("processing.stall_limit_s", 10, 86_400) as u64 * 1000,
     };
 
     let time = TimeSettings {

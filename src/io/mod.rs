@@ -5,6 +5,7 @@ pub mod console;
 pub mod demo;
 pub mod http;
 pub mod kafka;
+pub mod liveness;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

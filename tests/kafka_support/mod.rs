@@ -740,7 +740,8 @@ pub fn start(mut settings: Settings) -> InProcess {
         metrics.clone(),
         network(),
     );
-    let handle = std::thread::spawn(move || kafka::run(settings, n, m, r, s));
+    let liveness = roadwatch::io::liveness::Liveness::new(Duration::from_secs(120));
+    let handle = std::thread::spawn(move || kafka::run(settings, n, m, r, s, liveness));
     InProcess {
         handle,
         shutdown,

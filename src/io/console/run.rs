@@ -77,7 +77,7 @@ pub fn run_console(settings: Settings, network: Arc<RoadNetwork>) -> anyhow::Res
     )?;
     readiness.set(true, "reading the alerts topic");
     tokio.block_on(async {
-        let m = crate::io::http::serve(settings.metrics.listen, metrics, readiness).await?;
+        let m = crate::io::http::serve(settings.metrics.listen, metrics, readiness, None).await?;
         let addr = serve(settings.console.listen, console).await?;
         tracing::info!(%addr, metrics = %m, "console: open http://{addr}/ (operators) and http://{addr}/unit (patrol units)");
         eprintln!("roadwatch console: http://{addr}/ (operators), http://{addr}/unit (patrol units)");

@@ -83,6 +83,7 @@ pub fn run_demo(
         settings.metrics.listen,
         metrics.clone(),
         readiness.clone(),
+        None,
     ))?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 

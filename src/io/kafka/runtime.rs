@@ -49,6 +49,7 @@ use crate::core::model::{DlqSource, EventTime, Stream};
 use crate::core::roads::RoadNetwork;
 use crate::io::clock::Clock;
 use crate::io::http::Readiness;
+use crate::io::liveness::{self, Liveness};
 use crate::io::metrics::{Metrics, Stage};
 use crate::io::pipeline::{Decoded, Pipeline, Produced};
 use crate::io::plate_lists::PlateListFiles;
@@ -107,11 +108,15 @@ pub fn run_command(settings: Settings, network: impl Into<Arc<RoadNetwork>>) -> 
         .context("starting the tokio runtime for the metrics listener")?;
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::default());
+    let liveness = Liveness::new(Duration::from_millis(settings.processing.stall_limit_ms));
     let addr = tokio.block_on(crate::io::http::serve(
         settings.metrics.listen,
         metrics.clone(),
         readiness.clone(),
+        Some(liveness.clone()),
     ))?;
+    liveness::spawn_watchdog(liveness.clone(), liveness::exit_on_stall)
+        .context("starting the watchdog thread")?;
     tracing::info!(%addr, "metrics listener: /metrics /healthz /readyz");
     let shutdown = Shutdown::new();
     let on_signal = shutdown.clone();
@@ -125,7 +130,14 @@ pub fn run_command(settings: Settings, network: impl Into<Arc<RoadNetwork>>) -> 
         tracing::warn!("second stop signal: exiting at once");
         std::process::exit(130);
     });
-    let result = run(settings, network.into(), metrics, readiness, shutdown);
+    let result = run(
+        settings,
+        network.into(),
+        metrics,
+        readiness,
+        shutdown,
+        liveness,
+    );
     tokio.shutdown_timeout(Duration::from_millis(200));
     result
 }
@@ -154,12 +166,14 @@ async fn wait_for_signal() {
 
 /// Consumes the input topics and produces alerts, dispatches and DLQ records until
 /// `shutdown` is triggered (then returns `Ok` after committing) or a fatal error occurs.
+/// The loop beats `liveness` as it turns ([`crate::io::liveness`]).
 pub fn run(
     settings: Settings,
     network: Arc<RoadNetwork>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
+    liveness: Arc<Liveness>,
 ) -> anyhow::Result<()> {
     readiness.set(false, "starting");
     let k = &settings.kafka;
@@ -239,6 +253,7 @@ pub fn run(
         ends,
         rebuild_reader,
         camera_partitions,
+        liveness,
     };
     let mut runtime = Runtime::new(settings, network, metrics, readiness, shutdown, parts)?;
     let result = runtime.main_loop();
@@ -262,6 +277,7 @@ struct Parts {
     rebuild_reader: ReaderFactory,
     /// Partitions of the camera topic (see [`dead_letters_global`]).
     camera_partitions: i32,
+    liveness: Arc<Liveness>,
 }
 
 struct Runtime {
@@ -271,6 +287,7 @@ struct Runtime {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
+    liveness: Arc<Liveness>,
     sink: Box<dyn Sink>,
     group: Box<dyn Group>,
     side: Box<dyn Consumer>,
@@ -342,6 +359,7 @@ impl Runtime {
             metrics,
             readiness,
             shutdown,
+            liveness: parts.liveness,
             sink: parts.sink,
             group: parts.group,
             side: parts.side,
@@ -373,6 +391,8 @@ impl Runtime {
     }
 
     fn main_loop(&mut self) -> anyhow::Result<()> {
+        // Arms the watchdog: from here on every turn beats it.
+        self.liveness.beat();
         while !self.shutdown.is_triggered() {
             self.turn()?;
         }
@@ -382,6 +402,7 @@ impl Runtime {
     /// One turn of the loop: a rebuild if one is owed, else a batch polled, merged,
     /// applied and served to the sink.
     fn turn(&mut self) -> anyhow::Result<()> {
+        self.liveness.beat();
         self.take_callbacks()?;
         if !self.rebuilt_once && self.clock.now() - self.started >= FIRST_ASSIGNMENT_WAIT {
             self.pending.rebuild = true;
@@ -438,6 +459,7 @@ impl Runtime {
             // Keeps serving the group (heartbeat partner, rebalance callbacks); a record
             // polled here is read again after the rebuild's seek.
             self.group.poll(Duration::from_millis(20), &mut |_| {});
+            self.liveness.beat();
         }
     }
 
@@ -1142,7 +1164,10 @@ impl Runtime {
         let mut fresh = Pipeline::new(&self.settings, engine, None);
         let group = &self.group;
         let shutdown = &self.shutdown;
+        let liveness = &self.liveness;
         let mut keepalive = || {
+            // A long window is progress, not a stall.
+            liveness.beat();
             // Keeps the member within max.poll.interval.ms and serves rebalance
             // callbacks; records returned here are dropped and read again after the seek.
             // A revocation ends the rebuild: the group waits for it, and the state

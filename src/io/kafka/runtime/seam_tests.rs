@@ -80,6 +80,7 @@ fn instance_with(
         ends: Box::new(broker.reader()),
         rebuild_reader: Box::new(move || Ok(Box::new(reader_broker.reader()))),
         camera_partitions: CAMERA_PARTITIONS,
+        liveness: Liveness::new(Duration::from_secs(60)),
     };
     Runtime::new(
         settings.clone(),
