@@ -175,6 +175,11 @@ impl MemoryBroker {
         self.fence_id(DEFAULT_ID);
     }
 
+    /// The default transactional id's epoch: how often it was initialised.
+    pub(crate) fn fence_epoch(&self) -> u32 {
+        self.state().epochs.get(DEFAULT_ID).copied().unwrap_or(0)
+    }
+
     /// A producer initialised transactional id `id`: the epoch moves on and the id's
     /// open transaction is aborted; its new epoch.
     fn fence_id(&self, id: &str) -> u32 {

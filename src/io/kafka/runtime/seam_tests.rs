@@ -417,17 +417,32 @@ fn another_process_with_the_same_transactional_id_stops_this_one() {
     let mut input = Input::default();
     input.pedestrians(&broker, &s, 0);
     run_for(&broker, &mut [&mut rt], Duration::from_secs(2));
+    // The other process starts (fences us), and each time we take the id back with a
+    // new producer it does the same (its own first fencing replaces its producer).
     broker.fence();
+    let mut others = broker.fence_epoch();
     input.pedestrians(&broker, &s, 1);
     let mut turns = 0;
+    let mut taken_back = 0;
     let e = loop {
         if let Err(e) = rt.turn() {
             break format!("{e:#}");
         }
+        if broker.fence_epoch() > others {
+            // Our replacement producer fenced the other: it answers in kind.
+            taken_back += 1;
+            broker.fence();
+            others = broker.fence_epoch();
+        }
+        broker.clock.advance(Duration::from_millis(10));
         turns += 1;
         assert!(turns < 100_000, "a fenced producer went on");
     };
     assert!(e.contains("kafka.instance_id"), "{e}");
+    assert_eq!(
+        taken_back, 1,
+        "one replacement after the first fencing, then the exit"
+    );
 }
 
 #[test]

@@ -50,6 +50,13 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Producer replacements without a successful commit in between before the error is
 /// taken as permanent and the process exits.
 const MAX_REPLACEMENTS: u32 = 5;
+/// A second fencing within this long of the first ends the process. A single fencing is
+/// not proof of another process with our transactional id: a new transaction
+/// coordinator that rolls back a transaction which outlived `transaction.timeout.ms`
+/// during a failover bumps the epoch too (docs/KAFKA_RUNTIME.md, "The cluster test").
+/// So the first one replaces the producer, whose `init_transactions` fences such a
+/// process in turn; if there is one, it does the same, and this one is fenced again.
+const FENCED_AGAIN_WITHIN: Duration = Duration::from_secs(600);
 
 /// A consumed position: topic (as its stream) and partition.
 pub(crate) type PartitionKey = (Stream, i32);
@@ -184,6 +191,8 @@ pub(crate) struct Output {
     broken: Option<String>,
     /// Replacements since the last successful commit.
     replacements: u32,
+    /// When this process was last fenced ([`FENCED_AGAIN_WITHIN`]).
+    fenced_at: Option<Instant>,
     /// A record the authorizer refused (no Write ACL): ends the process.
     denied: Option<String>,
     /// Delivery reports served while a send waited for room in the client's queue,
@@ -214,6 +223,7 @@ impl Output {
             producer,
             broken: None,
             replacements: 0,
+            fenced_at: None,
             denied: None,
             early_reports: Vec::new(),
             topics,
@@ -283,10 +293,26 @@ impl Output {
         }
     }
 
-    /// A fatal producer error. Fencing (another process took our transactional id) and
-    /// authorisation failures end the process; any other fatal error marks the producer
-    /// for replacement and rewinds (the sink type drops its open work as well).
+    /// A fatal producer error. Fencing a second time within [`FENCED_AGAIN_WITHIN`]
+    /// (another process took our transactional id) and authorisation failures end the
+    /// process; any other fatal error, and a first fencing, marks the producer for
+    /// replacement and rewinds (the sink type drops its open work as well).
     fn fatal(&mut self, what: &str, e: &BrokerError) -> SinkError {
+        let now = self.now();
+        let first_fencing = e.kind == ErrorKind::Fenced
+            && self.fenced_at.map_or(true, |at| {
+                now.saturating_duration_since(at) >= FENCED_AGAIN_WITHIN
+            });
+        if first_fencing {
+            self.fenced_at = Some(now);
+            tracing::warn!(
+                error = %e,
+                "the producer was fenced while {what}: by a transaction coordinator that rolled back a timed-out transaction, or by another process with this transactional id; replacing the producer once (fenced again within {} s, the process exits)",
+                FENCED_AGAIN_WITHIN.as_secs()
+            );
+            self.broken = Some(format!("{what}: {e}"));
+            return SinkError::Rewind(format!("fenced while {what}: {e}"));
+        }
         if e.ends_the_process() {
             return SinkError::Fatal(anyhow::anyhow!(
                 "fatal Kafka error while {what}: {e}{}",

@@ -223,13 +223,52 @@ fn exactly_once_a_timed_out_commit_is_tried_three_times_before_it_aborts() {
 fn exactly_once_fencing_by_another_instance_ends_the_process_with_a_hint() {
     let mut r = rig(Guarantee::ExactlyOnce);
     r.work(0..2).unwrap();
-    // Another process initialises transactions with our transactional id.
+    // Another process initialises transactions with our transactional id. Once could be
+    // a coordinator's rollback: the producer is replaced, which fences the other.
+    r.broker.fence();
+    let why = rewound(r.commit());
+    assert!(why.contains("fenced"), "{why}");
+    r.sink.recover().unwrap();
+    r.rewind();
+    r.work(0..2).unwrap();
+    // The other process, fenced in turn, does the same within minutes: this one goes.
+    r.broker.clock.advance(Duration::from_secs(60));
     r.broker.fence();
     let e = fatal(r.commit());
     assert!(e.contains("fenced"), "{e}");
     assert!(e.contains("kafka.instance_id"), "{e}");
     assert!(r.visible().is_empty());
     assert_eq!(r.committed_offset(), None);
+}
+
+/// A coordinator failover can roll back a transaction that outlived
+/// `transaction.timeout.ms` and bump the epoch: fenced once, with no other process, the
+/// producer is replaced and the interval's work commits again, exactly once.
+#[test]
+fn exactly_once_one_fencing_replaces_the_producer_and_loses_nothing() {
+    let mut r = rig(Guarantee::ExactlyOnce);
+    r.work(0..1).unwrap();
+    r.commit().unwrap();
+    r.work(1..3).unwrap();
+    r.broker.fence();
+    rewound(r.commit());
+    assert!(r.sink.needs_recovery());
+    r.sink.recover().unwrap();
+    r.rewind();
+    r.work(1..3).unwrap();
+    r.commit().unwrap();
+    assert_eq!(r.visible(), vec![0, 1, 2], "nothing lost, nothing twice");
+    assert_eq!(r.committed_offset(), Some(3));
+    // Fenced again long after the first: a replacement again, not an exit.
+    r.broker.clock.advance(Duration::from_secs(3600));
+    r.work(3..4).unwrap();
+    r.broker.fence();
+    rewound(r.commit());
+    r.sink.recover().unwrap();
+    r.rewind();
+    r.work(3..4).unwrap();
+    r.commit().unwrap();
+    assert_eq!(r.visible(), vec![0, 1, 2, 3]);
 }
 
 #[test]
