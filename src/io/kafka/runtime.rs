@@ -696,7 +696,13 @@ impl Runtime {
             looked_up = true;
             let ticket = merge.ticket();
             let started = clock.now();
-            let found = look_up_ends(&**ends, topics, &unsure);
+            // A client that never fetches learns of a new leader late: after a broker
+            // failure its lookups failed until the merge gave up (5 s). The side
+            // consumer, which fetches, then answers instead, as it did before.
+            let found = look_up_ends(&**ends, topics, &unsure).or_else(|e| {
+                tracing::debug!(error = %format!("{e:#}"), "looking up partition ends; asking the side consumer");
+                look_up_ends(&**side, topics, &unsure)
+            });
             loop_stats.end_lookups += 1;
             loop_stats.looking_up += clock.now() - started;
             match found {
