@@ -58,6 +58,17 @@ pub enum Decoded {
 }
 
 impl Decoded {
+    /// A decoder's answer; a refusal keeps a copy of the bytes for the DLQ.
+    fn of(decoded: Result<Record, Reject>, value: &[u8]) -> Decoded {
+        match decoded {
+            Ok(record) => Decoded::Record(record),
+            Err(reject) => Decoded::Refused {
+                reject,
+                value: value.to_vec(),
+            },
+        }
+    }
+
     /// Event time of a decoded record; `None` for a refused one.
     pub fn ts(&self) -> Option<EventTime> {
         match self {
@@ -76,15 +87,14 @@ pub struct RecordDecoder {
 }
 
 impl RecordDecoder {
+    /// The future-skew allowance (`time.max_future_skew_s`) and the input limits.
+    pub fn new(skew_ms: i64, limits: InputLimits) -> Self {
+        RecordDecoder { skew_ms, limits }
+    }
+
     /// [`Pipeline::decode`] without the stage timing.
     pub fn decode(&self, stream: Stream, value: &[u8], now_ms: Option<i64>) -> Decoded {
-        match self.decode_record(stream, value, now_ms) {
-            Ok(record) => Decoded::Record(record),
-            Err(reject) => Decoded::Refused {
-                reject,
-                value: value.to_vec(),
-            },
-        }
+        Decoded::of(self.decode_record(stream, value, now_ms), value)
     }
 
     fn decode_record(
@@ -163,10 +173,7 @@ impl Pipeline {
 
     /// A decoder with this pipeline's limits, for decoding on another thread.
     pub fn decoder(&self) -> RecordDecoder {
-        RecordDecoder {
-            skew_ms: self.skew_ms,
-            limits: self.engine.settings().input,
-        }
+        RecordDecoder::new(self.skew_ms, self.engine.settings().input)
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
@@ -198,13 +205,8 @@ impl Pipeline {
     /// kept with a copy of the bytes and dead-lettered by [`Pipeline::apply`], so that it
     /// is produced together with its offset.
     pub fn decode(&mut self, stream: Stream, value: &[u8], now_ms: Option<i64>) -> Decoded {
-        match self.decode_only(stream, value, now_ms) {
-            Ok(record) => Decoded::Record(record),
-            Err(reject) => Decoded::Refused {
-                reject,
-                value: value.to_vec(),
-            },
-        }
+        let decoded = self.decode_only(stream, value, now_ms);
+        Decoded::of(decoded, value)
     }
 
     /// The second half of [`Pipeline::process`].

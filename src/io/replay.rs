@@ -376,8 +376,6 @@ mod tests {
 
     use super::*;
     use crate::config::defaults;
-    use crate::core::engine::Engine;
-    use crate::core::roads::{LoadOptions, RoadNetwork};
 
     fn by_split(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
         BufRead::split(bytes, b'\n')
@@ -424,18 +422,8 @@ mod tests {
     }
 
     fn decoder() -> RecordDecoder {
-        let doc = r#"{"type":"FeatureCollection","features":[{"type":"Feature",
-            "geometry":{"type":"LineString","coordinates":[[105.0,27.0],[105.5,27.0]]},
-            "properties":{"kind":"carriageway","road_id":"G76","name":"test","direction":"up",
-            "stake_start_m":0,"stake_end_m":49600,"width_m":15}}]}"#;
-        let roads = RoadNetwork::from_geojson(doc.as_bytes(), &LoadOptions::default()).unwrap();
-        let settings = defaults();
-        Pipeline::new(
-            &settings,
-            Engine::new(settings.engine.clone(), roads.into()),
-            None,
-        )
-        .decoder()
+        let s = defaults().engine;
+        RecordDecoder::new(s.time.max_future_skew_ms, s.input)
     }
 
     /// The envelope split without parsing gives what parsing it gives, for the lines it

@@ -391,8 +391,6 @@ impl Runtime {
     }
 
     fn main_loop(&mut self) -> anyhow::Result<()> {
-        // Arms the watchdog: from here on every turn beats it.
-        self.liveness.beat();
         while !self.shutdown.is_triggered() {
             self.turn()?;
         }
@@ -402,6 +400,7 @@ impl Runtime {
     /// One turn of the loop: a rebuild if one is owed, else a batch polled, merged,
     /// applied and served to the sink.
     fn turn(&mut self) -> anyhow::Result<()> {
+        // The first beat arms the watchdog; from then on every turn beats it.
         self.liveness.beat();
         self.take_callbacks()?;
         if !self.rebuilt_once && self.clock.now() - self.started >= FIRST_ASSIGNMENT_WAIT {
