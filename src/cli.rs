@@ -57,6 +57,10 @@ pub struct ConfigArg {
 pub enum Command {
     /// Consume the input topics from Kafka and publish alerts, dispatches and DLQ records.
     Run(ConfigArg),
+    /// The first stage of the scale-out topology: read the input topics, dead-letter bad
+    /// records, and send each record to the repartition topic partition of its rule's
+    /// key (docs/SCALING.md).
+    Locate(ConfigArg),
     /// Run the engine over an NDJSON file of records (CONTRACT section 5).
     Replay {
         /// Road network (overrides roads.file).
@@ -257,6 +261,12 @@ fn execute(command: Command) -> Result<(), Failure> {
             let settings = load_settings(&arg)?;
             let network = load_roads(&settings)?;
             io::kafka::run_command(settings, network)?;
+            Ok(())
+        }
+        Command::Locate(arg) => {
+            let settings = load_settings(&arg)?;
+            let network = load_roads(&settings)?;
+            io::kafka::locate::run_command(settings, network.into())?;
             Ok(())
         }
         Command::Replay {

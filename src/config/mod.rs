@@ -16,7 +16,7 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use kafka_security::{ClientCertificate, KafkaSecurity, Sasl, Secret, SecurityProtocol};
 pub use settings::{
     ConsoleSettings, Guarantee, KafkaSettings, MetricsSettings, PlateKeySource, ProcessingSettings,
-    RideHailingFiles, RoadsSettings, Settings, Topics,
+    RideHailingFiles, RoadsSettings, ScalingSettings, Settings, Topics,
 };
 
 /// The defaults, compiled in so that `roadwatch` runs from any directory.

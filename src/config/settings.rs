@@ -116,6 +116,13 @@ pub struct ProcessingSettings {
     pub stall_limit_ms: u64,
 }
 
+/// `[scaling]`: the keyed topology of docs/SCALING.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalingSettings {
+    /// Partitions of each repartition topic (`scaling.partitions`).
+    pub partitions: i32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoadsSettings {
     pub file: PathBuf,
@@ -173,6 +180,7 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub kafka: KafkaSettings,
     pub processing: ProcessingSettings,
+    pub scaling: ScalingSettings,
     pub roads: RoadsSettings,
     pub ride_hailing_files: RideHailingFiles,
     pub metrics: MetricsSettings,
@@ -426,6 +434,10 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         stall_limit_ms: r.int("processing.stall_limit_s", 10, 86_400) as u64 * 1000,
     };
 
+    let scaling = ScalingSettings {
+        partitions: r.int("scaling.partitions", 1, 10_000) as i32,
+    };
+
     let time = TimeSettings {
         allowed_lateness_ms: r.seconds_ms("time.allowed_lateness_s", 0),
         max_future_skew_ms: r.seconds_ms("time.max_future_skew_s", 0),
@@ -568,6 +580,7 @@ pub(super) fn from_config(cfg: &config::Config) -> Result<Settings, ConfigErrors
         metrics: MetricsSettings { listen },
         console,
         plate_key_source,
+        scaling,
     })
 }
 

@@ -18,6 +18,9 @@ use crate::io::metrics::{Metrics, Stage};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Produced {
     pub topic: String,
+    /// `None`: the producer's partitioner picks one from the key. The repartition
+    /// records name theirs, by Kafka's own partitioner (`core::keys::partition`).
+    pub partition: Option<i32>,
     pub key: Option<String>,
     pub payload: Vec<u8>,
     /// What the payload is, typed, so that adapters count and time it without reading
@@ -38,6 +41,8 @@ pub enum Content {
     AlertCopy,
     /// A dead-letter record, with its reason.
     Dlq(RejectReason),
+    /// A record of an internal topic (a repartition topic's sighting or watermark).
+    Internal,
 }
 
 impl Content {
@@ -294,14 +299,7 @@ impl Pipeline {
         if let Some(m) = &self.metrics {
             m.dlq(reject.reason.as_str());
         }
-        let reason = reject.reason;
-        let record = DlqRecord::new(reject, stream, source, value);
-        out.push(Produced {
-            topic: self.topics.dlq.clone(),
-            key: None,
-            payload: serde_json::to_vec(&record).expect("DLQ records serialize"),
-            content: Content::Dlq(reason),
-        });
+        out.push(dead_letter(&self.topics.dlq, reject, stream, source, value));
     }
 
     fn emit(&mut self, emitted_ms: i64, out: &mut Vec<Produced>) {
@@ -317,6 +315,7 @@ impl Pipeline {
             for topic in alert_topics(&alert, &self.topics) {
                 out.push(Produced {
                     topic,
+                    partition: None,
                     key: Some(alert.alert_id.clone()),
                     payload: payload.clone(),
                     content: if first {
@@ -355,6 +354,24 @@ impl Pipeline {
     /// The topic a stream is read from; named in DLQ records.
     pub fn topic_of(&self, stream: Stream) -> &str {
         self.topics.input(stream)
+    }
+}
+
+/// The dead-letter record of a refused input record, for the `dlq` topic.
+pub fn dead_letter(
+    dlq: &str,
+    reject: &Reject,
+    stream: Option<Stream>,
+    source: DlqSource,
+    value: &[u8],
+) -> Produced {
+    let record = DlqRecord::new(reject, stream, source, value);
+    Produced {
+        topic: dlq.to_owned(),
+        partition: None,
+        key: None,
+        payload: serde_json::to_vec(&record).expect("DLQ records serialize"),
+        content: Content::Dlq(reject.reason),
     }
 }
 

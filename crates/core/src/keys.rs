@@ -62,28 +62,44 @@ pub fn camera_by_road(
     roads: &RoadNetwork,
     settings: &PedestrianSettings,
 ) -> Vec<(Arc<str>, CameraEvent)> {
-    let mut parts: BTreeMap<Arc<str>, CameraEvent> = BTreeMap::new();
-    for d in &ev.detections {
+    camera_roads(ev, roads, settings)
+        .into_iter()
+        .map(|(road, picked)| {
+            let part = CameraEvent {
+                event_id: ev.event_id.clone(),
+                camera_id: ev.camera_id.clone(),
+                ts: ev.ts,
+                detections: picked
+                    .iter()
+                    .map(|&i| ev.detections[usize::from(i)].clone())
+                    .collect(),
+            };
+            (road, part)
+        })
+        .collect()
+}
+
+/// [`camera_by_road`] as indices into `ev.detections`, in input order per road: what a
+/// repartition record names, so that it can carry the camera's own bytes.
+pub fn camera_roads(
+    ev: &CameraEvent,
+    roads: &RoadNetwork,
+    settings: &PedestrianSettings,
+) -> Vec<(Arc<str>, Vec<u16>)> {
+    let mut parts: BTreeMap<Arc<str>, Vec<u16>> = BTreeMap::new();
+    for (i, d) in ev.detections.iter().enumerate() {
         let candidate = matches!(
             d.class,
             DetectionClass::Pedestrian | DetectionClass::Bicycle | DetectionClass::Tricycle
         ) && d.confidence >= settings.min_confidence;
-        if !candidate {
+        // Input limits cap a camera event's detections far below u16::MAX.
+        let (true, Ok(i)) = (candidate, u16::try_from(i)) else {
             continue;
-        }
+        };
         let Some(pos) = roads.locate(d.lon, d.lat, ev.ts) else {
             continue;
         };
-        parts
-            .entry(pos.road_id.clone())
-            .or_insert_with(|| CameraEvent {
-                event_id: ev.event_id.clone(),
-                camera_id: ev.camera_id.clone(),
-                ts: ev.ts,
-                detections: Vec::new(),
-            })
-            .detections
-            .push(d.clone());
+        parts.entry(pos.road_id.clone()).or_default().push(i);
     }
     parts.into_iter().collect()
 }

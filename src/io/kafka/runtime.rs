@@ -98,8 +98,22 @@ impl Shutdown {
 
 /// What `Command::Run` does: metrics listener, SIGINT/SIGTERM handling, then [`run`].
 pub fn run_command(settings: Settings, network: impl Into<Arc<RoadNetwork>>) -> anyhow::Result<()> {
-    // The HTTP listener and the signal handlers live on a small tokio runtime; the
-    // Kafka loop runs on this thread.
+    let network = network.into();
+    serve_and_run(
+        &settings.clone(),
+        move |metrics, readiness, shutdown, liveness| {
+            run(settings, network, metrics, readiness, shutdown, liveness)
+        },
+    )
+}
+
+/// What every long-running Kafka command shares: the HTTP listener (/metrics, /healthz,
+/// /readyz) and the signal handlers on a small tokio runtime, the watchdog, and `main`,
+/// the command's loop, on this thread.
+pub(crate) fn serve_and_run(
+    settings: &Settings,
+    main: impl FnOnce(Arc<Metrics>, Arc<Readiness>, Shutdown, Arc<Liveness>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("roadwatch-http")
@@ -130,14 +144,7 @@ pub fn run_command(settings: Settings, network: impl Into<Arc<RoadNetwork>>) -> 
         tracing::warn!("second stop signal: exiting at once");
         std::process::exit(130);
     });
-    let result = run(
-        settings,
-        network.into(),
-        metrics,
-        readiness,
-        shutdown,
-        liveness,
-    );
+    let result = main(metrics, readiness, shutdown, liveness);
     tokio.shutdown_timeout(Duration::from_millis(200));
     result
 }
@@ -1419,7 +1426,7 @@ fn pause_or_resume<C: Consumer + ?Sized>(
     }
 }
 
-fn send_all(sink: &mut dyn Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
+pub(super) fn send_all(sink: &mut dyn Sink, out: &mut Vec<Produced>) -> Result<(), SinkError> {
     // On an error the rest is dropped with the drain: the rewind produces it again.
     for p in out.drain(..) {
         sink.send(&p)?;
@@ -1523,7 +1530,7 @@ struct Pending {
 
 /// Consumer errors are transient (a broker restarting, a leader moving) unless
 /// librdkafka calls them fatal; transient ones are logged at most every 10 s.
-fn consumer_error(
+pub(super) fn consumer_error(
     e: BrokerError,
     logged_at: &mut Option<Instant>,
     now: Instant,

@@ -94,6 +94,57 @@ pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String
     probe.topics()
 }
 
+/// Makes sure the repartition topics exist with `scaling.partitions` each: creates
+/// the missing ones (they are this application's own, as Kafka Streams creates its
+/// internal topics), and stops when one has another count, since keys would then reach
+/// other owners than the ones the count names.
+pub(crate) fn ensure_repartition_topics(
+    k: &KafkaSettings,
+    names: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let required: Vec<(&str, &str)> = names.iter().map(|n| ("scaling.partitions", *n)).collect();
+    let probe = Probe::connect(k)?;
+    let (missing, denied) = probe.sort(&required)?;
+    if !denied.is_empty() {
+        bail!(
+            "{}",
+            denied_message(
+                &k.bootstrap_servers,
+                &denied,
+                "write and read its repartition topics"
+            )
+        );
+    }
+    if !missing.is_empty() {
+        let specs: Vec<TopicSpec> = missing
+            .iter()
+            .map(|(_, name)| TopicSpec {
+                name: (*name).to_owned(),
+                partitions,
+                replication: -1,
+            })
+            .collect();
+        futures::executor::block_on(create_topics(k, &specs))?;
+        for (_, name) in &missing {
+            tracing::info!(topic = name, partitions, "created repartition topic");
+        }
+    }
+    let found = probe.topics()?;
+    for name in names {
+        match found.get(*name) {
+            Some(&n) if n == partitions => {}
+            Some(&n) => bail!(
+                "scaling.partitions: the repartition topic {name} has {n} partitions, not \
+                 {partitions}. Set scaling.partitions = {n}, or recreate the topic (all \
+                 instances stopped: its records would reach other owners)"
+            ),
+            None => bail!("scaling.partitions: the repartition topic {name} was not created"),
+        }
+    }
+    Ok(())
+}
+
 /// This instance's stable suffix: `kafka.instance_id`, else the host name.
 pub(crate) fn instance_id(k: &KafkaSettings) -> String {
     if !k.instance_id.is_empty() {

@@ -165,6 +165,9 @@ impl Producer for RdProducer {
         if let Some(k) = &p.key {
             record = record.key(k.as_str());
         }
+        if let Some(partition) = p.partition {
+            record = record.partition(partition);
+        }
         self.producer.send(record).map_err(|(e, _)| match e {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => BrokerError {
                 kind: ErrorKind::QueueFull,

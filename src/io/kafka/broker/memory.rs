@@ -41,9 +41,14 @@ enum Visibility {
 #[derive(Debug, Clone)]
 struct Stored {
     topic: String,
+    /// The partition the producer named (the repartition records name theirs).
+    partition: Option<i32>,
     payload: Vec<u8>,
     visibility: Visibility,
 }
+
+/// A record sent and not delivered yet: topic, partition, payload, tag, transaction.
+type Queued = (String, Option<i32>, Vec<u8>, DeliveryTag, Option<u64>);
 
 /// An input record: its Kafka timestamp and payload.
 type InputRecord = (i64, Vec<u8>);
@@ -282,6 +287,20 @@ impl MemoryBroker {
             .collect()
     }
 
+    /// What a read_committed reader of `topic` finds, with the partition each record
+    /// was sent to.
+    pub(crate) fn read_committed_with_partitions(
+        &self,
+        topic: &str,
+    ) -> Vec<(Option<i32>, Vec<u8>)> {
+        self.state()
+            .log
+            .iter()
+            .filter(|r| r.topic == topic && r.visibility == Visibility::Committed)
+            .map(|r| (r.partition, r.payload.clone()))
+            .collect()
+    }
+
     /// The group's committed offset and metadata of `topic[partition]`.
     pub(crate) fn committed(&self, topic: &str, partition: i32) -> Option<(i64, String)> {
         self.state()
@@ -339,7 +358,7 @@ pub(crate) struct MemoryProducer {
     /// The epoch `init_transactions` got.
     epoch: Option<u32>,
     txn: Option<u64>,
-    queue: VecDeque<(String, Vec<u8>, DeliveryTag, Option<u64>)>,
+    queue: VecDeque<Queued>,
     reports: Vec<Report>,
     fatal: Option<BrokerError>,
     offsets: Option<OffsetCommit>,
@@ -366,7 +385,7 @@ impl MemoryProducer {
             return false;
         }
         let mut st = self.broker.state();
-        for (topic, payload, tag, txn) in self.queue.drain(..) {
+        for (topic, partition, payload, tag, txn) in self.queue.drain(..) {
             if st.failing_deliveries > 0 {
                 st.failing_deliveries -= 1;
                 self.reports.push(Report {
@@ -381,6 +400,7 @@ impl MemoryProducer {
             }
             st.log.push(Stored {
                 topic,
+                partition,
                 payload,
                 visibility: txn.map_or(Visibility::Committed, Visibility::Open),
             });
@@ -409,8 +429,13 @@ impl Producer for MemoryProducer {
         if self.transactional && self.txn.is_none() {
             return Err(BrokerError::abortable("no transaction in progress"));
         }
-        self.queue
-            .push_back((record.topic.clone(), record.payload.clone(), tag, self.txn));
+        self.queue.push_back((
+            record.topic.clone(),
+            record.partition,
+            record.payload.clone(),
+            tag,
+            self.txn,
+        ));
         Ok(())
     }
 
@@ -442,7 +467,7 @@ impl Producer for MemoryProducer {
     }
 
     fn purge(&mut self) {
-        for (_, _, tag, _) in self.queue.drain(..) {
+        for (_, _, _, tag, _) in self.queue.drain(..) {
             self.reports.push(Report {
                 tag,
                 failure: Some(DeliveryFailure {

@@ -23,6 +23,7 @@ const TOPIC: &str = "alerts";
 fn record() -> Produced {
     Produced {
         topic: TOPIC.to_owned(),
+        partition: None,
         key: Some("k".to_owned()),
         payload: b"{}".to_vec(),
         content: Content::AlertCopy,

@@ -49,6 +49,7 @@ fn rig(guarantee: Guarantee) -> Rig {
 fn alert(n: u8) -> Produced {
     Produced {
         topic: ALERTS.to_owned(),
+        partition: None,
         key: Some("k".to_owned()),
         payload: vec![n],
         content: Content::Alert {
