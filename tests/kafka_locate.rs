@@ -160,6 +160,10 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
         "only {total} sightings expected: the test says little"
     );
     assert!(broken > 0, "the simulated morning has broken records");
+    eprintln!(
+        "{} records produced, {total} sightings and {broken} dead letters expected",
+        records.len()
+    );
 
     // Every repartition partition and the DLQ, read_committed from the start.
     let reader: BaseConsumer = kafka::client_config(
