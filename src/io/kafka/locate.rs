@@ -41,6 +41,8 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 const INIT_TRANSACTIONS_TIMEOUT: Duration = Duration::from_secs(60);
 const STATS_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often every lane read is marked, idle or not (`Router::heartbeat`).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// `roadwatch locate` with its HTTP listener and signal handling.
 pub fn run_command(settings: Settings, network: Arc<RoadNetwork>) -> anyhow::Result<()> {
@@ -174,6 +176,7 @@ pub(crate) struct Locate {
     rewind_backoff: Duration,
     error_logged_at: Option<Instant>,
     next_stats_log: Instant,
+    next_heartbeat: Instant,
     records: u64,
     sightings: u64,
 }
@@ -220,6 +223,7 @@ impl Locate {
             rewind_backoff: Duration::ZERO,
             error_logged_at: None,
             next_stats_log: now + STATS_LOG_EVERY,
+            next_heartbeat: now,
             records: 0,
             sightings: 0,
         })
@@ -255,6 +259,7 @@ impl Locate {
             if self.rewind {
                 return Ok(());
             }
+            self.heartbeat();
             if let Err(e) = send_all(&mut *self.sink, &mut self.out) {
                 return self.sink_result(Err(e));
             }
@@ -337,6 +342,26 @@ impl Locate {
             self.router.watermarks(&mut self.out);
         }
         Ok(())
+    }
+
+    /// Marks every lane read, idle ones too, once a second.
+    fn heartbeat(&mut self) {
+        let now = self.clock.now();
+        if now < self.next_heartbeat {
+            return;
+        }
+        self.next_heartbeat = now + HEARTBEAT_EVERY;
+        let positions: Vec<(Lane, i64)> = self
+            .group
+            .positions()
+            .into_iter()
+            .filter(|(_, _, next)| *next >= 0)
+            .filter_map(|(topic, partition, next)| {
+                let stream = self.topics.stream_of(&topic)?;
+                Some((Lane { stream, partition }, next))
+            })
+            .collect();
+        self.router.heartbeat(&positions, &mut self.out);
     }
 
     fn take_callbacks(&mut self) -> anyhow::Result<()> {

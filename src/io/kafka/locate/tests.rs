@@ -278,7 +278,8 @@ fn the_watermarks_reach_every_partition_with_each_lanes_end() {
     let topics = RepartitionTopics::new(&s.kafka.group_id);
     for stream in [Stream::Camera, Stream::Plate, Stream::Weather] {
         let topic = topics.of(stream).unwrap();
-        let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+        // Idle lanes are marked at their start (the heartbeat).
+        let mut ends: BTreeMap<i32, i64> = (0..INPUT_PARTITIONS).map(|p| (p, 0)).collect();
         for (st_, p, o) in input.keys.keys() {
             if *st_ == stream {
                 let e = ends.entry(*p).or_default();
@@ -430,4 +431,41 @@ fn a_lost_assignment_aborts_the_open_transaction_and_loses_nothing() {
     }
     run_for(&broker, &mut [&mut st], Duration::from_secs(30));
     assert_eq!(sightings(&broker, &s), input.expected(&s));
+}
+
+#[test]
+fn idle_lanes_are_marked_too_so_that_owners_need_not_wait_for_them() {
+    let s = settings(Guarantee::ExactlyOnce);
+    let broker = broker(&s);
+    let mut st = stage(&broker, &s);
+    let input = rounds(&broker, &s, &mut [&mut st], |_, _| {});
+    let busy: std::collections::BTreeSet<(Stream, i32)> =
+        input.keys.keys().map(|(st_, p, _)| (*st_, *p)).collect();
+    let topics = RepartitionTopics::new(&s.kafka.group_id);
+    for stream in [Stream::Camera, Stream::Plate, Stream::Weather] {
+        let topic = topics.of(stream).unwrap();
+        let idle = (0..INPUT_PARTITIONS).filter(|p| !busy.contains(&(stream, *p)));
+        assert!(
+            idle.count() > 0,
+            "{stream:?}: some input partition stays idle"
+        );
+        for partition in 0..PARTITIONS {
+            let marked: std::collections::BTreeSet<i32> = broker
+                .read_committed_with_partitions(topic)
+                .into_iter()
+                .filter(|(p, _)| *p == Some(partition))
+                .filter_map(|(_, payload)| match record::decode(&payload) {
+                    Ok(Repartitioned::Watermark(marks)) => Some(marks),
+                    _ => None,
+                })
+                .flatten()
+                .map(|m| m.lane.partition)
+                .collect();
+            assert_eq!(
+                marked,
+                (0..INPUT_PARTITIONS).collect(),
+                "{topic}[{partition}]: every lane read is marked, idle or not"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //!
 //! - [`record`]: the sightings and watermarks those topics carry;
 //! - [`route`]: which partition each record goes to.
+pub(crate) mod lanes;
 pub(crate) mod record;
 pub(crate) mod route;
 

@@ -145,6 +145,22 @@ impl Router {
         }
     }
 
+    /// Once a second: every lane this instance reads is marked, idle ones too, at the
+    /// consumer's position when it has routed nothing of it yet. An owner that starts
+    /// (or a pair it has never heard of) learns so that a quiet lane is quiet, instead
+    /// of waiting for it.
+    pub(crate) fn heartbeat(&mut self, positions: &[(Lane, i64)], out: &mut Vec<Produced>) {
+        for &(lane, next) in positions {
+            let p = self.lanes.entry(lane).or_insert(Progress {
+                next,
+                clock: None,
+                moved: true,
+            });
+            p.moved = true;
+        }
+        self.watermarks(out);
+    }
+
     /// The lanes this instance no longer reads (revoked): their new reader marks them.
     pub(crate) fn forget(&mut self, lanes: &[Lane]) {
         for lane in lanes {
