@@ -173,6 +173,8 @@ pub(crate) struct Locate {
     out: Vec<Produced>,
     /// Open work was dropped: the consumers go back to the committed offsets first.
     rewind: bool,
+    /// The input is paused until deliveries catch up (at-least-once).
+    backpressure: bool,
     rewind_backoff: Duration,
     error_logged_at: Option<Instant>,
     next_stats_log: Instant,
@@ -220,6 +222,7 @@ impl Locate {
             max_in_flight: settings.processing.max_in_flight_records,
             out: Vec::new(),
             rewind: false,
+            backpressure: false,
             rewind_backoff: Duration::ZERO,
             error_logged_at: None,
             next_stats_log: now + STATS_LOG_EVERY,
@@ -245,15 +248,18 @@ impl Locate {
             return self.rewind_to_committed();
         }
         self.log_stats();
-        if self.sink.in_flight() >= self.max_in_flight {
-            // Exactly-once commits early; at-least-once waits for its deliveries.
-            if self.sink.bounded_by_commit() {
-                let r = self.sink.commit(self.group.committer());
-                self.sink_result(r)?;
-            } else {
-                self.group.poll(Duration::ZERO, &mut |_| {});
-            }
+        let in_flight = self.sink.in_flight();
+        if in_flight >= self.max_in_flight && self.sink.bounded_by_commit() {
+            // Exactly-once: the full interval is committed early.
+            let r = self.sink.commit(self.group.committer());
+            self.sink_result(r)?;
         } else {
+            // At-least-once: the input pauses until the deliveries catch up.
+            if !self.backpressure && in_flight >= self.max_in_flight {
+                self.hold_all(true);
+            } else if self.backpressure && in_flight <= self.max_in_flight / 2 {
+                self.hold_all(false);
+            }
             self.poll_batch()?;
             self.take_callbacks()?;
             if self.rewind {
@@ -342,6 +348,16 @@ impl Locate {
             self.router.watermarks(&mut self.out);
         }
         Ok(())
+    }
+
+    fn hold_all(&mut self, pause: bool) {
+        if let Ok(a) = self.group.assignment() {
+            let all: Vec<(&str, i32)> = a.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+            if let Err(e) = self.group.hold(&all, pause) {
+                tracing::warn!(error = %e, pause, "pausing or resuming the input");
+            }
+        }
+        self.backpressure = pause;
     }
 
     /// Marks every lane read, idle ones too, once a second.
@@ -500,6 +516,9 @@ impl Locate {
             return Ok(());
         }
         self.sink.reset_positions(positions, Default::default());
+        if self.backpressure {
+            self.hold_all(false);
+        }
         self.rewind = false;
         self.readiness.set(true, "");
         tracing::info!(

@@ -469,3 +469,28 @@ fn idle_lanes_are_marked_too_so_that_owners_need_not_wait_for_them() {
         }
     }
 }
+
+#[test]
+fn at_least_once_deliveries_behind_pause_the_input_and_nothing_is_lost() {
+    let mut s = settings(Guarantee::AtLeastOnce);
+    s.processing.max_in_flight_records = 4;
+    let broker = broker(&s);
+    let mut st = stage(&broker, &s);
+    let mut paused = false;
+    let input = rounds(&broker, &s, &mut [&mut st], |round, st| {
+        if round == 2 {
+            broker.hold_deliveries(true);
+        }
+        if round == 4 {
+            paused = st[0].backpressure;
+            broker.hold_deliveries(false);
+        }
+    });
+    assert!(paused, "deliveries held: the input paused");
+    assert!(!st.backpressure, "caught up: the input resumed");
+    let found = sightings(&broker, &s);
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        input.expected(&s).keys().collect::<Vec<_>>()
+    );
+}
