@@ -265,6 +265,9 @@ fn execute(command: Command) -> Result<(), Failure> {
         }
         Command::Locate(arg) => {
             let settings = load_settings(&arg)?;
+            // A configuration the stage cannot work with stops it before any broker.
+            io::kafka::locate::stage_settings(&settings)
+                .map_err(|e| Failure::Usage(format!("{e:#}")))?;
             let network = load_roads(&settings)?;
             io::kafka::locate::run_command(settings, network.into())?;
             Ok(())

@@ -73,3 +73,21 @@ fn bad_environment_value_exits_2_naming_the_key() {
 fn unknown_command_is_a_usage_error() {
     assert_eq!(roadwatch(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn locate_without_a_shared_plate_key_exits_2_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_roadwatch"))
+        .arg("locate")
+        .env_remove("ROADWATCH__PRIVACY__PLATE_KEY")
+        // No broker is asked: the check comes first.
+        .env("ROADWATCH__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("privacy.plate_key"),
+        "{}",
+        stderr(&out)
+    );
+}

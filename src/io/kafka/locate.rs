@@ -56,7 +56,7 @@ pub fn run_command(settings: Settings, network: Arc<RoadNetwork>) -> anyhow::Res
 
 /// The settings of the locate stage's clients: its own group, hence its own
 /// transactional id, beside a `run` of the same `kafka.group_id`.
-pub(crate) fn stage_settings(settings: &Settings) -> anyhow::Result<Settings> {
+pub fn stage_settings(settings: &Settings) -> anyhow::Result<Settings> {
     if settings.plate_key_source == PlateKeySource::Generated {
         // Plates are keyed by their pseudonym: under a key of its own, each instance
         // would send one plate's reads to a different owner.
