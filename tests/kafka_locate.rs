@@ -70,6 +70,22 @@ fn owners(stage: &Stage, record: &Record) -> Vec<(usize, u32)> {
     }
 }
 
+/// The last watermark read of each (repartition topic, partition, stream, lane).
+type Marks = BTreeMap<(usize, i32, Stream, i32), i64>;
+
+/// Notes a watermark record's marks; whether the record was one.
+fn note_marks(marks: &mut Marks, topic: usize, partition: i32, v: &Value) -> bool {
+    let Some(wm) = v.get("wm").and_then(Value::as_array) else {
+        return false;
+    };
+    for m in wm {
+        let stream = Stream::parse(m[0].as_str().unwrap()).unwrap();
+        let lane = m[1].as_i64().unwrap() as i32;
+        marks.insert((topic, partition, stream, lane), m[2].as_i64().unwrap());
+    }
+    true
+}
+
 #[test]
 fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once() {
     let stage = Stage::new("locate", CAMERA_PARTITIONS, Guarantee::ExactlyOnce);
@@ -97,6 +113,11 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
     // (topic index, input partition, offset) → the owners' partitions it must reach.
     let mut expected: BTreeMap<(Stream, i32, i64), Vec<(usize, u32)>> = BTreeMap::new();
     let mut broken = 0;
+    // Each input partition's end: where every lane's last watermark must be.
+    let mut ends: BTreeMap<(Stream, i32), i64> = (0..CAMERA_PARTITIONS)
+        .map(|p| ((Stream::Camera, p), 0))
+        .chain([((Stream::Plate, 0), 0), ((Stream::Weather, 0), 0)])
+        .collect();
     // Produced in chunks, each awaited before the next: fast, yet the stages are
     // still reading when the kill and the newcomer come.
     let chunks: Vec<&[roadwatch::sim::SimRecord]> = records.chunks(records.len() / 8 + 1).collect();
@@ -137,6 +158,8 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
                 .map(|d| (d.partition, d.offset))
                 .map_err(|(e, _)| e)
                 .expect("delivery");
+            let end = ends.entry((r.stream, partition)).or_default();
+            *end = (*end).max(offset + 1);
             if r.expect_reject.is_some() {
                 broken += 1;
                 continue;
@@ -189,6 +212,7 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
         .unwrap();
     reader.assign(&tpl).unwrap();
     let mut found: BTreeMap<(Stream, i32, i64), Vec<(usize, u32)>> = BTreeMap::new();
+    let mut marks: Marks = BTreeMap::new();
     let mut dead_letters = 0;
     let started = Instant::now();
     let complete = |found: &BTreeMap<_, Vec<_>>| {
@@ -206,7 +230,7 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
         }
         let topic = topics.iter().position(|n| n == m.topic()).unwrap();
         let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-        if v.get("wm").is_some() {
+        if note_marks(&mut marks, topic, m.partition(), &v) {
             continue;
         }
         let stream = Stream::parse(v["s"].as_str().unwrap()).unwrap();
@@ -234,14 +258,38 @@ fn two_locate_instances_one_killed_and_one_started_later_route_every_record_once
             b.log()
         );
     }
-    // Nothing more arrives: no late duplicate.
+    // Nothing more arrives but watermarks: no late duplicate. Their heartbeat, once a
+    // second, reaches every partition with every lane at its end.
     let quiet = Instant::now();
     while quiet.elapsed() < Duration::from_secs(3) {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let topic = topics.iter().position(|n| n == m.topic());
             assert!(
-                m.topic() != t.dlq && v.get("wm").is_some(),
+                topic.is_some_and(|topic| note_marks(&mut marks, topic, m.partition(), &v)),
                 "a record after all were found: {v}"
+            );
+        }
+    }
+    for (topic, stream) in [Stream::Camera, Stream::Plate, Stream::Weather]
+        .into_iter()
+        .enumerate()
+    {
+        let lanes: BTreeMap<i32, i64> = ends
+            .iter()
+            .filter(|((s, _), _)| *s == stream)
+            .map(|((_, p), end)| (*p, *end))
+            .collect();
+        for partition in 0..PARTITIONS as i32 {
+            let last: BTreeMap<i32, i64> = marks
+                .iter()
+                .filter(|((t, p, s, _), _)| *t == topic && *p == partition && *s == stream)
+                .map(|((_, _, _, lane), next)| (*lane, *next))
+                .collect();
+            assert_eq!(
+                last, lanes,
+                "{}[{partition}]: each lane's last watermark",
+                topics[topic]
             );
         }
     }

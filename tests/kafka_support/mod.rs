@@ -125,8 +125,21 @@ pub fn warm_coordinators(stage: &Stage) {
         kafka::client_config(k, &[("transactional.id", txn_id.as_str())])
             .create()
             .unwrap();
-    rdkafka::producer::Producer::init_transactions(&producer, Duration::from_secs(60))
-        .expect("the transaction coordinator answers");
+    // A broker started a moment ago answers "not coordinator" while it loads its
+    // internal topics: asked again until it answers, for up to a minute.
+    let started = Instant::now();
+    let retry = |what: &str, e: &dyn std::fmt::Display| {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the {what} coordinator does not answer within 60 s: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    while let Err(e) =
+        rdkafka::producer::Producer::init_transactions(&producer, Duration::from_secs(30))
+    {
+        retry("transaction", &e);
+    }
     let group = format!("{}-warm", stage.prefix);
     let consumer: rdkafka::consumer::BaseConsumer =
         kafka::client_config(k, &[("group.id", group.as_str())])
@@ -135,9 +148,9 @@ pub fn warm_coordinators(stage: &Stage) {
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition(&k.topics.camera, 0);
     // Asking for a group's committed offsets waits for its coordinator.
-    consumer
-        .committed_offsets(tpl, Duration::from_secs(60))
-        .expect("the group coordinator answers");
+    while let Err(e) = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)) {
+        retry("group", &e);
+    }
 }
 
 /// Two instances of one group (ids `a` and `b`), started together and ready.
