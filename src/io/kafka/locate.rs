@@ -14,20 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::BaseConsumer;
 
-use super::broker::librdkafka::RdProducer;
-use super::broker::{Fetched, Group, GroupEvent, Polled, Producer as _};
-use super::dispatch_topics::DispatchTopics;
-use super::group::GroupContext;
+use super::broker::{Fetched, Group, GroupEvent, Polled};
 use super::repartition::record::Lane;
 use super::repartition::route::Router;
 use super::repartition::RepartitionTopics;
 use super::runtime::{consumer_error, send_all, serve_and_run, Shutdown};
-use super::sink::{self, PartitionKey, Sink, SinkError};
+use super::sink::{PartitionKey, Sink, SinkError};
 use super::startup::{self, StreamTopics};
-use crate::config::{Guarantee, PlateKeySource, Settings};
+use crate::config::{PlateKeySource, Settings};
 use crate::core::model::{DlqSource, EventTime};
 use crate::core::roads::RoadNetwork;
 use crate::io::clock::Clock;
@@ -39,7 +34,6 @@ use crate::io::pipeline::{dead_letter, Decoded, Produced, RecordDecoder};
 const MAX_BATCH: usize = 5_000;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
-const INIT_TRANSACTIONS_TIMEOUT: Duration = Duration::from_secs(60);
 const STATS_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often every lane read is marked, idle or not (`Router::heartbeat`).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -90,37 +84,9 @@ pub fn run(
     startup::ensure_repartition_topics(k, &repartition.all(), settings.scaling.partitions)?;
     let instance = startup::instance_id(k);
     let transactional_id = startup::transactional_id(k, &instance);
-    let mut producer = RdProducer::new(
-        startup::producer_config(&settings, &transactional_id),
-        DispatchTopics::new(k, cluster.keys().cloned())?,
-    )
-    .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
-    if settings.processing.guarantee == Guarantee::ExactlyOnce {
-        producer
-            .init_transactions(INIT_TRANSACTIONS_TIMEOUT)
-            .map_err(|e| {
-                anyhow!(
-                    "initialising transactions for transactional.id {transactional_id} on {}: {e}",
-                    k.bootstrap_servers
-                )
-            })?;
-    }
     let clock = crate::io::clock::system();
-    let sink = sink::new(
-        settings.processing.guarantee,
-        Box::new(producer),
-        StreamTopics::new(k),
-        metrics.clone(),
-        clock.clone(),
-        Duration::from_millis(settings.processing.commit_interval_ms),
-    );
-    let group: Box<dyn Group> = Box::new(
-        BaseConsumer::<GroupContext>::from_config_and_context(
-            &startup::group_consumer_config(&settings),
-            GroupContext::new(metrics.clone()),
-        )
-        .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?,
-    );
+    let (sink, group) =
+        super::runtime::sink_and_group(&settings, &cluster, &transactional_id, &metrics, &clock)?;
     tracing::info!(
         transactional_id = %transactional_id,
         group = %k.group_id,
@@ -445,18 +411,14 @@ impl Locate {
         }
     }
 
-    /// Waits a little longer after each failed rewind (up to 5 s), serving the group.
     fn back_off(&mut self) {
-        let wait = self.rewind_backoff;
-        self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let until = self.clock.now() + wait;
-        while self.clock.now() < until
-            && !self.shutdown.is_triggered()
-            && !self.group.revoke_pending()
-        {
-            self.group.poll(Duration::from_millis(20), &mut |_| {});
-            self.liveness.beat();
-        }
+        super::runtime::back_off(
+            &mut self.rewind_backoff,
+            &*self.clock,
+            &*self.group,
+            &self.shutdown,
+            &self.liveness,
+        );
     }
 
     /// Drops the open work and puts every assigned partition back at its committed

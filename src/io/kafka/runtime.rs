@@ -187,43 +187,10 @@ pub fn run(
     let cluster = startup::ensure_topics(k)?;
     let instance = startup::instance_id(k);
     let transactional_id = startup::transactional_id(k, &instance);
-    let topics = StreamTopics::new(k);
-
-    let producer_config = startup::producer_config(&settings, &transactional_id);
     let camera_partitions = cluster.get(&k.topics.camera).copied().unwrap_or(1).max(1);
-    let dispatch_topics = DispatchTopics::new(k, cluster.keys().cloned())?;
     // The wall clock enters here, at the adapter's edge; the runtime reads only this.
     let clock = crate::io::clock::system();
-    let mut producer = RdProducer::new(producer_config, dispatch_topics)
-        .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
-    if settings.processing.guarantee == Guarantee::ExactlyOnce {
-        // Fences any earlier producer with this id (a crashed or hung predecessor) and
-        // aborts its open transaction before we write anything.
-        producer
-            .init_transactions(INIT_TRANSACTIONS_TIMEOUT)
-            .map_err(|e| {
-                anyhow!(
-                    "initialising transactions for transactional.id {transactional_id} on {}: {e} \
-                     (the broker must allow transactions: transaction.state.log.* settings)",
-                    k.bootstrap_servers
-                )
-            })?;
-    }
-    let sink = sink::new(
-        settings.processing.guarantee,
-        Box::new(producer),
-        topics.clone(),
-        metrics.clone(),
-        clock.clone(),
-        Duration::from_millis(settings.processing.commit_interval_ms),
-    );
-    let group: Box<dyn Group> = Box::new(
-        BaseConsumer::<GroupContext>::from_config_and_context(
-            &startup::group_consumer_config(&settings),
-            GroupContext::new(metrics.clone()),
-        )
-        .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?,
-    );
+    let (sink, group) = sink_and_group(&settings, &cluster, &transactional_id, &metrics, &clock)?;
     let reader_config = startup::side_consumer_config(&settings, &instance);
     let side: Box<dyn Consumer> = Box::new(
         reader_config
@@ -266,6 +233,72 @@ pub fn run(
     let result = runtime.main_loop();
     let closed = runtime.close(result.is_ok());
     result.and(closed)
+}
+
+/// What every Kafka stage's loop runs on: the producer (under exactly-once its
+/// transactions initialised, which fences any earlier producer with this id, a crashed or
+/// hung predecessor, and aborts its open transaction before anything is written), the
+/// sink around it, and the group member over `settings.kafka.group_id`.
+pub(super) fn sink_and_group(
+    settings: &Settings,
+    cluster: &std::collections::BTreeMap<String, i32>,
+    transactional_id: &str,
+    metrics: &Arc<Metrics>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<(Box<dyn Sink>, Box<dyn Group>)> {
+    let k = &settings.kafka;
+    let mut producer = RdProducer::new(
+        startup::producer_config(settings, transactional_id),
+        DispatchTopics::new(k, cluster.keys().cloned())?,
+    )
+    .with_context(|| format!("creating the Kafka producer for {}", k.bootstrap_servers))?;
+    if settings.processing.guarantee == Guarantee::ExactlyOnce {
+        producer
+            .init_transactions(INIT_TRANSACTIONS_TIMEOUT)
+            .map_err(|e| {
+                anyhow!(
+                    "initialising transactions for transactional.id {transactional_id} on {}: {e} \
+                     (the broker must allow transactions: transaction.state.log.* settings)",
+                    k.bootstrap_servers
+                )
+            })?;
+    }
+    let sink = sink::new(
+        settings.processing.guarantee,
+        Box::new(producer),
+        StreamTopics::new(k),
+        metrics.clone(),
+        clock.clone(),
+        Duration::from_millis(settings.processing.commit_interval_ms),
+    );
+    let group: Box<dyn Group> = Box::new(
+        BaseConsumer::<GroupContext>::from_config_and_context(
+            &startup::group_consumer_config(settings),
+            GroupContext::new(metrics.clone()),
+        )
+        .with_context(|| format!("creating the group consumer for {}", k.bootstrap_servers))?,
+    );
+    Ok((sink, group))
+}
+
+/// Repeated rewinds (a broker that keeps failing the transaction) wait a little longer
+/// each time, up to 5 s, so that a loop does not spin; the caller resets `backoff` after
+/// a clean commit. Meanwhile the group is served (heartbeat partner, rebalance
+/// callbacks); a record polled here is read again after the rewind's seek.
+pub(super) fn back_off(
+    backoff: &mut Duration,
+    clock: &dyn Clock,
+    group: &dyn Group,
+    shutdown: &Shutdown,
+    liveness: &Liveness,
+) {
+    let wait = *backoff;
+    *backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let until = clock.now() + wait;
+    while clock.now() < until && !shutdown.is_triggered() && !group.revoke_pending() {
+        group.poll(Duration::from_millis(20), &mut |_| {});
+        liveness.beat();
+    }
 }
 
 /// Makes the consumer a state rebuild reads the input window with.
@@ -451,22 +484,14 @@ impl Runtime {
         self.serve_sink()
     }
 
-    /// Repeated rewinds (a broker that keeps failing the transaction) wait a little
-    /// longer each time, up to 5 s, so the loop does not spin; a rebuild that is followed
-    /// by a clean commit resets the wait.
     fn back_off(&mut self) {
-        let wait = self.rewind_backoff;
-        self.rewind_backoff = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        let until = self.clock.now() + wait;
-        while self.clock.now() < until
-            && !self.shutdown.is_triggered()
-            && !self.group.revoke_pending()
-        {
-            // Keeps serving the group (heartbeat partner, rebalance callbacks); a record
-            // polled here is read again after the rebuild's seek.
-            self.group.poll(Duration::from_millis(20), &mut |_| {});
-            self.liveness.beat();
-        }
+        back_off(
+            &mut self.rewind_backoff,
+            &*self.clock,
+            &*self.group,
+            &self.shutdown,
+            &self.liveness,
+        );
     }
 
     /// Acts on what the group member recorded during the last `poll`.

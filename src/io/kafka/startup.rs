@@ -75,21 +75,13 @@ pub(crate) fn ensure_topics(k: &KafkaSettings) -> anyhow::Result<BTreeMap<String
             list.join(", ")
         );
     }
-    let specs: Vec<TopicSpec> = missing
-        .iter()
-        .map(|(_, name)| TopicSpec {
-            name: (*name).to_owned(),
-            partitions: -1,
-            replication: -1,
-        })
-        .collect();
-    futures::executor::block_on(create_topics(k, &specs))?;
-    for (_, name) in &missing {
-        tracing::info!(
-            topic = name,
-            "created missing topic (kafka.create_topics = true)"
-        );
-    }
+    let names: Vec<&str> = missing.iter().map(|(_, name)| *name).collect();
+    create_missing(
+        k,
+        &names,
+        -1,
+        "created missing topic (kafka.create_topics = true)",
+    )?;
     // Read back the partition counts the broker chose.
     probe.topics()
 }
@@ -116,20 +108,8 @@ pub(crate) fn ensure_repartition_topics(
             )
         );
     }
-    if !missing.is_empty() {
-        let specs: Vec<TopicSpec> = missing
-            .iter()
-            .map(|(_, name)| TopicSpec {
-                name: (*name).to_owned(),
-                partitions,
-                replication: -1,
-            })
-            .collect();
-        futures::executor::block_on(create_topics(k, &specs))?;
-        for (_, name) in &missing {
-            tracing::info!(topic = name, partitions, "created repartition topic");
-        }
-    }
+    let absent: Vec<&str> = missing.iter().map(|(_, name)| *name).collect();
+    create_missing(k, &absent, partitions, "created repartition topic")?;
     let found = probe.topics()?;
     for name in names {
         match found.get(*name) {
@@ -141,6 +121,32 @@ pub(crate) fn ensure_repartition_topics(
             ),
             None => bail!("scaling.partitions: the repartition topic {name} was not created"),
         }
+    }
+    Ok(())
+}
+
+/// Creates `names` with `partitions` each (-1: the broker's default) and the broker's
+/// default replication, logging `what` for each.
+fn create_missing(
+    k: &KafkaSettings,
+    names: &[&str],
+    partitions: i32,
+    what: &str,
+) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let specs: Vec<TopicSpec> = names
+        .iter()
+        .map(|name| TopicSpec {
+            name: (*name).to_owned(),
+            partitions,
+            replication: -1,
+        })
+        .collect();
+    futures::executor::block_on(create_topics(k, &specs))?;
+    for name in names {
+        tracing::info!(topic = name, partitions, "{what}");
     }
     Ok(())
 }

@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::config::defaults;
+use crate::config::{defaults, Guarantee};
 use crate::core::keys;
 use crate::core::model::Stream;
 use crate::core::pseudonym::PseudonymKey;
 use crate::core::roads::LoadOptions;
 use crate::io::kafka::broker::memory::{MemoryBroker, Op};
-use crate::io::kafka::broker::BrokerError;
+use crate::io::kafka::broker::{BrokerError, Producer as _};
 use crate::io::kafka::repartition::record::{self, Repartitioned};
+use crate::io::kafka::sink;
 
 const INPUT_PARTITIONS: i32 = 4;
 const PARTITIONS: i32 = 6;

@@ -115,7 +115,7 @@ pub(crate) fn sighting(
     serde_json::to_writer(&mut out, &head).expect("a sighting's envelope serializes");
     out.pop(); // the closing brace
     out.extend_from_slice(b",\"v\":");
-    out.extend_from_slice(trim(value));
+    out.extend_from_slice(value.trim_ascii());
     out.push(b'}');
     out
 }
@@ -169,18 +169,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Repartitioned<'_>, String> {
     }))
 }
 
-fn trim(value: &[u8]) -> &[u8] {
-    let start = value
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &value[start..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +191,7 @@ mod tests {
         assert_eq!(s.only.as_deref(), Some(&[0u16, 2][..]));
         assert_eq!(
             s.value,
-            trim(value),
+            value.trim_ascii(),
             "the record's own bytes, escapes and all"
         );
     }
